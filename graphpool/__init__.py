@@ -1,0 +1,22 @@
+r"""graphpool: graph readouts on segment kernels, where CNN global pooling is a graph readout.
+
+The one idea: a readout is ``segment_reduce(x, segments, op)``. Rows of ``x`` are
+nodes (dim ``-2``, features last), :class:`Segments` says which rows form each set,
+and ``op`` says how a set becomes one row.
+"""
+from .errors import GraphpoolError
+from .functional import max_readout, mean_readout, min_readout, readout, sum_readout
+from .kernels import REDUCTIONS, get_backend, segment_reduce, set_backend, use_backend
+from .readouts import (READOUTS, MaxReadout, MeanReadout, MinReadout, Readout, SumReadout,
+                       resolve_readout)
+from .segments import Segments, as_segments
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GraphpoolError", "Segments", "as_segments", "segment_reduce", "REDUCTIONS",
+    "set_backend", "get_backend", "use_backend",
+    "readout", "sum_readout", "mean_readout", "max_readout", "min_readout",
+    "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "READOUTS",
+    "resolve_readout",
+]

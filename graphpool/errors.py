@@ -1,0 +1,57 @@
+"""Errors raised by graphpool.
+
+Every error a user can trigger with bad input is a :class:`GraphpoolError`, a
+subclass of :class:`ValueError`, whose message names the argument, what was
+expected, what was given and how to fix it.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["GraphpoolError"]
+
+
+class GraphpoolError(ValueError):
+    r"""Invalid input to a graphpool function or module.
+
+    The fields are kept on the exception so that callers can react to them:
+
+    Args:
+        where: the public function or class that rejected the input.
+        argument: the argument at fault.
+        expected: what the argument should have been.
+        got: what it was.
+        fix: how to repair the call.
+
+    Example:
+        >>> import graphpool
+        >>> err = GraphpoolError("readout", "reduce", "one of 'sum', 'mean'", "'median'",
+        ...                      "pick one of the listed names")
+        >>> print(err)
+        readout: invalid 'reduce': expected one of 'sum', 'mean', got 'median'. Fix: pick one of the listed names.
+        >>> isinstance(err, ValueError)
+        True
+    """
+
+    def __init__(self, where: str, argument: str, expected: str, got: Any,
+                 fix: Optional[str] = None) -> None:
+        self.where = where
+        self.argument = argument
+        self.expected = expected
+        self.got = got
+        self.fix = fix
+        message = f"{where}: invalid '{argument}': expected {expected}, got {got}."
+        if fix:
+            message += f" Fix: {fix}"
+            if not fix.endswith("."):
+                message += "."
+        super().__init__(message)
+
+
+def describe(t: Any) -> str:
+    """A short description of a value for error messages (shape/dtype/device of tensors)."""
+    import torch
+
+    if isinstance(t, torch.Tensor):
+        return f"a {t.dtype} tensor of shape {tuple(t.shape)} on {t.device}"
+    return f"{type(t).__name__} {t!r}"

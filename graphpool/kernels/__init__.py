@@ -1,0 +1,6 @@
+"""Segment-reduce kernels: one dispatch point, a table of reductions, interchangeable paths."""
+from .dispatch import get_backend, segment_reduce, set_backend, use_backend
+from .reductions import REDUCTIONS, Reduction, resolve_reduction
+
+__all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend", "REDUCTIONS",
+           "Reduction", "resolve_reduction"]

@@ -1,0 +1,28 @@
+"""Dense path: uniform groups and padded (masked) batches.
+
+A uniform grouping of ``B`` sets of ``S`` rows is a ``[*, B, S, F]`` view of ``x``
+(no copy); a padded batch already has that shape, and padding rows are replaced by
+the reduction's identity before a plain torch reduction over the set axis.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..segments import Segments
+from .reductions import _identity
+
+_TORCH_REDUCE = {"sum": torch.sum, "max": torch.amax, "min": torch.amin}
+
+
+def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
+    identity = _identity(how, x.dtype)
+    if seg.kind == "uniform":
+        view = x.unflatten(-2, (seg.num_segments, seg.size))
+    else:
+        view = torch.where(seg.mask.unsqueeze(-1), x, x.new_full((), identity))
+    if view.size(-2) == 0:
+        return view.new_full((*view.shape[:-2], view.size(-1)), identity, dtype=acc_dtype)
+    if how == "sum":
+        return view.sum(-2, dtype=acc_dtype)
+    return _TORCH_REDUCE[how](view, -2)

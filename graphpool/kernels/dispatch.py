@@ -1,0 +1,220 @@
+r"""``segment_reduce``: the single dispatch point of every readout.
+
+Path choice (decided from the :class:`~graphpool.Segments` metadata alone, never by
+reading tensor values):
+
+==========================  =======================================================
+grouping                    path
+==========================  =======================================================
+uniform, mask               :mod:`.dense` — a ``[*, B, S, F]`` view, torch reductions
+sorted index, ptr (``csr``)  torch_scatter ``segment_csr`` if the backend allows it,
+                            else native :func:`torch.segment_reduce` (floats) or scatter
+unsorted index              torch_scatter ``scatter`` if allowed, else native scatter
+==========================  =======================================================
+
+Every path returns the same values and gradients: max/min gradients come from one
+shared backward (see :class:`_Extremum`), sums and means from torch autograd.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from numbers import Number
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from ..errors import GraphpoolError, describe
+from ..segments import Segments
+from . import dense, ext, native
+from .reductions import resolve_reduction
+
+__all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend"]
+
+Path = Callable[[Tensor, Segments, str, torch.dtype], Tensor]
+_BACKENDS = ("auto", "native", "torch_scatter")
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _check_backend(name: str) -> str:
+    if name not in _BACKENDS:
+        raise GraphpoolError("set_backend", "name", f"one of {_BACKENDS}", repr(name),
+                             "pick one of the listed backends")
+    if name == "torch_scatter" and not ext.AVAILABLE:
+        raise GraphpoolError("set_backend", "name", "a backend that is installed",
+                             "'torch_scatter', which cannot be imported",
+                             "pip install --no-build-isolation torch-scatter, or use 'auto'")
+    return name
+
+
+_backend = _check_backend(os.environ.get("GRAPHPOOL_BACKEND", "auto"))
+
+
+def set_backend(name: str) -> None:
+    r"""Choose the kernels for index/ptr groupings.
+
+    * ``"auto"`` (default): torch_scatter when it is installed, else native torch;
+    * ``"native"``: native torch only (the switch that disables torch_scatter);
+    * ``"torch_scatter"``: require torch_scatter.
+
+    The environment variable ``GRAPHPOOL_BACKEND`` sets the initial value.
+    Uniform and masked groupings always take the dense path.
+
+    Example:
+        >>> import graphpool
+        >>> graphpool.set_backend("native"); graphpool.get_backend()
+        'native'
+        >>> graphpool.set_backend("auto")
+    """
+    global _backend
+    _backend = _check_backend(name)
+
+
+def get_backend() -> str:
+    """The backend in force: ``"auto"``, ``"native"`` or ``"torch_scatter"``."""
+    return _backend
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Context manager form of :func:`set_backend`; restores the previous backend."""
+    previous = _backend
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def _pick_path(seg: Segments, x: Tensor) -> Path:
+    if seg.kind in ("uniform", "mask"):
+        return dense.combine
+    if _backend != "native" and ext.AVAILABLE:
+        return ext.combine
+    if seg.kind == "csr" and x.is_floating_point():
+        return native.csr
+    return native.scatter
+
+
+class _Extremum(torch.autograd.Function):
+    r"""Max/min of each set with one tie policy on every path.
+
+    Forward runs the chosen path. Backward splits each set's gradient evenly over
+    the rows that attain the extremum (per feature), like :func:`torch.amax`:
+
+    .. math::
+        \frac{\partial L}{\partial x_{v}} = \frac{[x_v = y_b]}{|\{u \in b : x_u = y_b\}|}
+        \frac{\partial L}{\partial y_b}, \qquad v \in b .
+
+    Rows holding ``nan`` receive no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, seg: Segments, path: Path, how: str) -> Tensor:
+        out = path(x, seg, how, x.dtype)
+        ctx.seg, ctx.path = seg, path
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        x, out = ctx.saved_tensors
+        seg: Segments = ctx.seg
+        hit = x == seg.broadcast(out)
+        if seg.mask is not None:
+            hit = hit & seg.mask.unsqueeze(-1)
+        ties = ctx.path(hit.to(grad_out.dtype), seg, "sum", grad_out.dtype)
+        grad_x = torch.where(hit, seg.broadcast(grad_out / ties), 0)
+        return grad_x, None, None, None
+
+
+def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
+                 fill_value: Number, where: str) -> None:
+    if not isinstance(x, Tensor):
+        raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
+                             "pass node features as a tensor")
+    if not isinstance(seg, Segments):
+        raise GraphpoolError(where, "segments", "a graphpool.Segments", describe(seg),
+                             "build one with Segments.from_index(batch) or similar")
+    if x.dtype == torch.bool or x.is_complex():
+        raise GraphpoolError(where, "x", "a floating point or integer tensor", describe(x),
+                             "convert it, e.g. x.float()")
+    if seg.kind == "mask":
+        if x.dim() < 3 or tuple(x.shape[-3:-1]) != (seg.num_segments, seg.num_nodes):
+            raise GraphpoolError(
+                where, "x", f"shape [*, {seg.num_segments}, {seg.num_nodes}, F] to match the "
+                f"mask [{seg.num_segments}, {seg.num_nodes}]", describe(x),
+                "pass the padded batch the mask belongs to (to_dense_batch returns both)")
+    else:
+        if x.dim() < 2:
+            raise GraphpoolError(where, "x", "at least 2 dims [*, N, F] (nodes on dim -2, "
+                                 "features last)", describe(x),
+                                 "add a feature axis with x.unsqueeze(-1)")
+        if x.size(-2) != seg.num_nodes:
+            raise GraphpoolError(where, "x", f"{seg.num_nodes} rows on dim -2, one per entry "
+                                 "of the grouping", describe(x),
+                                 "the batch/index vector needs one entry per node (row) of x")
+    if x.device != seg.device:
+        raise GraphpoolError(where, "batch", f"a tensor on {x.device} (the device of x)",
+                             f"one on {seg.device}", f"move it with .to({str(x.device)!r})")
+    if not x.is_floating_point() and not integer_ok:
+        raise GraphpoolError(where, "x", f"a floating point tensor for reduce={reduce_name!r}",
+                             describe(x), "convert it with x.float()")
+    if not isinstance(fill_value, Number) or (
+            not x.is_floating_point() and not float(fill_value).is_integer()):
+        kind = "a number" if x.is_floating_point() else "an integer (x is integer)"
+        raise GraphpoolError(where, "fill_value", kind, repr(fill_value),
+                             "pass the value empty sets should get, e.g. 0")
+
+
+def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
+                   fill_value: Number = 0.0, _where: str = "segment_reduce") -> Tensor:
+    r"""Reduce each set of rows of ``x`` to one row.
+
+    For set :math:`b` with rows :math:`\mathcal{V}_b` and :math:`n_b = |\mathcal{V}_b|`:
+
+    .. math::
+        \mathrm{sum}_b = \sum_{v \in \mathcal{V}_b} x_v, \quad
+        \mathrm{mean}_b = \frac{1}{n_b}\sum_{v \in \mathcal{V}_b} x_v, \quad
+        \mathrm{max}_b = \max_{v \in \mathcal{V}_b} x_v, \quad
+        \mathrm{min}_b = \min_{v \in \mathcal{V}_b} x_v
+
+    feature by feature. Empty sets (:math:`n_b = 0`) get ``fill_value``, decided
+    from the counts: ``inf`` and ``nan`` in the data propagate as in a per-set loop.
+    ``float16``/``bfloat16`` sums accumulate in ``float32``.
+
+    Args:
+        x: ``[*, N, F]`` node features (``[*, B, Nmax, F]`` for a mask grouping).
+        segments: the grouping, a :class:`~graphpool.Segments`.
+        reduce: ``"sum"`` (alias ``"add"``), ``"mean"``, ``"max"`` or ``"min"``.
+        fill_value: value of empty sets (default 0).
+
+    Returns:
+        ``[*, B, F]`` tensor of the dtype of ``x``.
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments, segment_reduce
+        >>> x = torch.tensor([[1.], [2.], [5.]])
+        >>> seg = Segments.from_index(torch.tensor([0, 0, 2]), num_segments=3)
+        >>> segment_reduce(x, seg, "mean").flatten().tolist()
+        [1.5, 0.0, 5.0]
+        >>> segment_reduce(x, seg, "max", fill_value=float("nan")).flatten().tolist()
+        [2.0, nan, 5.0]
+    """
+    red = resolve_reduction(reduce, _where)
+    _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
+    path = _pick_path(segments, x)
+    if red.combine == "sum":
+        acc = torch.float32 if x.dtype in _HALF else x.dtype
+        out = path(x, segments, "sum", acc)
+    else:
+        out = _Extremum.apply(x, segments, path, red.combine)
+    if red.finalize is not None:
+        out = red.finalize(out, segments.counts)
+    out = out.to(x.dtype)
+    maybe_empty = segments.kind != "uniform" or segments.size == 0
+    if maybe_empty and not (red.combine == "sum" and fill_value == 0):
+        out = out.masked_fill((segments.counts == 0).unsqueeze(-1), fill_value)
+    return out
