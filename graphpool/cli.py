@@ -1,51 +1,31 @@
-"""The ``graphpool`` command: ``graphpool demo``."""
+"""The ``graphpool`` command. Each subcommand lives in ``graphpool/commands/<name>.py``
+and exposes ``add_parser(subparsers)``, which registers it and sets ``run``."""
 from __future__ import annotations
 
 import argparse
+import importlib
 from typing import List, Optional
 
-__all__ = ["main"]
+__all__ = ["main", "COMMANDS"]
+
+# One line per subcommand module.
+COMMANDS = [
+    "graphpool.commands.demo",
+]
 
 
-def _demo(args: argparse.Namespace) -> int:
-    import torch
-    from torch_geometric.loader import DataLoader
-    from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
-
-    import graphpool as gp
-    from graphpool.datasets import load_tu_dataset
-
-    dataset = load_tu_dataset("MUTAG")
-    batch = next(iter(DataLoader(dataset, batch_size=len(dataset))))
-    print(f"MUTAG (bundled, offline): {batch.num_graphs} molecules, {batch.num_nodes} atoms, "
-          f"{batch.x.size(1)} atom-type features")
-    pyg = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
-    print("\nGraph readouts of one PyG batch, against PyG's global pooling:")
-    print(f"{'reduce':<8}{'out shape':<12}{'max |graphpool - PyG|':>24}")
-    for name, pool in pyg.items():
-        ours = gp.readout(batch.x, batch, name)
-        print(f"{name:<8}{str(tuple(ours.shape)):<12}"
-              f"{(ours - pool(batch.x, batch.batch)).abs().max().item():>24.2e}")
-    counts = gp.readout(batch.x, batch, "sum").sum(0)
-    print("atom types over the dataset (sum readout):", counts.long().tolist())
-
-    fmap = torch.randn(8, 16, 7, 7)
-    nodes = fmap.flatten(2).transpose(1, 2)  # [B, H*W, C]: a strided view, no copy
-    grid = gp.Segments.uniform(1, 7 * 7)     # each image is one set of H*W pixel nodes
-    print("\nA CNN feature map (8, 16, 7, 7) is a batch of 7x7 grid graphs:")
-    for name, ref in {"mean": fmap.mean((2, 3)), "max": fmap.amax((2, 3))}.items():
-        ours = gp.segment_reduce(nodes, grid, name).squeeze(-2)
-        print(f"{name:<8} max |graphpool - torch| = {(ours - ref).abs().max().item():.2e}")
-    return 0
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graphpool", description=(
+        "Graph readouts on segment kernels: CNN global pooling is a graph readout."))
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        importlib.import_module(module).add_parser(subparsers)
+    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="graphpool", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="readouts on bundled MUTAG and on an image")
-    demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
