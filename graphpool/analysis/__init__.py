@@ -1,0 +1,1 @@
+"""Analyses built on readouts: class activation maps, expressiveness."""
