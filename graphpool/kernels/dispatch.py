@@ -12,8 +12,8 @@ sorted index, ptr (``csr``)  torch_scatter ``segment_csr`` if the backend allows
 unsorted index              torch_scatter ``scatter`` if allowed, else native scatter
 ==========================  =======================================================
 
-Every path returns the same values and gradients: max/min gradients come from one
-shared backward (see :class:`_Extremum`), sums and means from torch autograd.
+Every path returns the same values and the same gradients: the backward is shared
+(see :class:`_SegmentReduce`).
 """
 from __future__ import annotations
 
@@ -97,36 +97,48 @@ def _pick_path(seg: Segments, x: Tensor) -> Path:
     return native.scatter
 
 
-class _Extremum(torch.autograd.Function):
-    r"""Max/min of each set with one tie policy on every path.
+class _SegmentReduce(torch.autograd.Function):
+    r"""Run a path's ``combine`` forward; one shared backward for every path.
 
-    Forward runs the chosen path. Backward splits each set's gradient evenly over
-    the rows that attain the extremum (per feature), like :func:`torch.amax`:
+    * ``sum``: the adjoint of a segment sum is a broadcast,
+      :math:`\partial L / \partial x_v = \partial L / \partial y_b` for :math:`v \in b`.
+    * ``max``/``min``: each set's gradient is split evenly over the rows that attain the
+      extremum (per feature), like :func:`torch.amax`:
 
-    .. math::
-        \frac{\partial L}{\partial x_{v}} = \frac{[x_v = y_b]}{|\{u \in b : x_u = y_b\}|}
-        \frac{\partial L}{\partial y_b}, \qquad v \in b .
+      .. math::
+          \frac{\partial L}{\partial x_{v}} = \frac{[x_v = y_b]}
+          {|\{u \in b : x_u = y_b\}|} \frac{\partial L}{\partial y_b} .
 
-    Rows holding ``nan`` receive no gradient.
+      Rows holding ``nan`` receive no gradient.
+
+    Padding rows of a mask grouping always get zero. The backward is built from
+    differentiable ops, so double backward works.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, seg: Segments, path: Path, how: str) -> Tensor:
-        out = path(x, seg, how, x.dtype)
-        ctx.seg, ctx.path = seg, path
-        ctx.save_for_backward(x, out)
+    def forward(ctx, x: Tensor, seg: Segments, path: Path, how: str,
+                acc_dtype: torch.dtype) -> Tensor:
+        out = path(x, seg, how, acc_dtype)
+        ctx.seg, ctx.path, ctx.how, ctx.x_dtype = seg, path, how, x.dtype
+        if how != "sum":
+            ctx.save_for_backward(x, out)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        x, out = ctx.saved_tensors
         seg: Segments = ctx.seg
-        hit = x == seg.broadcast(out)
-        if seg.mask is not None:
-            hit = hit & seg.mask.unsqueeze(-1)
-        ties = ctx.path(hit.to(grad_out.dtype), seg, "sum", grad_out.dtype)
-        grad_x = torch.where(hit, seg.broadcast(grad_out / ties), 0)
-        return grad_x, None, None, None
+        if ctx.how == "sum":
+            hit = seg.mask.unsqueeze(-1) if seg.mask is not None else None
+            share = seg.broadcast(grad_out)
+        else:
+            x, out = ctx.saved_tensors
+            hit = x == seg.broadcast(out)
+            if seg.mask is not None:
+                hit = hit & seg.mask.unsqueeze(-1)
+            ties = ctx.path(hit.to(grad_out.dtype), seg, "sum", grad_out.dtype)
+            share = seg.broadcast(grad_out / ties)
+        grad_x = share if hit is None else torch.where(hit, share, 0)
+        return grad_x.to(ctx.x_dtype), None, None, None, None
 
 
 def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
@@ -206,11 +218,8 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     red = resolve_reduction(reduce, _where)
     _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
     path = _pick_path(segments, x)
-    if red.combine == "sum":
-        acc = torch.float32 if x.dtype in _HALF else x.dtype
-        out = path(x, segments, "sum", acc)
-    else:
-        out = _Extremum.apply(x, segments, path, red.combine)
+    acc = torch.float32 if red.combine == "sum" and x.dtype in _HALF else x.dtype
+    out = _SegmentReduce.apply(x, segments, path, red.combine, acc)
     if red.finalize is not None:
         out = red.finalize(out, segments.counts)
     out = out.to(x.dtype)

@@ -1,0 +1,190 @@
+"""segment_reduce against a naive per-set loop: every op x grouping x dtype x backend."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import graphpool
+from graphpool import Segments, segment_reduce
+from graphpool.kernels import ext
+
+from .groupings import groupings, groups_from_counts
+from .reference import naive_readout
+
+OPS = ["sum", "mean", "max", "min"]
+FLOATS = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+
+# (name, rows per set): empty sets anywhere, one node, zero rows, zero sets, a big set.
+CASES = [
+    ("basic", [3, 1, 2]),
+    ("empty-middle", [2, 0, 3]),
+    ("empty-leading", [0, 4]),
+    ("empty-trailing", [2, 3, 0, 0]),
+    ("one-node", [1]),
+    ("uniform", [4, 4, 4]),
+    ("uniform-empty", [0, 0, 0]),
+    ("zero-sets", []),
+    ("big", [60, 7, 0, 13]),
+]
+
+
+def make_x(counts, dtype, values="randn", features=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = sum(counts)
+    if values == "ties" or not dtype.is_floating_point:
+        x = torch.randint(-3, 4, (n, features), generator=g).to(dtype)
+    else:
+        x = torch.randn(n, features, generator=g, dtype=torch.float64).to(dtype)
+    if values == "special" and n >= 4:
+        x[0, 0], x[1, 1], x[2, 2 % features] = float("inf"), float("-inf"), float("nan")
+        x[3, 0] = float("-inf")
+    return x
+
+
+def check(x, counts, op, **kwargs):
+    expected = naive_readout(x, groups_from_counts(counts), op, **kwargs)
+    for name, x_in, seg in groupings(x, counts):
+        out = segment_reduce(x_in, seg, op, **kwargs)
+        assert out.dtype == x.dtype, name
+        torch.testing.assert_close(out, expected, equal_nan=True, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("case,counts", CASES)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_matches_naive_loop(case, counts, op, dtype, backend):
+    check(make_x(counts, dtype), counts, op)
+
+
+@pytest.mark.parametrize("values", ["ties", "special"])
+@pytest.mark.parametrize("op", OPS)
+def test_ties_inf_nan_propagate_like_a_loop(values, op, backend):
+    for case, counts in CASES:
+        check(make_x(counts, torch.float32, values), counts, op)
+
+
+@pytest.mark.parametrize("op", ["sum", "max", "min"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32])
+def test_integer_inputs(op, dtype, backend):
+    for case, counts in CASES:
+        check(make_x(counts, dtype), counts, op)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("fill", [0.0, -1.5, float("nan")])
+def test_fill_value_only_touches_empty_sets(op, fill, backend):
+    counts = [2, 0, 3, 0]
+    check(make_x(counts, torch.float64, "special"), counts, op, fill_value=fill)
+
+
+def test_empty_set_of_genuine_minus_inf_is_not_confused_with_empty():
+    x = torch.tensor([[float("-inf")], [float("-inf")]])
+    seg = Segments.from_index(torch.tensor([0, 0]), num_segments=2)
+    out = segment_reduce(x, seg, "max", fill_value=7.0)
+    assert out.flatten().tolist() == [float("-inf"), 7.0]
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_non_contiguous_and_leading_dims(op, backend):
+    counts = [3, 0, 2, 4]
+    base = make_x(counts, torch.float64, features=8)
+    x = base[:, ::2]
+    assert not x.is_contiguous()
+    check(x, counts, op)
+    stacked = torch.stack([base, -base, 2 * base])[:, :, 1::3]  # [3, N, F], non-contiguous
+    for name, x_in, seg in groupings(stacked, counts):
+        out = segment_reduce(x_in, seg, op)
+        for k in range(3):
+            expected = naive_readout(stacked[k], groups_from_counts(counts), op)
+            torch.testing.assert_close(out[k], expected, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_gradcheck_every_path(op, backend):
+    counts = [3, 0, 2, 1]
+    x = make_x(counts, torch.float64, features=2, seed=3)
+    for name, x_in, seg in groupings(x, counts):
+        x_in = x_in.clone().nan_to_num(0.0).requires_grad_()
+        if seg.kind == "mask":  # padding rows are never read: their gradient must be zero
+            x_in.data[~seg.mask] = 1e6
+        assert torch.autograd.gradcheck(lambda t: segment_reduce(t, seg, op), (x_in,)), name
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_tie_policy_splits_gradient_evenly_on_every_path(op, backend):
+    counts = [4, 3, 0, 5]
+    x = make_x(counts, torch.float64, "ties", features=4, seed=1)
+    grads = {}
+    for name, x_in, seg in groupings(x, counts):
+        x_in = x_in.clone().requires_grad_()
+        segment_reduce(x_in, seg, op).mul(torch.arange(1.0, 5.0)).sum().backward()
+        grads[name] = x_in.grad
+    ref = x.clone().requires_grad_()
+    for b, members in enumerate(groups_from_counts(counts)):  # torch.amax per set
+        if members:
+            red = torch.amax if op == "max" else torch.amin
+            red(ref[members], 0).mul(torch.arange(1.0, 5.0)).sum().backward()
+    perm = torch.randperm(x.size(0), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(grads["index-sorted"], ref.grad)
+    torch.testing.assert_close(grads["ptr"], ref.grad)
+    torch.testing.assert_close(grads["index-unsorted"], ref.grad[perm])
+    mask = torch.arange(5).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)
+    torch.testing.assert_close(grads["mask"][mask], ref.grad)
+    assert grads["mask"][~mask].eq(0).all()
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_double_backward(op):
+    x = make_x([3, 2], torch.float64, seed=2).requires_grad_()
+    seg = Segments.from_index(torch.tensor([0, 0, 0, 1, 1]))
+    assert torch.autograd.gradgradcheck(lambda t: segment_reduce(t, seg, op) ** 2, (x,))
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_types_accumulate_in_float32(op, dtype):
+    # 4096 ones: a float16 running sum stalls at 2048, a float32 accumulator does not.
+    x = torch.ones(4096, 1, dtype=dtype)
+    for name, x_in, seg in groupings(x, [4096]):
+        out = segment_reduce(x_in, seg, op)
+        assert out.item() == {"sum": 4096.0, "mean": 1.0, "max": 1.0, "min": 1.0}[op], name
+
+
+@pytest.mark.skipif(not ext.AVAILABLE, reason="torch_scatter is not installed")
+@pytest.mark.parametrize("op", OPS)
+def test_backends_agree_on_values_and_gradients(op):
+    counts = [5, 0, 3, 7]
+    x = make_x(counts, torch.float64, "ties", seed=4)
+    results = {}
+    for backend in ["native", "torch_scatter"]:
+        with graphpool.use_backend(backend):
+            for name, x_in, seg in groupings(x, counts):
+                x_in = x_in.clone().nan_to_num(0.0).requires_grad_()
+                out = segment_reduce(x_in, seg, op)
+                out.sum().backward()
+                results[backend, name] = (out, x_in.grad)
+    for (backend, name), (out, grad) in results.items():
+        torch.testing.assert_close(out, results["native", name][0])
+        torch.testing.assert_close(grad, results["native", name][1])
+
+
+def test_ci_tests_the_torch_scatter_backend():
+    """CI sets GRAPHPOOL_REQUIRE_TORCH_SCATTER=1 so the optional backend cannot go untested."""
+    if os.environ.get("GRAPHPOOL_REQUIRE_TORCH_SCATTER") == "1":
+        assert ext.AVAILABLE, "torch_scatter must be installed in CI"
+    assert graphpool.get_backend() in ("auto", "native", "torch_scatter")
+
+
+def test_path_choice_follows_the_grouping():
+    from graphpool.kernels import dense, dispatch, native
+
+    x = torch.zeros(4, 2)
+    with graphpool.use_backend("native"):
+        assert dispatch._pick_path(Segments.uniform(2, 2), x) is dense.combine
+        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x) is native.csr
+        assert dispatch._pick_path(Segments.from_index(torch.tensor([1, 0, 1, 0])), x) \
+            is native.scatter
+        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x.long()) \
+            is native.scatter
