@@ -1,0 +1,317 @@
+r"""Feature maps as node sets: named layouts and the zero-copy adapter.
+
+A feature map is a batch of grid graphs whose nodes are pixels. :func:`as_nodes` turns
+a map into node features ``x`` (nodes on dim ``-2``, channels last) and a
+:class:`~graphpool.Segments`, so that every readout of the library applies to it:
+
+=================================  =================================  ======================
+input                              ``x``                              ``segments``
+=================================  =================================  ======================
+``(B, C, *S)`` / ``(B, *S, C)``    ``(B, prod(S), C)`` strided view   ``uniform(1, prod(S))``
+same + ``mask`` ``(B, *S)``        ``(B, prod(S), C)`` strided view   ``from_mask``
+list of ``(C, *S_i)`` maps         ``(sum prod(S_i), C)`` (one copy)  ``from_ptr``
+=================================  =================================  ======================
+
+For a uniform batch each image is the single set of its own leading slice of ``x``, so
+readouts return ``(B, 1, F)`` and :meth:`GridNodes.readout` drops the set axis. NCHW
+(``fmap.flatten(2).transpose(1, 2)``), ``channels_last`` NCHW and NHWC maps all become
+views of the same memory; only maps whose spatial axes cannot be merged (e.g. strided
+slices along ``W``) are copied by ``flatten``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from math import prod
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from ..errors import GraphpoolError, describe
+from ..readouts import Readout
+from ..segments import Segments
+
+__all__ = ["Layout", "GridNodes", "as_nodes", "nodes_to_map", "pad_images", "resolve_layout"]
+
+_SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+class Layout(str, Enum):
+    r"""Named axis orders of feature maps (timm's ``Format``, extended to 1-D and 3-D).
+
+    ``N`` is the batch axis, ``C`` the channels; the other letters are spatial axes.
+    Channels-first layouts (``NCL``, ``NCHW``, ``NCDHW``) are PyTorch's default;
+    channels-last ones (``NLC``, ``NHWC``, ``NDHWC``) are what TensorFlow and some
+    timm models use. A ``torch.channels_last`` NCHW tensor is still ``NCHW``.
+
+    Example:
+        >>> Layout("NHWC").spatial_dims, Layout("NHWC").channels_last
+        (2, True)
+        >>> Layout.NCHW.shape_text
+        '(B, C, H, W)'
+    """
+
+    NCL = "NCL"
+    NLC = "NLC"
+    NCHW = "NCHW"
+    NHWC = "NHWC"
+    NCDHW = "NCDHW"
+    NDHWC = "NDHWC"
+
+    @property
+    def spatial_dims(self) -> int:
+        """Number of spatial axes (1, 2 or 3)."""
+        return len(self.value) - 2
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether channels are the last axis."""
+        return self.value.endswith("C")
+
+    @property
+    def shape_text(self) -> str:
+        """The symbolic shape, used in error messages: ``'(B, C, H, W)'``."""
+        spatial = _SPATIAL_NAMES[self.spatial_dims]
+        axes = ("B", *spatial, "C") if self.channels_last else ("B", "C", *spatial)
+        return "(" + ", ".join(axes) + ")"
+
+
+def resolve_layout(layout: Union[str, Layout], where: str,
+                   spatial_dims: Optional[int] = None) -> Layout:
+    """A :class:`Layout` from its name; ``spatial_dims`` restricts the allowed ones.
+
+    Example:
+        >>> resolve_layout("nchw", "example")
+        <Layout.NCHW: 'NCHW'>
+    """
+    allowed = [m for m in Layout if spatial_dims is None or m.spatial_dims == spatial_dims]
+    if isinstance(layout, str) and layout.upper() in Layout.__members__:
+        found = Layout[layout.upper()]
+        if found in allowed:
+            return found
+    choices = ", ".join(repr(m.value) for m in allowed)
+    got = repr(layout.value if isinstance(layout, Layout) else layout)
+    raise GraphpoolError(where, "layout", f"one of {choices}", got,
+                         "name the axis order of your tensor with one of the listed layouts")
+
+
+def _check_map(where: str, name: str, fmap: Any, layout: Layout, batched: bool,
+               channels: Optional[int], channel_fix: str = "pass a map with the channel "
+               "count the module was built for, or check the layout"
+               ) -> Tuple[int, Tuple[int, ...]]:
+    """Check rank and channels of one map; return ``(C, spatial)``."""
+    rank = len(layout.value) - (0 if batched else 1)
+    shape_text = layout.shape_text if batched else "(" + layout.shape_text[4:]
+    if not isinstance(fmap, Tensor):
+        raise GraphpoolError(where, name, f"a tensor {shape_text}", describe(fmap),
+                             "pass the feature map as a torch.Tensor")
+    if fmap.dim() != rank:
+        fix = ("add the batch axis with fmap.unsqueeze(0)" if fmap.dim() == rank - 1
+               else f"pass a {rank}-D tensor, or name its axis order with another layout")
+        raise GraphpoolError(where, name, f"a {rank}-D tensor {shape_text} for layout "
+                             f"{layout.value!r}", describe(fmap), fix)
+    c_axis = -1 if layout.channels_last else (1 if batched else 0)
+    spatial = tuple(fmap.shape[c_axis + 1:] if not layout.channels_last
+                    else fmap.shape[int(batched):-1])
+    if channels is not None and fmap.size(c_axis) != channels:
+        raise GraphpoolError(where, name, f"{channels} channels on the 'C' axis of "
+                             f"{shape_text}", describe(fmap), channel_fix)
+    return fmap.size(c_axis), spatial
+
+
+def _node_view(fmap: Tensor, layout: Layout, batched: bool) -> Tensor:
+    """``(B, C, *S)`` -> ``(B, prod(S), C)`` (or unbatched ``(C, *S)`` -> ``(prod(S), C)``)."""
+    first = 1 if batched else 0
+    if layout.channels_last:
+        return fmap.flatten(first, -2)
+    return fmap.flatten(first + 1).transpose(-1, -2)
+
+
+def nodes_to_map(values: Tensor, layout: Union[str, Layout],
+                 spatial: Sequence[int]) -> Tensor:
+    r"""Inverse of the node view: ``(*, prod(S), F)`` node values -> a map in ``layout``.
+
+    ``(B, prod(S), F)`` becomes ``(B, F, *S)`` (channels first) or ``(B, *S, F)``
+    (channels last), as a view when possible; an unbatched ``(prod(S), F)`` gives
+    ``(F, *S)`` or ``(*S, F)``.
+
+    Example:
+        >>> import torch
+        >>> nodes_to_map(torch.arange(6.).view(1, 3, 2), "NCL", (3,)).tolist()
+        [[[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]]
+    """
+    layout = resolve_layout(layout, "nodes_to_map")
+    spatial = tuple(int(s) for s in spatial)
+    if not isinstance(values, Tensor) or values.dim() < 2 or values.size(-2) != prod(spatial):
+        raise GraphpoolError("nodes_to_map", "values", f"a tensor [*, {prod(spatial)}, F] "
+                             f"(one row per pixel of {spatial})", describe(values),
+                             "pass node values in the row order of as_nodes")
+    if layout.channels_last:
+        return values.unflatten(-2, spatial)
+    return values.transpose(-1, -2).unflatten(-1, spatial)
+
+
+@dataclass(frozen=True)
+class GridNodes:
+    r"""A feature map seen as node sets: ``x``, its :class:`~graphpool.Segments` and the
+    way back to maps. Build it with :func:`as_nodes`.
+
+    Attributes:
+        x: node features, ``(B, P, C)`` for a uniform or padded batch (``P`` pixels per
+            image), ``(N, C)`` for a list of images.
+        segments: ``uniform(1, P)``, ``from_mask(mask)`` or ``from_ptr`` respectively.
+        layout: the :class:`Layout` of the map.
+        spatial: the spatial size of the batch (padded size; for a list, the largest
+            size of every axis).
+        sizes: the spatial size of every image (``spatial`` for a tensor batch).
+
+    Example:
+        >>> import torch
+        >>> from graphpool import MeanReadout
+        >>> nodes = as_nodes(torch.arange(8.).view(2, 1, 2, 2), "NCHW")
+        >>> nodes.x.shape, nodes.segments
+        (torch.Size([2, 4, 1]), Segments(kind='uniform', num_segments=1, num_nodes=4, size=4))
+        >>> nodes.readout(MeanReadout()).tolist()
+        [[1.5], [5.5]]
+    """
+
+    x: Tensor
+    segments: Segments
+    layout: Layout
+    spatial: Tuple[int, ...]
+    sizes: Tuple[Tuple[int, ...], ...]
+
+    @property
+    def num_images(self) -> int:
+        """Number of images ``B``."""
+        return len(self.sizes)
+
+    def readout(self, module: Readout) -> Tensor:
+        r"""Read out every image with a readout module: ``(B, F)``."""
+        out = module(self.x, self.segments)
+        return out.squeeze(-2) if self.segments.kind == "uniform" else out
+
+    def broadcast(self, values: Tensor) -> Tensor:
+        r"""Copy each image's row of ``values`` ``(B, F)`` to all its pixels (layout of ``x``)."""
+        if self.segments.kind == "uniform":
+            return self.segments.broadcast(values.unsqueeze(-2))
+        return self.segments.broadcast(values)
+
+    def to_map(self, values: Tensor) -> Union[Tensor, List[Tensor]]:
+        r"""Node values shaped like ``x`` (any feature width) back to map(s) in the layout.
+
+        A padded batch gives the padded map (padding pixels keep their values); a list of
+        images gives a list of unbatched maps.
+        """
+        if self.segments.kind != "csr":
+            return nodes_to_map(values, self.layout, self.spatial)
+        parts = values.split([prod(s) for s in self.sizes], dim=-2)
+        return [nodes_to_map(p, self.layout, s) for p, s in zip(parts, self.sizes)]
+
+
+def _check_images(maps: Sequence[Any], layout: Layout, channels: Optional[int],
+                  where: str) -> Tuple[Tuple[int, ...], ...]:
+    """Check a list of unbatched maps (same channel count); return their spatial sizes."""
+    if len(maps) == 0:
+        raise GraphpoolError(where, "fmap", "a non-empty list of images", "an empty list",
+                             "pass at least one image, or a (0, C, ...) tensor for none")
+    sizes = []
+    for i, image in enumerate(maps):
+        fix = ("every image of the list needs the channel count of fmap[0]" if i else
+               "pass images with the channel count the module was built for")
+        channels, spatial = _check_map(where, f"fmap[{i}]", image, layout, batched=False,
+                                       channels=channels, channel_fix=fix)
+        sizes.append(spatial)
+    return tuple(sizes)
+
+
+def _ragged_nodes(maps: Sequence[Tensor], layout: Layout, channels: Optional[int],
+                  where: str) -> GridNodes:
+    sizes = _check_images(maps, layout, channels, where)
+    x = torch.cat([_node_view(m, layout, batched=False) for m in maps], dim=0)
+    counts = torch.tensor([0] + [prod(s) for s in sizes], device=x.device)
+    segments = Segments.from_ptr(counts.cumsum(0), num_nodes=x.size(0), validate=False)
+    spatial = tuple(max(axis) for axis in zip(*sizes))
+    return GridNodes(x, segments, layout, spatial, sizes)
+
+
+def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] = "NCHW", *,
+             mask: Optional[Tensor] = None, channels: Optional[int] = None,
+             where: str = "as_nodes") -> GridNodes:
+    r"""View a feature map as node sets (see the module table).
+
+    Pixel :math:`p = (i_1, \dots, i_d)` of image :math:`b` becomes node
+    :math:`v = i_1 S_2 \cdots S_d + \dots + i_d` (row-major) of set :math:`b`, with feature
+    vector :math:`x_v = \mathrm{fmap}[b, :, p]`.
+
+    Args:
+        fmap: a batched map in ``layout``, or a list of unbatched maps of different sizes
+            (``(C, H_i, W_i)`` for ``"NCHW"``).
+        layout: a :class:`Layout` or its name.
+        mask: ``(B, *S)`` bool tensor marking the real pixels of a padded batch.
+        channels: if given, the channel count the map must have.
+
+    Example:
+        >>> import torch
+        >>> fmap = torch.randn(2, 3, 4, 5)
+        >>> nodes = as_nodes(fmap)
+        >>> nodes.x.shape, nodes.x.data_ptr() == fmap.data_ptr()
+        (torch.Size([2, 20, 3]), True)
+        >>> torch.equal(nodes.to_map(nodes.x), fmap)
+        True
+        >>> ragged = as_nodes([torch.ones(3, 2, 2), torch.ones(3, 1, 3)])
+        >>> ragged.x.shape, ragged.segments.counts.tolist()
+        (torch.Size([7, 3]), [4, 3])
+    """
+    layout = resolve_layout(layout, where)
+    if isinstance(fmap, (list, tuple)):
+        if mask is not None:
+            raise GraphpoolError(where, "mask", "None for a list of images", describe(mask),
+                                 "a list already gives every image its own size: drop the mask")
+        return _ragged_nodes(fmap, layout, channels, where)
+    _, spatial = _check_map(where, "fmap", fmap, layout, batched=True, channels=channels)
+    x = _node_view(fmap, layout, batched=True)
+    if mask is None:
+        segments = Segments.uniform(1, x.size(1), device=fmap.device)
+        return GridNodes(x, segments, layout, spatial, (spatial,) * fmap.size(0))
+    expected = (fmap.size(0), *spatial)
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != expected:
+        raise GraphpoolError(where, "mask", f"a bool tensor of shape {expected} (B and the "
+                             f"spatial axes of {layout.shape_text})", describe(mask),
+                             "pass True for real pixels and False for padding, one entry per "
+                             "pixel; pad_images(list) builds both the map and the mask")
+    segments = Segments.from_mask(mask.reshape(fmap.size(0), -1))
+    return GridNodes(x, segments, layout, spatial, (spatial,) * fmap.size(0))
+
+
+def pad_images(maps: Sequence[Tensor], layout: Union[str, Layout] = "NCHW", *,
+               value: float = 0.0) -> Tuple[Tensor, Tensor]:
+    r"""Pad a list of unbatched maps of different sizes into one batch and a mask.
+
+    Each image sits in the top-left (low-index) corner of the padded map; the rest is
+    ``value`` and the mask marks the real pixels.
+
+    Returns:
+        ``(padded, mask)``: the batch in ``layout`` with the largest size of every spatial
+        axis, and the ``(B, *S_max)`` bool mask for :func:`as_nodes` and the pooling modules.
+
+    Example:
+        >>> import torch
+        >>> padded, mask = pad_images([torch.ones(1, 2, 2), torch.ones(1, 1, 3)])
+        >>> padded.shape, mask.sum((1, 2)).tolist()
+        (torch.Size([2, 1, 2, 3]), [4, 3])
+    """
+    layout = resolve_layout(layout, "pad_images")
+    sizes = _check_images(maps, layout, None, "pad_images")
+    big = tuple(max(axis) for axis in zip(*sizes))
+    channels = maps[0].size(-1 if layout.channels_last else 0)
+    shape = (len(maps), *big, channels) if layout.channels_last else (len(maps), channels, *big)
+    padded = maps[0].new_full(shape, value)
+    mask = torch.zeros((len(maps), *big), dtype=torch.bool, device=padded.device)
+    for b, (image, size) in enumerate(zip(maps, sizes)):
+        region = tuple(slice(0, s) for s in size)
+        channel_region = (*region, slice(None)) if layout.channels_last else (slice(None), *region)
+        padded[(b, *channel_region)] = image
+        mask[(b, *region)] = True
+    return padded, mask

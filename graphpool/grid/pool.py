@@ -1,0 +1,217 @@
+r"""Global pooling of feature maps, as graph readouts.
+
+``GlobalPool2d("mean")`` is ``nn.AdaptiveAvgPool2d(1)`` + flatten, computed by the
+library's :class:`~graphpool.MeanReadout` on the node view of the map (see
+:func:`~graphpool.grid.as_nodes`): one implementation for images and graphs. Any
+:class:`~graphpool.Readout` (learnable ones included) can be the reduction.
+
+timm's combinations are named too:
+
+==============  ======================================================  ==========
+``reduce``      result                                                  width
+==============  ======================================================  ==========
+``"avgmax"``    :math:`\tfrac12(\mathrm{mean}_b + \mathrm{max}_b)`      ``C``
+``"catavgmax"`` :math:`[\mathrm{mean}_b \,\|\, \mathrm{max}_b]`          ``2C``
+a sequence      concatenation of every readout in it                    ``len * C``
+==============  ======================================================  ==========
+
+:meth:`GlobalPool2d.feat_mult` gives the width factor so a classifier can size itself.
+
+Max and min readouts split the gradient evenly between tied pixels (like
+:func:`torch.amax`); ``nn.AdaptiveMaxPool2d`` gives all of it to one pixel. Without ties
+both agree exactly.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import GraphpoolError, describe
+from ..kernels.reductions import ALIASES
+from ..readouts import READOUTS, Readout, resolve_readout
+from .layout import GridNodes, Layout, as_nodes, resolve_layout
+
+__all__ = ["global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d", "POOL_TYPES"]
+
+ReduceSpec = Union[str, Readout, Sequence[Union[str, Readout]]]
+
+#: timm-style combinations: name -> (readouts, how their results combine).
+POOL_TYPES = {"avgmax": (("mean", "max"), "average"), "catavgmax": (("mean", "max"), "concat")}
+_TIMM_ALIASES = {"avg": "mean"}
+
+
+def _choices() -> str:
+    return ", ".join(repr(n) for n in [*READOUTS, *ALIASES, *_TIMM_ALIASES, *POOL_TYPES])
+
+
+def _resolve_one(item: object, where: str) -> Readout:
+    if isinstance(item, Readout):
+        return item
+    if isinstance(item, str):
+        name = _TIMM_ALIASES.get(item.lower(), item.lower())
+        if name in READOUTS or name in ALIASES:
+            return resolve_readout(name)
+    raise GraphpoolError(where, "reduce", f"a graphpool Readout or one of {_choices()}",
+                         describe(item), "pick one of the listed names, or pass a Readout "
+                         "instance (e.g. MeanReadout())")
+
+
+def resolve_pool(reduce: ReduceSpec, where: str) -> Tuple[List[Readout], str]:
+    """Readout modules and their combination (``single``, ``average``, ``concat``)."""
+    if isinstance(reduce, str) and reduce.lower() in POOL_TYPES:
+        names, how = POOL_TYPES[reduce.lower()]
+        return [resolve_readout(n) for n in names], how
+    if isinstance(reduce, (list, tuple)):
+        if len(reduce) == 0:
+            raise GraphpoolError(where, "reduce", "a non-empty sequence of readouts", "()",
+                                 "list at least one readout, e.g. ('mean', 'max')")
+        return [_resolve_one(r, where) for r in reduce], "concat"
+    return [_resolve_one(reduce, where)], "single"
+
+
+def _pool(nodes: GridNodes, readouts: Sequence[Readout], how: str, flatten: bool) -> Tensor:
+    pooled = [nodes.readout(r) for r in readouts]
+    if how == "concat":
+        out = torch.cat(pooled, dim=-1)
+    elif how == "average":
+        out = torch.stack(pooled).mean(0)
+    else:
+        out = pooled[0]
+    if flatten:
+        return out
+    ones = (1,) * nodes.layout.spatial_dims
+    if nodes.layout.channels_last:
+        return out.reshape(out.size(0), *ones, out.size(-1))
+    return out.reshape(out.size(0), out.size(-1), *ones)
+
+
+def global_pool(fmap: Union[Tensor, Sequence[Tensor]], reduce: ReduceSpec = "mean",
+                layout: Union[str, Layout] = "NCHW", *, mask: Optional[Tensor] = None,
+                flatten: bool = True) -> Tensor:
+    r"""Pool every image of a feature map to one vector with a graph readout.
+
+    With the pixels :math:`\mathcal{V}_b` of image :math:`b` as a node set,
+    ``reduce="mean"`` gives :math:`y_b = \frac{1}{|\mathcal{V}_b|}\sum_{v \in
+    \mathcal{V}_b} x_v` (global average pooling), ``"max"`` global max pooling, and so
+    on for every readout; see the module docs for the timm combinations.
+
+    Args:
+        fmap: a map in ``layout`` (1-D, 2-D or 3-D), or a list of unbatched maps of
+            different sizes.
+        reduce: a readout name (``"avg"`` means ``"mean"``), a :class:`~graphpool.Readout`, ``"avgmax"``,
+            ``"catavgmax"`` or a sequence of readouts to concatenate.
+        layout: the axis order of ``fmap`` (a :class:`~graphpool.grid.Layout` or its name).
+        mask: ``(B, *S)`` bool mask of the real pixels of a padded batch.
+        flatten: return ``(B, F)``; ``False`` keeps singleton spatial axes in the layout,
+            e.g. ``(B, F, 1, 1)``, like ``nn.AdaptiveAvgPool2d(1)``.
+
+    Example:
+        >>> import torch
+        >>> fmap = torch.arange(1., 49.).view(1, 3, 4, 4)   # channels 1..16, 17..32, 33..48
+        >>> global_pool(fmap, "mean")
+        tensor([[ 8.5000, 24.5000, 40.5000]])
+        >>> global_pool(fmap, "catavgmax").shape
+        torch.Size([1, 6])
+    """
+    layout = resolve_layout(layout, "global_pool")
+    readouts, how = resolve_pool(reduce, "global_pool")
+    nodes = as_nodes(fmap, layout, mask=mask, where="global_pool")
+    return _pool(nodes, readouts, how, flatten)
+
+
+class _GlobalPool(nn.Module):
+    """Shared body of :class:`GlobalPool1d`, :class:`GlobalPool2d`, :class:`GlobalPool3d`."""
+
+    spatial_dims: int = 2
+
+    def __init__(self, reduce: ReduceSpec = "mean", flatten: bool = True,
+                 layout: Union[str, Layout, None] = None) -> None:
+        super().__init__()
+        where = type(self).__name__
+        default = {1: Layout.NCL, 2: Layout.NCHW, 3: Layout.NCDHW}[self.spatial_dims]
+        self.layout = resolve_layout(default if layout is None else layout, where,
+                                     self.spatial_dims)
+        readouts, self.how = resolve_pool(reduce, where)
+        self.readouts = nn.ModuleList(readouts)
+        self.flatten = flatten
+        self._reduce_text = repr(reduce.lower()) if isinstance(reduce, str) else repr(reduce)
+
+    def feat_mult(self) -> int:
+        """Output width / input channels: 2 for ``"catavgmax"``, ``len(reduce)`` for a
+        sequence, else 1 (for readouts that keep the feature width)."""
+        return len(self.readouts) if self.how == "concat" else 1
+
+    def forward(self, fmap: Union[Tensor, Sequence[Tensor]],
+                mask: Optional[Tensor] = None) -> Tensor:
+        """Pool ``fmap`` (a map in :attr:`layout`, a padded map + ``mask``, or a list)."""
+        nodes = as_nodes(fmap, self.layout, mask=mask, where=type(self).__name__)
+        return _pool(nodes, list(self.readouts), self.how, self.flatten)
+
+    def extra_repr(self) -> str:
+        return (f"reduce={self._reduce_text}, layout={self.layout.value!r}, "
+                f"flatten={self.flatten}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class GlobalPool1d(_GlobalPool):
+    r"""Global pooling of ``(B, C, L)`` (``"NCL"``) or ``(B, L, C)`` (``"NLC"``) sequences by a
+    graph readout; see :func:`global_pool`.
+
+    Example:
+        >>> import torch
+        >>> GlobalPool1d("max")(torch.tensor([[[1., 5., 2.]]])).tolist()
+        [[5.0]]
+    """
+
+    spatial_dims = 1
+
+
+class GlobalPool2d(_GlobalPool):
+    r"""Drop-in for ``nn.AdaptiveAvgPool2d(1)`` + flatten (``reduce="mean"``) and
+    ``nn.AdaptiveMaxPool2d(1)`` (``"max"``), computed by graph readouts.
+
+    .. math::
+        y_{b} = \operatorname{reduce}_{v \in \mathcal{V}_b} x_v, \qquad
+        \mathcal{V}_b = \text{the pixels of image } b
+
+    Args:
+        reduce: a readout name, a :class:`~graphpool.Readout` (learnable ones too),
+            ``"avg"``, ``"avgmax"``, ``"catavgmax"`` or a sequence of readouts whose
+            results are concatenated.
+        flatten: ``(B, F)`` output; ``False`` gives ``(B, F, 1, 1)`` (``(B, 1, 1, F)`` for
+            ``"NHWC"``).
+        layout: ``"NCHW"`` (default; ``channels_last`` memory works as is) or ``"NHWC"``.
+
+    ``forward(fmap, mask=None)`` also takes a padded batch with a ``(B, H, W)`` mask or a
+    list of ``(C, H_i, W_i)`` maps of different sizes.
+
+    Example:
+        >>> import torch
+        >>> pool = GlobalPool2d("catavgmax")
+        >>> pool
+        GlobalPool2d(reduce='catavgmax', layout='NCHW', flatten=True)
+        >>> fmap = torch.randn(2, 8, 5, 5)
+        >>> pool(fmap).shape[1] == pool.feat_mult() * 8
+        True
+        >>> torch.allclose(GlobalPool2d("mean")(fmap), fmap.mean((2, 3)))
+        True
+    """
+
+    spatial_dims = 2
+
+
+class GlobalPool3d(_GlobalPool):
+    r"""Global pooling of ``(B, C, D, H, W)`` (``"NCDHW"``) or ``(B, D, H, W, C)``
+    (``"NDHWC"``) volumes by a graph readout; see :func:`global_pool`.
+
+    Example:
+        >>> import torch
+        >>> GlobalPool3d("sum", flatten=False)(torch.ones(1, 2, 2, 2, 2)).shape
+        torch.Size([1, 2, 1, 1, 1])
+    """
+
+    spatial_dims = 3
