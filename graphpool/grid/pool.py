@@ -46,7 +46,9 @@ def _choices() -> str:
     return ", ".join(repr(n) for n in [*READOUTS, *ALIASES, *_TIMM_ALIASES, *POOL_TYPES])
 
 
-def _resolve_one(item: object, where: str) -> Readout:
+def readout_module(item: object, where: str) -> Readout:
+    """A readout module from a name (timm's ``"avg"`` included) or an instance; errors
+    name ``where`` and list the choices."""
     if isinstance(item, Readout):
         return item
     if isinstance(item, str):
@@ -67,8 +69,8 @@ def resolve_pool(reduce: ReduceSpec, where: str) -> Tuple[List[Readout], str]:
         if len(reduce) == 0:
             raise GraphpoolError(where, "reduce", "a non-empty sequence of readouts", "()",
                                  "list at least one readout, e.g. ('mean', 'max')")
-        return [_resolve_one(r, where) for r in reduce], "concat"
-    return [_resolve_one(reduce, where)], "single"
+        return [readout_module(r, where) for r in reduce], "concat"
+    return [readout_module(reduce, where)], "single"
 
 
 def _pool(nodes: GridNodes, readouts: Sequence[Readout], how: str, flatten: bool) -> Tensor:
@@ -100,8 +102,8 @@ def global_pool(fmap: Union[Tensor, Sequence[Tensor]], reduce: ReduceSpec = "mea
     Args:
         fmap: a map in ``layout`` (1-D, 2-D or 3-D), or a list of unbatched maps of
             different sizes.
-        reduce: a readout name (``"avg"`` means ``"mean"``), a :class:`~graphpool.Readout`, ``"avgmax"``,
-            ``"catavgmax"`` or a sequence of readouts to concatenate.
+        reduce: a readout name (``"avg"`` means ``"mean"``), a :class:`~graphpool.Readout`,
+            ``"avgmax"``, ``"catavgmax"`` or a sequence of readouts to concatenate.
         layout: the axis order of ``fmap`` (a :class:`~graphpool.grid.Layout` or its name).
         mask: ``(B, *S)`` bool mask of the real pixels of a padded batch.
         flatten: return ``(B, F)``; ``False`` keeps singleton spatial axes in the layout,

@@ -20,7 +20,7 @@ from ..errors import GraphpoolError, describe
 from ..readouts import Readout
 from ..segments import Segments
 from .layout import Layout, as_nodes, nodes_to_map, resolve_layout
-from .pool import _resolve_one
+from .pool import readout_module
 
 __all__ = ["WindowSegments", "window_segments", "window_pool", "ReceptiveField",
            "receptive_field"]
@@ -116,7 +116,7 @@ def window_pool(fmap: Tensor, kernel: Pair, stride: Optional[Pair] = None,
         raise GraphpoolError(where, "fmap", f"a tensor {layout.shape_text}", describe(fmap),
                              "window pooling needs images of one size: pool a list image "
                              "by image, or pad it with pad_images")
-    module = _resolve_one(reduce, where)
+    module = readout_module(reduce, where)
     nodes = as_nodes(fmap, layout, where=where)
     windows = window_segments(*nodes.spatial, kernel, stride, device=fmap.device)
     pooled = module(windows.gather(nodes.x), windows.segments)
