@@ -139,32 +139,32 @@ class Segments:
         n = index.numel()
         if num_segments is not None:
             num_segments = _check_count(where, "num_segments", num_segments)
-        check_values = _reading_values_allowed(validate) and n > 0
-        if check_values or num_segments is None:
-            if n == 0:
-                lo, hi, is_sorted = 0, -1, True
-            else:
-                stats = torch.stack([index.min(), index.max(),
-                                     (index[1:] >= index[:-1]).all().long()]).tolist()
-                lo, hi, is_sorted = stats[0], stats[1], bool(stats[2])
-            if num_segments is None:
-                num_segments = hi + 1
-            if check_values:
-                if lo < 0:
-                    raise GraphpoolError(where, "index", "non-negative set ids",
-                                         f"a minimum of {lo}",
-                                         "set ids start at 0; remove or remap negative ids")
-                if hi >= num_segments:
-                    raise GraphpoolError(
-                        where, "num_segments", f"an int >= {hi + 1} (index.max() + 1)",
-                        num_segments,
-                        f"pass num_segments >= {hi + 1} or leave it out to infer it")
-                if sorted is True and not is_sorted:
-                    raise GraphpoolError(where, "sorted", "True only for a non-decreasing index",
-                                         "True for an unsorted index",
-                                         "pass sorted=None to detect it, or sort the rows")
-            if sorted is None:
-                sorted = is_sorted
+        check_values = _reading_values_allowed(validate)
+        if n == 0:
+            lo, hi, is_sorted = 0, -1, True
+        elif check_values or num_segments is None:
+            stats = torch.stack([index.min(), index.max(),
+                                 (index[1:] >= index[:-1]).all().long()]).tolist()
+            lo, hi, is_sorted = stats[0], stats[1], bool(stats[2])
+        else:  # values unread: nothing is known about the order
+            lo, hi, is_sorted = 0, -1, None
+        if num_segments is None:
+            num_segments = hi + 1
+        if check_values:
+            if lo < 0:
+                raise GraphpoolError(where, "index", "non-negative set ids",
+                                     f"a minimum of {lo}",
+                                     "set ids start at 0; remove or remap negative ids")
+            if hi >= num_segments:
+                raise GraphpoolError(
+                    where, "num_segments", f"an int >= {hi + 1} (index.max() + 1)",
+                    num_segments, f"pass num_segments >= {hi + 1} or leave it out to infer it")
+            if sorted is True and not is_sorted:
+                raise GraphpoolError(where, "sorted", "True only for a non-decreasing index",
+                                     "True for an unsorted index",
+                                     "pass sorted=None to detect it, or sort the rows")
+        if sorted is None:
+            sorted = bool(is_sorted)
         counts = torch.zeros(num_segments, dtype=torch.long, device=index.device)
         counts.index_add_(0, index, torch.ones_like(index))
         if sorted:
@@ -379,6 +379,9 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
     elif _is_pyg_data(batch):
         seg = Segments.from_pyg(batch, validate=validate)
     elif isinstance(batch, Tensor):
+        if isinstance(x, Tensor) and batch.device != x.device:
+            raise GraphpoolError(where, "batch", f"a tensor on {x.device} (the device of x)",
+                                 f"one on {batch.device}", f"move it with .to({str(x.device)!r})")
         if ptr is not None:
             raise GraphpoolError(where, "ptr", "None when an index is given", "both",
                                  "pass either the index (batch) or ptr, not both")
@@ -389,6 +392,9 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
                                  "pass node features as a tensor")
         nodes = x.size(-2) if x.dim() >= 2 else 0
         if ptr is not None:
+            if isinstance(ptr, Tensor) and ptr.device != x.device:
+                raise GraphpoolError(where, "ptr", f"a tensor on {x.device} (the device of x)",
+                                     f"one on {ptr.device}", f"move it with .to({str(x.device)!r})")
             seg = Segments.from_ptr(ptr, num_nodes=nodes, validate=validate)
         else:
             ptr = torch.tensor([0, nodes], device=x.device)

@@ -182,9 +182,28 @@ def test_path_choice_follows_the_grouping():
 
     x = torch.zeros(4, 2)
     with graphpool.use_backend("native"):
-        assert dispatch._pick_path(Segments.uniform(2, 2), x) is dense.combine
-        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x) is native.csr
-        assert dispatch._pick_path(Segments.from_index(torch.tensor([1, 0, 1, 0])), x) \
+        assert dispatch._pick_path(Segments.uniform(2, 2), x, "max") is dense.combine
+        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x, "max") is native.csr
+        assert dispatch._pick_path(Segments.from_index(torch.tensor([1, 0, 1, 0])), x, "max") \
             is native.scatter
-        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x.long()) \
+        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x.long(), "max") \
             is native.scatter
+    if ext.AVAILABLE:
+        with graphpool.use_backend("torch_scatter"):
+            csr = Segments.from_ptr(torch.tensor([0, 4]))
+            assert dispatch._pick_path(csr, x, "sum") is ext.combine
+            assert dispatch._pick_path(csr, x, "max") is native.csr
+
+
+@pytest.mark.skipif(not ext.AVAILABLE, reason="torch_scatter is not installed")
+def test_why_max_and_min_never_use_torch_scatter():
+    """torch_scatter 2.1 drops nan and turns an all -inf set into a finite value."""
+    import torch_scatter
+
+    x = torch.tensor([[float("-inf")], [float("-inf")], [1.0], [float("nan")]])
+    ptr = torch.tensor([0, 2, 4])
+    theirs = torch_scatter.segment_csr(x, ptr, reduce="max").flatten()
+    assert theirs[0] != float("-inf") and not theirs[1].isnan()
+    with graphpool.use_backend("torch_scatter"):
+        ours = segment_reduce(x, Segments.from_ptr(ptr), "max").flatten()
+    assert ours[0] == float("-inf") and ours[1].isnan()

@@ -6,11 +6,16 @@ reading tensor values):
 ==========================  =======================================================
 grouping                    path
 ==========================  =======================================================
-uniform, mask               :mod:`.dense` — a ``[*, B, S, F]`` view, torch reductions
-sorted index, ptr (``csr``)  torch_scatter ``segment_csr`` if the backend allows it,
-                            else native :func:`torch.segment_reduce` (floats) or scatter
-unsorted index              torch_scatter ``scatter`` if allowed, else native scatter
+uniform, mask               :mod:`.dense`: a ``[*, B, S, F]`` view, torch reductions
+sorted index, ptr (``csr``)  sums: torch_scatter ``segment_csr`` if the backend allows
+                            it; otherwise native :func:`torch.segment_reduce`
+                            (floats) or scatter (integers)
+unsorted index              sums: torch_scatter ``scatter`` if allowed; otherwise
+                            native ``index_add`` / ``scatter_reduce``
 ==========================  =======================================================
+
+Max and min never use torch_scatter (see :mod:`.ext`). torch_scatter's ops cannot be
+traced by ``torch.compile`` either, so compiled code always takes the native paths.
 
 Every path returns the same values and the same gradients: the backward is shared
 (see :class:`_SegmentReduce`).
@@ -87,10 +92,11 @@ def use_backend(name: str) -> Iterator[None]:
         set_backend(previous)
 
 
-def _pick_path(seg: Segments, x: Tensor) -> Path:
+def _pick_path(seg: Segments, x: Tensor, how: str) -> Path:
     if seg.kind in ("uniform", "mask"):
         return dense.combine
-    if _backend != "native" and ext.AVAILABLE:
+    if (how == "sum" and _backend != "native" and ext.AVAILABLE
+            and not torch.compiler.is_compiling()):
         return ext.combine
     if seg.kind == "csr" and x.is_floating_point():
         return native.csr
@@ -217,7 +223,7 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     """
     red = resolve_reduction(reduce, _where)
     _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
-    path = _pick_path(segments, x)
+    path = _pick_path(segments, x, red.combine)
     acc = torch.float32 if red.combine == "sum" and x.dtype in _HALF else x.dtype
     out = _SegmentReduce.apply(x, segments, path, red.combine, acc)
     if red.finalize is not None:

@@ -1,0 +1,84 @@
+"""Every bad input gets a GraphpoolError naming the argument, the expectation and the fix."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import graphpool as gp
+from graphpool import GraphpoolError, Segments
+
+x = torch.randn(4, 3)
+idx = torch.tensor([0, 0, 1, 1])
+
+CASES = [
+    ("index length != rows of x",
+     lambda: gp.readout(x, torch.tensor([0, 0, 1])), r"'x'.*3 rows on dim -2.*one entry per node"),
+    ("negative index", lambda: gp.readout(x, torch.tensor([0, -1, 1, 1])),
+     r"'index'.*non-negative.*minimum of -1"),
+    ("index out of range for num_graphs", lambda: gp.readout(x, idx, num_graphs=1),
+     r"'num_segments'.*>= 2.*got 1.*pass num_segments >= 2"),
+    ("float index", lambda: gp.readout(x, idx.float()), r"'index'.*integer tensor.*index.long\(\)"),
+    ("2-D index", lambda: gp.readout(x, idx.view(2, 2)), r"'index'.*1-D tensor"),
+    ("index on another device", lambda: gp.readout(x, idx.to("meta")),
+     r"'batch'.*on cpu.*meta.*\.to\('cpu'\)"),
+    ("ptr not starting at 0", lambda: gp.readout(x, ptr=torch.tensor([1, 2, 4])),
+     r"'ptr'.*ptr\[0\] == 0.*got ptr\[0\] == 1"),
+    ("ptr not ending at N", lambda: gp.readout(x, ptr=torch.tensor([0, 2, 3])),
+     r"'ptr'.*ptr\[-1\] == N == 4.*got ptr\[-1\] == 3"),
+    ("ptr decreasing", lambda: gp.readout(x, ptr=torch.tensor([0, 3, 2, 4])),
+     r"'ptr'.*non-decreasing"),
+    ("empty ptr", lambda: gp.readout(x, ptr=torch.tensor([], dtype=torch.long)),
+     r"'ptr'.*at least one entry"),
+    ("index and ptr", lambda: gp.readout(x, idx, ptr=torch.tensor([0, 4])), r"'ptr'.*not both"),
+    ("num_graphs disagrees with ptr", lambda: gp.readout(x, ptr=torch.tensor([0, 4]), num_graphs=3),
+     r"'num_graphs'.*1 \(the grouping's number of sets\).*got 3"),
+    ("x with one dim", lambda: gp.readout(torch.ones(4), idx), r"'x'.*at least 2 dims.*unsqueeze"),
+    ("x not a tensor", lambda: gp.readout([[1.0]], torch.tensor([0])), r"'x'.*torch.Tensor"),
+    ("bool x", lambda: gp.readout(x > 0, idx), r"'x'.*floating point or integer"),
+    ("mask shape mismatch", lambda: gp.segment_reduce(
+        torch.ones(2, 5, 3), Segments.from_mask(torch.ones(2, 4, dtype=torch.bool))),
+     r"'x'.*\[\*, 2, 4, F\].*to_dense_batch"),
+    ("mask not bool", lambda: Segments.from_mask(torch.ones(2, 4)), r"'mask'.*bool"),
+    ("unknown reduce", lambda: gp.readout(x, idx, "median"),
+     r"'reduce'.*'sum', 'mean', 'max', 'min', 'add'.*'median'"),
+    ("mean of integers", lambda: gp.readout(x.long(), idx, "mean"),
+     r"'x'.*floating point tensor for reduce='mean'.*x.float\(\)"),
+    ("fractional fill for integers", lambda: gp.readout(x.long(), idx, "max", fill_value=0.5),
+     r"'fill_value'.*integer"),
+    ("bad batch type", lambda: gp.readout(x, [0, 0, 1, 1]), r"'batch'.*index tensor.*list"),
+    ("num_segments negative", lambda: Segments.uniform(-1, 3), r"'num_segments'.*>= 0.*-1"),
+    ("sorted=True but unsorted", lambda: Segments.from_index(torch.tensor([1, 0]), sorted=True),
+     r"'sorted'.*non-decreasing"),
+    ("ptr of unsorted segments", lambda: Segments.from_index(torch.tensor([1, 0])).ptr,
+     r"'segments'.*sorted.*argsort"),
+    ("segments of the wrong type", lambda: gp.segment_reduce(x, idx), r"'segments'.*Segments"),
+    ("module dim", lambda: gp.SumReadout()(x, idx, dim=0 if x.dim() != 2 else 1),
+     r"SumReadout: invalid 'dim'.*-2"),
+    ("module dim_size vs num_graphs", lambda: gp.SumReadout()(x, idx, dim_size=2, num_graphs=3),
+     r"'num_graphs'.*dim_size=2"),
+    ("unknown readout name", lambda: gp.resolve_readout("median"),
+     r"'readout'.*'sum', 'mean', 'max', 'min', 'add'.*'median'"),
+    ("unknown backend", lambda: gp.set_backend("cuda"), r"'name'.*'auto', 'native', 'torch_scatter'"),
+]
+
+
+@pytest.mark.parametrize("name,call,match", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_a_clear_error(name, call, match):
+    with pytest.raises(GraphpoolError, match=match) as info:
+        call()
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert err.argument and err.expected and err.fix, "every error names argument, expectation and fix"
+
+
+def test_module_errors_name_the_module():
+    with pytest.raises(GraphpoolError, match=r"^MeanReadout: invalid 'x'"):
+        gp.MeanReadout()(x.long(), idx)
+
+
+def test_validation_can_be_switched_off_for_speed():
+    # Without validation an out-of-range id is not looked for; the number of sets is trusted.
+    out = gp.readout(x, torch.tensor([0, 0, 1, 1]), num_graphs=3, validate=False)
+    assert out.shape == (3, 3)
+    with pytest.raises(GraphpoolError):
+        gp.readout(x, torch.tensor([0, 0, 3, 1]), num_graphs=3)

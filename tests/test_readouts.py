@@ -1,0 +1,141 @@
+"""Readout functions and modules: one code path, PyG interop, torch.compile."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+from torch_geometric.nn import GINConv, MessagePassing, SAGEConv
+from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.nn.aggr import Aggregation
+
+import graphpool as gp
+
+MODULES = {"sum": gp.SumReadout, "mean": gp.MeanReadout, "max": gp.MaxReadout,
+           "min": gp.MinReadout}
+FUNCTIONS = {"sum": gp.sum_readout, "mean": gp.mean_readout, "max": gp.max_readout,
+             "min": gp.min_readout}
+PYG_POOLS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool,
+             "min": lambda x, b: -global_max_pool(-x, b)}
+
+
+def random_batch(sizes=(3, 1, 4, 2), features=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    graphs = []
+    for n in sizes:
+        edges = torch.randint(0, n, (2, 2 * n), generator=g)
+        graphs.append(Data(x=torch.randn(n, features, generator=g), edge_index=edges))
+    return Batch.from_data_list(graphs)
+
+
+@pytest.mark.parametrize("op", list(MODULES))
+def test_function_module_and_pyg_pool_agree(op):
+    batch = random_batch()
+    expected = PYG_POOLS[op](batch.x, batch.batch)
+    outputs = {
+        "readout(batch vector)": gp.readout(batch.x, batch.batch, op),
+        "readout(Batch)": gp.readout(batch.x, batch, op),
+        "readout(ptr)": gp.readout(batch.x, ptr=batch.ptr, reduce=op),
+        "function": FUNCTIONS[op](batch.x, batch.batch),
+        "module(batch vector)": MODULES[op]()(batch.x, batch.batch),
+        "module(Batch)": MODULES[op]()(batch.x, batch),
+        "module(ptr=)": MODULES[op]()(batch.x, ptr=batch.ptr),
+        "resolved by name": gp.resolve_readout(op)(batch.x, batch.batch),
+    }
+    for name, out in outputs.items():
+        torch.testing.assert_close(out, expected, msg=lambda m: f"{name}: {m}")
+
+
+def test_modules_are_pyg_aggregations_with_stable_repr():
+    for op, cls in MODULES.items():
+        module = cls()
+        assert isinstance(module, Aggregation)
+        assert repr(module) == f"{cls.__name__}()"
+    assert isinstance(gp.resolve_readout("add"), gp.SumReadout)
+    module = gp.MaxReadout()
+    assert gp.resolve_readout(module) is module
+
+
+def test_forward_hooks_see_the_call():
+    seen = []
+    module = gp.MeanReadout()
+    module.register_forward_hook(lambda mod, args, out: seen.append(out.shape))
+    module(torch.randn(5, 2), torch.tensor([0, 0, 1, 1, 1]))
+    assert seen == [torch.Size([2, 2])]
+
+
+def test_single_graph_without_batch_and_num_graphs():
+    x = torch.randn(6, 3)
+    torch.testing.assert_close(gp.MeanReadout()(x), x.mean(0, keepdim=True))
+    out = gp.MaxReadout(fill_value=-1.0)(x, torch.zeros(6, dtype=torch.long), num_graphs=3)
+    assert out[1:].eq(-1).all() and torch.equal(out[0], x.amax(0))
+
+
+@pytest.mark.parametrize("op", list(MODULES))
+def test_as_message_passing_aggregation_matches_pyg(op):
+    torch.manual_seed(0)
+    batch = random_batch(features=4)
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+    ours = GINConv(mlp, aggr=MODULES[op]())
+    theirs = GINConv(mlp, aggr="add" if op == "sum" else op)
+    torch.testing.assert_close(ours(batch.x, batch.edge_index), theirs(batch.x, batch.edge_index))
+    sage_ours = SAGEConv(4, 6, aggr=MODULES[op]())
+    sage_theirs = SAGEConv(4, 6, aggr="add" if op == "sum" else op)
+    sage_theirs.load_state_dict(sage_ours.state_dict())
+    torch.testing.assert_close(sage_ours(batch.x, batch.edge_index),
+                               sage_theirs(batch.x, batch.edge_index))
+
+
+def test_plain_message_passing_with_a_readout_instance():
+    class Propagate(MessagePassing):
+        def forward(self, x, edge_index):
+            return self.propagate(edge_index, x=x)
+
+    x = torch.tensor([[1.0], [5.0], [3.0]])
+    edge_index = torch.tensor([[0, 1, 2, 0], [2, 2, 1, 1]])  # 2 <- {0, 1}; 1 <- {2, 0}
+    out = Propagate(aggr=gp.MinReadout())(x, edge_index)
+    assert out.flatten().tolist() == [0.0, 1.0, 1.0]  # node 0 has no incoming edge
+
+
+@pytest.mark.parametrize("op", list(MODULES))
+def test_small_gin_trains_on_a_pyg_batch_with_each_readout(op):
+    torch.manual_seed(0)
+    batch = random_batch(sizes=(4, 6, 5, 3, 7, 2), features=4)
+    y = torch.tensor([0, 1, 0, 1, 1, 0])
+
+    class GIN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = GINConv(torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU()))
+            self.readout = gp.resolve_readout(op)
+            self.head = torch.nn.Linear(16, 2)
+
+        def forward(self, data):
+            return self.head(self.readout(self.conv(data.x, data.edge_index), data))
+
+    model = GIN()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(batch), y)
+        loss.backward()
+        first = loss.item() if first is None else first
+        opt.step()
+    assert all(p.grad is not None for p in model.parameters())
+    assert loss.item() < first
+
+
+@pytest.mark.parametrize("op", list(MODULES))
+def test_torch_compile_fullgraph_with_known_number_of_sets(op):
+    torch._dynamo.reset()
+    batch = random_batch()
+    module = MODULES[op]()
+    compiled = torch.compile(lambda x, b: module(x, b, num_graphs=4), fullgraph=True)
+    x = batch.x.clone().requires_grad_()
+    out = compiled(x, batch.batch)
+    out.sum().backward()
+    eager_x = batch.x.clone().requires_grad_()
+    expected = module(eager_x, batch.batch, num_graphs=4)
+    expected.sum().backward()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(x.grad, eager_x.grad)

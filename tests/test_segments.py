@@ -1,0 +1,96 @@
+"""Segments: constructors, counts, sortedness, index <-> ptr, PyG objects."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from graphpool import Segments, as_segments
+
+INDEX_CASES = [
+    # index, num_segments, kind, counts, ptr
+    ([0, 0, 1, 2, 2], None, "csr", [2, 1, 2], [0, 2, 3, 5]),
+    ([0, 0, 1], 4, "csr", [2, 1, 0, 0], [0, 2, 3, 3, 3]),
+    ([1, 1, 3], None, "csr", [0, 2, 0, 1], [0, 0, 2, 2, 3]),
+    ([2, 0, 1, 0], None, "scatter", [2, 1, 1], None),
+    ([], 3, "csr", [0, 0, 0], [0, 0, 0, 0]),
+    ([], None, "csr", [], [0]),
+]
+
+
+@pytest.mark.parametrize("index,num,kind,counts,ptr", INDEX_CASES)
+def test_from_index(index, num, kind, counts, ptr):
+    seg = Segments.from_index(torch.tensor(index, dtype=torch.long), num)
+    assert (seg.kind, seg.counts.tolist(), seg.num_nodes) == (kind, counts, len(index))
+    assert seg.num_segments == len(counts) == len(seg)
+    if ptr is not None:
+        assert seg.ptr.tolist() == ptr
+        assert Segments.from_ptr(torch.tensor(ptr)).index.tolist() == index
+
+
+def test_unvalidated_index_is_treated_as_unsorted_without_reading_values():
+    seg = Segments.from_index(torch.tensor([0, 0, 1]), 2, validate=False)
+    assert seg.kind == "scatter"
+    assert Segments.from_index(torch.tensor([0, 0, 1]), 2, sorted=True, validate=False).kind == "csr"
+
+
+def test_from_ptr_uniform_mask():
+    seg = Segments.from_ptr(torch.tensor([0, 3, 3, 5]))
+    assert (seg.kind, seg.num_nodes, seg.counts.tolist()) == ("csr", 5, [3, 0, 2])
+    assert seg.index.tolist() == [0, 0, 0, 2, 2]
+    uni = Segments.uniform(3, 2)
+    assert (uni.kind, uni.num_nodes, uni.ptr.tolist()) == ("uniform", 6, [0, 2, 4, 6])
+    assert uni.index.tolist() == [0, 0, 1, 1, 2, 2]
+    mask = torch.tensor([[True, False, True], [False, False, False], [True, True, True]])
+    m = Segments.from_mask(mask)
+    assert (m.kind, m.num_nodes, m.counts.tolist()) == ("mask", 3, [2, 0, 3])
+    assert m.index.tolist() == [0, 0, 2, 2, 2]
+    assert m.ptr.tolist() == [0, 2, 2, 5]
+
+
+def test_from_pyg_batch_and_data():
+    graphs = [Data(x=torch.ones(n, 2), edge_index=torch.empty(2, 0, dtype=torch.long))
+              for n in (3, 1, 2)]
+    batch = Batch.from_data_list(graphs)
+    seg = Segments.from_pyg(batch)
+    assert (seg.kind, seg.counts.tolist()) == ("csr", [3, 1, 2])
+    single = Segments.from_pyg(graphs[0])
+    assert (single.num_segments, single.counts.tolist()) == (1, [3])
+    with_batch = Data(x=torch.ones(3, 1), batch=torch.tensor([0, 1, 1]))
+    assert Segments.from_pyg(with_batch).counts.tolist() == [1, 2]
+
+
+def test_broadcast_is_the_adjoint_of_sum():
+    seg = Segments.from_index(torch.tensor([2, 0, 2, 1]))
+    values = torch.tensor([[1.0], [2.0], [3.0]])
+    assert seg.broadcast(values).flatten().tolist() == [3.0, 1.0, 3.0, 2.0]
+    assert Segments.uniform(2, 2).broadcast(values[:2]).flatten().tolist() == [1, 1, 2, 2]
+    mask = Segments.from_mask(torch.tensor([[True, False], [True, True]]))
+    assert mask.broadcast(values[:2]).shape == (2, 2, 1)
+
+
+def test_to_device_and_repr():
+    seg = Segments.from_index(torch.tensor([0, 1, 1])).to("cpu")
+    assert seg.counts.tolist() == [1, 2]
+    assert repr(seg) == "Segments(kind='csr', num_segments=2, num_nodes=3)"
+    assert repr(Segments.uniform(2, 5)) == "Segments(kind='uniform', num_segments=2, num_nodes=10, size=5)"
+
+
+def test_as_segments_resolves_everything():
+    x = torch.zeros(4, 2)
+    assert as_segments(x).counts.tolist() == [4]
+    assert as_segments(x, ptr=torch.tensor([0, 1, 4])).counts.tolist() == [1, 3]
+    seg = Segments.uniform(2, 2)
+    assert as_segments(x, seg) is seg
+    assert as_segments(x, torch.tensor([0, 0, 1, 1]), num_segments=3).num_segments == 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_segments_need_no_host_sync_when_num_segments_is_given():
+    index = torch.tensor([0, 0, 1], device="cuda")
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        seg = Segments.from_index(index, 3, validate=False)
+        seg.counts.sum()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
