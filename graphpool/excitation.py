@@ -19,8 +19,8 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from .errors import GraphpoolError, describe
-from .grid.layout import Layout, as_nodes, resolve_layout
+from .errors import GraphpoolError
+from .grid.layout import Layout, as_nodes, describe_input, resolve_layout
 from .grid.pool import readout_module
 from .readouts import Readout
 from .segments import as_segments
@@ -80,18 +80,19 @@ class SqueezeExcitation(nn.Module):
         if self.layout is not None:
             if batch is not None:
                 raise GraphpoolError(where, "batch", "None for a feature map (its images are "
-                                     "the sets)", describe(batch),
+                                     "the sets)", describe_input(batch),
                                      "drop batch, or build the module with layout=None")
-            nodes = as_nodes(x, self.layout, mask=mask, channels=self.channels, where=where)
+            nodes = as_nodes(x, self.layout, mask=mask, channels=self.channels, where=where,
+                             argument="x")
             gates = self.gates(nodes.readout(self.readout))
             return nodes.to_map(nodes.x * nodes.broadcast(gates))
         if mask is not None:
-            raise GraphpoolError(where, "mask", "None for node sets", describe(mask),
+            raise GraphpoolError(where, "mask", "None for node sets", describe_input(mask),
                                  "pass batch=Segments.from_mask(mask) for a padded batch, "
                                  "or build the module with a layout for feature maps")
         if not isinstance(x, Tensor) or x.dim() < 2 or x.size(-1) != self.channels:
             raise GraphpoolError(where, "x", f"node features [*, N, {self.channels}]",
-                                 describe(x), "pass features of the width the module was "
+                                 describe_input(x), "pass features of the width the module was "
                                  "built for; for a feature map build it with layout='NCHW'")
         segments = as_segments(x, batch, num_segments=num_graphs, where=where)
         gates = self.gates(self.readout(x, segments))

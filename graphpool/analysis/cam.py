@@ -19,8 +19,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ..errors import GraphpoolError, describe
-from ..grid.layout import Layout, as_nodes, resolve_layout
+from ..errors import GraphpoolError
+from ..grid.layout import Layout, as_nodes, describe_input, resolve_layout
 
 __all__ = ["class_activation", "save_image_cam", "save_graph_cam"]
 
@@ -29,7 +29,7 @@ def _weight(classifier: Union[nn.Linear, Tensor], where: str) -> Tensor:
     weight = classifier.weight if isinstance(classifier, nn.Linear) else classifier
     if not isinstance(weight, Tensor) or weight.dim() != 2:
         raise GraphpoolError(where, "classifier", "an nn.Linear or a [K, C] weight tensor",
-                             describe(classifier), "pass the linear layer after the readout")
+                             describe_input(classifier), "pass the linear layer after the readout")
     return weight
 
 
@@ -68,12 +68,13 @@ def class_activation(features: Union[Tensor, Sequence[Tensor]],
         if not isinstance(features, Tensor) or features.dim() < 2 or \
                 features.size(-1) != weight.size(1):
             raise GraphpoolError(where, "features", f"node features [*, N, {weight.size(1)}] "
-                                 "(the classifier's input width)", describe(features),
+                                 "(the classifier's input width)", describe_input(features),
                                  "pass the node features the readout reads; for a feature "
                                  "map also name its layout, e.g. layout='NCHW'")
         return features @ weight.t()
     layout = resolve_layout(layout, where)
-    nodes = as_nodes(features, layout, mask=mask, channels=weight.size(1), where=where)
+    nodes = as_nodes(features, layout, mask=mask, channels=weight.size(1), where=where,
+                     argument="features")
     return nodes.to_map(nodes.x @ weight.t())
 
 
@@ -87,7 +88,7 @@ def _pyplot_free_figure(where: str, **kwargs):
 
 def _as_2d(where: str, name: str, t: object) -> Tensor:
     if not isinstance(t, Tensor) or t.dim() != 2:
-        raise GraphpoolError(where, name, "an (H, W) tensor", describe(t),
+        raise GraphpoolError(where, name, "an (H, W) tensor", describe_input(t),
                              "select one image and one class, e.g. cam[b, k]")
     return t.detach().float().cpu()
 
@@ -120,7 +121,7 @@ def save_image_cam(path: Union[str, Path], cam: Tensor, image: Optional[Tensor] 
             image = image.unsqueeze(0)
         if not isinstance(image, Tensor) or image.dim() != 3 or image.size(0) not in (1, 3):
             raise GraphpoolError(where, "image", "an (H, W), (1, H, W) or (3, H, W) tensor",
-                                 describe(image), "pass one grey or RGB image, channels first")
+                                 describe_input(image), "pass one grey or RGB image, channels first")
         picture = image.detach().float().cpu().permute(1, 2, 0)
         low, high = picture.min(), picture.max()
         picture = (picture - low) / (high - low).clamp(min=1e-12)
@@ -164,17 +165,17 @@ def save_graph_cam(path: Union[str, Path], edge_index: Tensor, scores: Tensor, *
     where = "save_graph_cam"
     if not isinstance(scores, Tensor) or scores.dim() != 1:
         raise GraphpoolError(where, "scores", "a [N] tensor (one score per node)",
-                             describe(scores), "select one class, e.g. cam[:, k]")
+                             describe_input(scores), "select one class, e.g. cam[:, k]")
     num_nodes = scores.numel()
     if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise GraphpoolError(where, "edge_index", "a [2, E] integer tensor",
-                             describe(edge_index), "pass the graph's edge_index")
+                             describe_input(edge_index), "pass the graph's edge_index")
     if edge_index.numel() and int(edge_index.max()) >= num_nodes:
         raise GraphpoolError(where, "edge_index", f"node ids < {num_nodes} (the length of "
                              "scores)", f"a node id {int(edge_index.max())}",
                              "pass the edges and scores of the same graph")
     if pos is not None and (not isinstance(pos, Tensor) or tuple(pos.shape) != (num_nodes, 2)):
-        raise GraphpoolError(where, "pos", f"a [{num_nodes}, 2] tensor", describe(pos),
+        raise GraphpoolError(where, "pos", f"a [{num_nodes}, 2] tensor", describe_input(pos),
                              "pass one (x, y) per node, or leave pos out")
     fig = _pyplot_free_figure(where, figsize=(4, 4))
     ax = fig.add_subplot()

@@ -12,8 +12,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..errors import GraphpoolError, describe
-from .layout import Layout, as_nodes, nodes_to_map, resolve_layout
+from ..errors import GraphpoolError
+from .layout import Layout, as_nodes, describe_input, nodes_to_map, resolve_layout
 
 __all__ = ["grid_graph", "image_to_batch", "batch_to_image"]
 
@@ -181,11 +181,11 @@ def batch_to_image(values: Tensor, batch, layout: Union[str, Layout] = "NCHW", *
     needed = ("pos", "batch", "image_size")
     if any(getattr(batch, name, None) is None for name in needed):
         raise GraphpoolError(where, "batch", "a Batch made by image_to_batch (with pos, batch "
-                             "and image_size)", describe(batch),
+                             "and image_size)", describe_input(batch),
                              "build the batch with image_to_batch(fmap)")
     if not isinstance(values, Tensor) or values.dim() != 2 or values.size(0) != batch.num_nodes:
         raise GraphpoolError(where, "values", f"a tensor [{batch.num_nodes}, F] (one row per "
-                             "node of the batch)", describe(values),
+                             "node of the batch)", describe_input(values),
                              "pass node-level outputs, e.g. the result of a GNN layer")
     sizes = batch.image_size
     num_images = sizes.size(0)

@@ -32,7 +32,8 @@ from ..errors import GraphpoolError, describe
 from ..readouts import Readout
 from ..segments import Segments
 
-__all__ = ["Layout", "GridNodes", "as_nodes", "nodes_to_map", "pad_images", "resolve_layout"]
+__all__ = ["Layout", "GridNodes", "as_nodes", "nodes_to_map", "pad_images", "resolve_layout",
+           "describe_input"]
 
 _SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
@@ -77,6 +78,24 @@ class Layout(str, Enum):
         return "(" + ", ".join(axes) + ")"
 
 
+def describe_input(value: Any) -> str:
+    """:func:`graphpool.errors.describe`, short for lists of tensors and long reprs.
+
+    Example:
+        >>> import torch
+        >>> describe_input([torch.ones(3, 2, 2), torch.ones(3, 1, 4)])
+        'a list of 2 items (tensor shapes [(3, 2, 2), (3, 1, 4)])'
+    """
+    if isinstance(value, (list, tuple)):
+        shapes = [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+                  for v in value[:4]]
+        more = ", ..." if len(value) > 4 else ""
+        return (f"a {type(value).__name__} of {len(value)} items (tensor shapes "
+                f"{str(shapes)[:-1]}{more}])")
+    text = describe(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def resolve_layout(layout: Union[str, Layout], where: str,
                    spatial_dims: Optional[int] = None) -> Layout:
     """A :class:`Layout` from its name; ``spatial_dims`` restricts the allowed ones.
@@ -104,19 +123,19 @@ def _check_map(where: str, name: str, fmap: Any, layout: Layout, batched: bool,
     rank = len(layout.value) - (0 if batched else 1)
     shape_text = layout.shape_text if batched else "(" + layout.shape_text[4:]
     if not isinstance(fmap, Tensor):
-        raise GraphpoolError(where, name, f"a tensor {shape_text}", describe(fmap),
+        raise GraphpoolError(where, name, f"a tensor {shape_text}", describe_input(fmap),
                              "pass the feature map as a torch.Tensor")
     if fmap.dim() != rank:
         fix = ("add the batch axis with fmap.unsqueeze(0)" if fmap.dim() == rank - 1
                else f"pass a {rank}-D tensor, or name its axis order with another layout")
         raise GraphpoolError(where, name, f"a {rank}-D tensor {shape_text} for layout "
-                             f"{layout.value!r}", describe(fmap), fix)
+                             f"{layout.value!r}", describe_input(fmap), fix)
     c_axis = -1 if layout.channels_last else (1 if batched else 0)
     spatial = tuple(fmap.shape[c_axis + 1:] if not layout.channels_last
                     else fmap.shape[int(batched):-1])
     if channels is not None and fmap.size(c_axis) != channels:
         raise GraphpoolError(where, name, f"{channels} channels on the 'C' axis of "
-                             f"{shape_text}", describe(fmap), channel_fix)
+                             f"{shape_text}", describe_input(fmap), channel_fix)
     return fmap.size(c_axis), spatial
 
 
@@ -145,7 +164,7 @@ def nodes_to_map(values: Tensor, layout: Union[str, Layout],
     spatial = tuple(int(s) for s in spatial)
     if not isinstance(values, Tensor) or values.dim() < 2 or values.size(-2) != prod(spatial):
         raise GraphpoolError("nodes_to_map", "values", f"a tensor [*, {prod(spatial)}, F] "
-                             f"(one row per pixel of {spatial})", describe(values),
+                             f"(one row per pixel of {spatial})", describe_input(values),
                              "pass node values in the row order of as_nodes")
     if layout.channels_last:
         return values.unflatten(-2, spatial)
@@ -211,24 +230,24 @@ class GridNodes:
 
 
 def _check_images(maps: Sequence[Any], layout: Layout, channels: Optional[int],
-                  where: str) -> Tuple[Tuple[int, ...], ...]:
+                  where: str, argument: str = "fmap") -> Tuple[Tuple[int, ...], ...]:
     """Check a list of unbatched maps (same channel count); return their spatial sizes."""
     if len(maps) == 0:
-        raise GraphpoolError(where, "fmap", "a non-empty list of images", "an empty list",
+        raise GraphpoolError(where, argument, "a non-empty list of images", "an empty list",
                              "pass at least one image, or a (0, C, ...) tensor for none")
     sizes = []
     for i, image in enumerate(maps):
-        fix = ("every image of the list needs the channel count of fmap[0]" if i else
+        fix = (f"every image of the list needs the channel count of {argument}[0]" if i else
                "pass images with the channel count the module was built for")
-        channels, spatial = _check_map(where, f"fmap[{i}]", image, layout, batched=False,
+        channels, spatial = _check_map(where, f"{argument}[{i}]", image, layout, batched=False,
                                        channels=channels, channel_fix=fix)
         sizes.append(spatial)
     return tuple(sizes)
 
 
 def _ragged_nodes(maps: Sequence[Tensor], layout: Layout, channels: Optional[int],
-                  where: str) -> GridNodes:
-    sizes = _check_images(maps, layout, channels, where)
+                  where: str, argument: str) -> GridNodes:
+    sizes = _check_images(maps, layout, channels, where, argument)
     x = torch.cat([_node_view(m, layout, batched=False) for m in maps], dim=0)
     counts = torch.tensor([0] + [prod(s) for s in sizes], device=x.device)
     segments = Segments.from_ptr(counts.cumsum(0), num_nodes=x.size(0), validate=False)
@@ -238,7 +257,7 @@ def _ragged_nodes(maps: Sequence[Tensor], layout: Layout, channels: Optional[int
 
 def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] = "NCHW", *,
              mask: Optional[Tensor] = None, channels: Optional[int] = None,
-             where: str = "as_nodes") -> GridNodes:
+             where: str = "as_nodes", argument: str = "fmap") -> GridNodes:
     r"""View a feature map as node sets (see the module table).
 
     Pixel :math:`p = (i_1, \dots, i_d)` of image :math:`b` becomes node
@@ -251,6 +270,7 @@ def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] =
         layout: a :class:`Layout` or its name.
         mask: ``(B, *S)`` bool tensor marking the real pixels of a padded batch.
         channels: if given, the channel count the map must have.
+        where, argument: the public function and argument named in errors.
 
     Example:
         >>> import torch
@@ -267,10 +287,10 @@ def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] =
     layout = resolve_layout(layout, where)
     if isinstance(fmap, (list, tuple)):
         if mask is not None:
-            raise GraphpoolError(where, "mask", "None for a list of images", describe(mask),
+            raise GraphpoolError(where, "mask", "None for a list of images", describe_input(mask),
                                  "a list already gives every image its own size: drop the mask")
-        return _ragged_nodes(fmap, layout, channels, where)
-    _, spatial = _check_map(where, "fmap", fmap, layout, batched=True, channels=channels)
+        return _ragged_nodes(fmap, layout, channels, where, argument)
+    _, spatial = _check_map(where, argument, fmap, layout, batched=True, channels=channels)
     x = _node_view(fmap, layout, batched=True)
     if mask is None:
         segments = Segments.uniform(1, x.size(1), device=fmap.device)
@@ -278,7 +298,7 @@ def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] =
     expected = (fmap.size(0), *spatial)
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != expected:
         raise GraphpoolError(where, "mask", f"a bool tensor of shape {expected} (B and the "
-                             f"spatial axes of {layout.shape_text})", describe(mask),
+                             f"spatial axes of {layout.shape_text})", describe_input(mask),
                              "pass True for real pixels and False for padding, one entry per "
                              "pixel; pad_images(list) builds both the map and the mask")
     segments = Segments.from_mask(mask.reshape(fmap.size(0), -1))

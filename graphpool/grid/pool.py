@@ -28,10 +28,10 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ..errors import GraphpoolError, describe
+from ..errors import GraphpoolError
 from ..kernels.reductions import ALIASES
 from ..readouts import READOUTS, Readout, resolve_readout
-from .layout import GridNodes, Layout, as_nodes, resolve_layout
+from .layout import GridNodes, Layout, as_nodes, describe_input, resolve_layout
 
 __all__ = ["global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d", "POOL_TYPES"]
 
@@ -56,7 +56,7 @@ def readout_module(item: object, where: str) -> Readout:
         if name in READOUTS or name in ALIASES:
             return resolve_readout(name)
     raise GraphpoolError(where, "reduce", f"a graphpool Readout or one of {_choices()}",
-                         describe(item), "pick one of the listed names, or pass a Readout "
+                         describe_input(item), "pick one of the listed names, or pass a Readout "
                          "instance (e.g. MeanReadout())")
 
 

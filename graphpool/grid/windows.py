@@ -16,10 +16,10 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..errors import GraphpoolError, describe
+from ..errors import GraphpoolError
 from ..readouts import Readout
 from ..segments import Segments
-from .layout import Layout, as_nodes, nodes_to_map, resolve_layout
+from .layout import Layout, as_nodes, describe_input, nodes_to_map, resolve_layout
 from .pool import readout_module
 
 __all__ = ["WindowSegments", "window_segments", "window_pool", "ReceptiveField",
@@ -113,7 +113,7 @@ def window_pool(fmap: Tensor, kernel: Pair, stride: Optional[Pair] = None,
     where = "window_pool"
     layout = resolve_layout(layout, where, spatial_dims=2)
     if not isinstance(fmap, Tensor):
-        raise GraphpoolError(where, "fmap", f"a tensor {layout.shape_text}", describe(fmap),
+        raise GraphpoolError(where, "fmap", f"a tensor {layout.shape_text}", describe_input(fmap),
                              "window pooling needs images of one size: pool a list image "
                              "by image, or pad it with pad_images")
     module = readout_module(reduce, where)
