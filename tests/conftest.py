@@ -1,13 +1,14 @@
 import pytest
 
 import graphpool
-from graphpool.kernels import ext
+from graphpool.kernels import compiled, ext
 
-BACKENDS = ["native"] + (["torch_scatter"] if ext.AVAILABLE else [])
+BACKENDS = (["native"] + (["compiled"] if compiled.library() is not None else [])
+            + (["torch_scatter"] if ext.AVAILABLE else []))
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Run the test once per installed kernel backend."""
+    """Run the test once per available kernel backend."""
     with graphpool.use_backend(request.param):
         yield request.param

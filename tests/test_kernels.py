@@ -8,7 +8,7 @@ import torch
 
 import graphpool
 from graphpool import Segments, segment_reduce
-from graphpool.kernels import ext
+from graphpool.kernels import compiled, ext
 
 from .groupings import groupings, groups_from_counts
 from .reference import naive_readout
@@ -152,13 +152,14 @@ def test_half_types_accumulate_in_float32(op, dtype):
         assert out.item() == {"sum": 4096.0, "mean": 1.0, "max": 1.0, "min": 1.0}[op], name
 
 
-@pytest.mark.skipif(not ext.AVAILABLE, reason="torch_scatter is not installed")
+@pytest.mark.skipif(not ext.AVAILABLE or compiled.library() is None,
+                    reason="needs torch_scatter and the compiled kernels")
 @pytest.mark.parametrize("op", OPS)
 def test_backends_agree_on_values_and_gradients(op):
     counts = [5, 0, 3, 7]
     x = make_x(counts, torch.float64, "ties", seed=4)
     results = {}
-    for backend in ["native", "torch_scatter"]:
+    for backend in ["native", "compiled", "torch_scatter"]:
         with graphpool.use_backend(backend):
             for name, x_in, seg in groupings(x, counts):
                 x_in = x_in.clone().nan_to_num(0.0).requires_grad_()
@@ -170,11 +171,13 @@ def test_backends_agree_on_values_and_gradients(op):
         torch.testing.assert_close(grad, results["native", name][1])
 
 
-def test_ci_tests_the_torch_scatter_backend():
-    """CI sets GRAPHPOOL_REQUIRE_TORCH_SCATTER=1 so the optional backend cannot go untested."""
-    if os.environ.get("GRAPHPOOL_REQUIRE_TORCH_SCATTER") == "1":
-        assert ext.AVAILABLE, "torch_scatter must be installed in CI"
-    assert graphpool.get_backend() in ("auto", "native", "torch_scatter")
+def test_ci_tests_every_backend():
+    """CI sets GRAPHPOOL_REQUIRE_BACKENDS so that no optional backend goes untested."""
+    from .conftest import BACKENDS
+
+    required = [b for b in os.environ.get("GRAPHPOOL_REQUIRE_BACKENDS", "").split(",") if b]
+    assert set(required) <= set(BACKENDS), f"missing backends: {set(required) - set(BACKENDS)}"
+    assert "native" in BACKENDS
 
 
 def test_path_choice_follows_the_grouping():
@@ -188,6 +191,11 @@ def test_path_choice_follows_the_grouping():
             is native.scatter
         assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x.long(), "max") \
             is native.scatter
+    if compiled.library() is not None:
+        with graphpool.use_backend("auto"):
+            csr = Segments.from_ptr(torch.tensor([0, 4]))
+            assert dispatch._pick_path(csr, x, "max") is compiled.combine
+            assert dispatch._pick_path(csr, x.long(), "sum") is not compiled.combine
     if ext.AVAILABLE:
         with graphpool.use_backend("torch_scatter"):
             csr = Segments.from_ptr(torch.tensor([0, 4]))
@@ -207,3 +215,23 @@ def test_why_max_and_min_never_use_torch_scatter():
     with graphpool.use_backend("torch_scatter"):
         ours = segment_reduce(x, Segments.from_ptr(ptr), "max").flatten()
     assert ours[0] == float("-inf") and ours[1].isnan()
+
+
+def test_without_a_compiler_the_native_kernels_give_the_same_results(monkeypatch, tmp_path):
+    counts = [3, 0, 4]
+    x = make_x(counts, torch.float32, "special")
+    seg = Segments.from_ptr(torch.tensor([0, 3, 3, 7]))
+    expected = {op: segment_reduce(x, seg, op) for op in OPS}
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("GRAPHPOOL_CACHE", str(tmp_path))
+    compiled.library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="native torch kernels"):
+            assert compiled.library() is None
+        assert not compiled.supports(x, seg)
+        for op in OPS:
+            torch.testing.assert_close(segment_reduce(x, seg, op), expected[op], equal_nan=True)
+        with pytest.raises(graphpool.GraphpoolError, match="'compiled'.*C\\+\\+ compiler"):
+            graphpool.set_backend("compiled")
+    finally:
+        compiled.library.cache_clear()

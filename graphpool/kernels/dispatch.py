@@ -3,19 +3,20 @@ r"""``segment_reduce``: the single dispatch point of every readout.
 Path choice (decided from the :class:`~graphpool.Segments` metadata alone, never by
 reading tensor values):
 
-==========================  =======================================================
-grouping                    path
-==========================  =======================================================
-uniform, mask               :mod:`.dense`: a ``[*, B, S, F]`` view, torch reductions
-sorted index, ptr (``csr``)  sums: torch_scatter ``segment_csr`` if the backend allows
-                            it; otherwise native :func:`torch.segment_reduce`
-                            (floats) or scatter (integers)
-unsorted index              sums: torch_scatter ``scatter`` if allowed; otherwise
-                            native ``index_add`` / ``scatter_reduce``
-==========================  =======================================================
+=============================  ====================================================
+grouping                       path (first that applies)
+=============================  ====================================================
+uniform, mask                  :mod:`.dense`: a ``[*, B, S, F]`` view, torch reductions
+sorted index / ptr (``csr``)    :mod:`.compiled` C++ kernels (CPU, floating point);
+                               torch_scatter ``segment_csr`` for sums if installed;
+                               native :func:`torch.segment_reduce` (floats) or scatter
+unsorted index (``scatter``)    torch_scatter ``scatter`` for sums if installed; native
+                               ``index_add`` / ``scatter_reduce``
+=============================  ====================================================
 
-Max and min never use torch_scatter (see :mod:`.ext`). torch_scatter's ops cannot be
-traced by ``torch.compile`` either, so compiled code always takes the native paths.
+The backend (:func:`set_backend`) can rule out the compiled kernels and torch_scatter.
+Max and min never use torch_scatter (see :mod:`.ext`). Neither the compiled kernels nor
+torch_scatter can be traced by ``torch.compile``, so compiled code takes the native paths.
 
 Every path returns the same values and the same gradients: the backward is shared
 (see :class:`_SegmentReduce`).
@@ -32,13 +33,13 @@ from torch import Tensor
 
 from ..errors import GraphpoolError, describe
 from ..segments import Segments
-from . import dense, ext, native
+from . import compiled, dense, ext, native
 from .reductions import resolve_reduction
 
 __all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend"]
 
 Path = Callable[[Tensor, Segments, str, torch.dtype], Tensor]
-_BACKENDS = ("auto", "native", "torch_scatter")
+_BACKENDS = ("auto", "native", "compiled", "torch_scatter")
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -50,6 +51,11 @@ def _check_backend(name: str) -> str:
         raise GraphpoolError("set_backend", "name", "a backend that is installed",
                              "'torch_scatter', which cannot be imported",
                              "pip install --no-build-isolation torch-scatter, or use 'auto'")
+    if name == "compiled" and compiled.library() is None:
+        raise GraphpoolError("set_backend", "name", "a backend that can be built",
+                             "'compiled', which could not be compiled or loaded",
+                             "install a C++ compiler with OpenMP (g++), unset "
+                             "GRAPHPOOL_COMPILED=0, or use 'auto'")
     return name
 
 
@@ -59,12 +65,16 @@ _backend = _check_backend(os.environ.get("GRAPHPOOL_BACKEND", "auto"))
 def set_backend(name: str) -> None:
     r"""Choose the kernels for index/ptr groupings.
 
-    * ``"auto"`` (default): torch_scatter when it is installed, else native torch;
-    * ``"native"``: native torch only (the switch that disables torch_scatter);
-    * ``"torch_scatter"``: require torch_scatter.
+    * ``"auto"`` (default): the compiled CSR kernels for floating point ``x`` on the CPU
+      (see :mod:`graphpool.kernels.compiled`), torch_scatter for other sums when it is
+      installed, native torch otherwise;
+    * ``"native"``: native torch only (disables both the compiled kernels and torch_scatter);
+    * ``"compiled"``: like ``"auto"`` without torch_scatter; fails if the kernels cannot be built;
+    * ``"torch_scatter"``: torch_scatter for sums, native torch otherwise.
 
-    The environment variable ``GRAPHPOOL_BACKEND`` sets the initial value.
-    Uniform and masked groupings always take the dense path.
+    The environment variable ``GRAPHPOOL_BACKEND`` sets the initial value. Uniform and
+    masked groupings always take the dense path; ``torch.compile`` always traces the
+    native paths.
 
     Example:
         >>> import graphpool
@@ -95,9 +105,11 @@ def use_backend(name: str) -> Iterator[None]:
 def _pick_path(seg: Segments, x: Tensor, how: str) -> Path:
     if seg.kind in ("uniform", "mask"):
         return dense.combine
-    if (how == "sum" and _backend != "native" and ext.AVAILABLE
-            and not torch.compiler.is_compiling()):
-        return ext.combine
+    if not torch.compiler.is_compiling():
+        if _backend in ("auto", "compiled") and compiled.supports(x, seg):
+            return compiled.combine
+        if how == "sum" and _backend in ("auto", "torch_scatter") and ext.AVAILABLE:
+            return ext.combine
     if seg.kind == "csr" and x.is_floating_point():
         return native.csr
     return native.scatter
@@ -133,6 +145,11 @@ class _SegmentReduce(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         seg: Segments = ctx.seg
+        if ctx.path is compiled.combine and not torch.is_grad_enabled():  # one-pass kernels
+            if ctx.how == "sum":
+                return compiled.broadcast(grad_out, seg).to(ctx.x_dtype), None, None, None, None
+            x, out = ctx.saved_tensors
+            return compiled.extremum_backward(x, seg, out, grad_out), None, None, None, None
         if ctx.how == "sum":
             hit = seg.mask.unsqueeze(-1) if seg.mask is not None else None
             share = seg.broadcast(grad_out)
