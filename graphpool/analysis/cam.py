@@ -95,7 +95,8 @@ def _as_2d(where: str, name: str, t: object) -> Tensor:
 
 def save_image_cam(path: Union[str, Path], cam: Tensor, image: Optional[Tensor] = None, *,
                    alpha: float = 0.5, cmap: str = "jet", title: Optional[str] = None) -> Path:
-    r"""Save a heatmap of one class activation map, over its image if given, as a PNG.
+    r"""Save a heatmap of one class activation map as a PNG: with an image, the image and
+    the heatmap over it side by side.
 
     The CAM is resized to the image (bilinear) when their sizes differ.
 
@@ -114,27 +115,32 @@ def save_image_cam(path: Union[str, Path], cam: Tensor, image: Optional[Tensor] 
     """
     where = "save_image_cam"
     heat = _as_2d(where, "cam", cam)
-    fig = _pyplot_free_figure(where, figsize=(3, 3))
-    ax = fig.add_subplot()
-    if image is not None:
+    if image is None:
+        fig = _pyplot_free_figure(where, figsize=(3, 3))
+        axes = [fig.add_subplot()]
+        axes[0].imshow(heat.numpy(), cmap=cmap, interpolation="bilinear")
+    else:
         if isinstance(image, Tensor) and image.dim() == 2:
             image = image.unsqueeze(0)
         if not isinstance(image, Tensor) or image.dim() != 3 or image.size(0) not in (1, 3):
             raise GraphpoolError(where, "image", "an (H, W), (1, H, W) or (3, H, W) tensor",
-                                 describe_input(image), "pass one grey or RGB image, channels first")
-        picture = image.detach().float().cpu().permute(1, 2, 0)
+                                 describe_input(image),
+                                 "pass one grey or RGB image, channels first")
+        picture = image.detach().float().cpu()
         low, high = picture.min(), picture.max()
-        picture = (picture - low) / (high - low).clamp(min=1e-12)
+        picture = ((picture - low) / (high - low).clamp(min=1e-12)).permute(1, 2, 0)
         if tuple(heat.shape) != tuple(picture.shape[:2]):
             heat = torch.nn.functional.interpolate(heat[None, None], size=picture.shape[:2],
                                                    mode="bilinear", align_corners=False)[0, 0]
-        ax.imshow(picture.squeeze(-1).numpy(), cmap="gray")
-        ax.imshow(heat.numpy(), cmap=cmap, alpha=alpha)
-    else:
-        ax.imshow(heat.numpy(), cmap=cmap)
-    ax.set_axis_off()
+        fig = _pyplot_free_figure(where, figsize=(6, 3))
+        axes = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)]
+        for ax in axes:
+            ax.imshow(picture.squeeze(-1).numpy(), cmap="gray")
+        axes[1].imshow(heat.numpy(), cmap=cmap, alpha=alpha, interpolation="bilinear")
+    for ax in axes:
+        ax.set_axis_off()
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     path = Path(path)
     fig.savefig(path, format="png", bbox_inches="tight")
     return path
@@ -186,7 +192,8 @@ def save_graph_cam(path: Union[str, Path], edge_index: Tensor, scores: Tensor, *
               else nx.spring_layout(graph, seed=0))
     values = scores.detach().float().cpu()
     nx.draw_networkx(graph, layout, ax=ax, node_color=values.numpy(), cmap=cmap,
-                     with_labels=False, node_size=max(20, 3000 // max(num_nodes, 1)))
+                     with_labels=False, node_size=max(30, 6000 // max(num_nodes, 1)),
+                     edge_color="lightgray", width=0.8)
     ax.set_axis_off()
     if title:
         ax.set_title(title)
