@@ -11,6 +11,9 @@ __all__ = ["main", "COMMANDS"]
 # One line per subcommand module.
 COMMANDS = [
     "graphpool.commands.demo",
+    "graphpool.commands.expressiveness",
+    "graphpool.commands.train",
+    "graphpool.commands.bench",
 ]
 
 

@@ -1,4 +1,4 @@
 """Offline datasets bundled with graphpool."""
-from .tu import BUNDLED_TU_DATASETS, load_tu_dataset
+from .tu import BUNDLED_TU_DATASETS, check_tu_raw_files, default_root, load_tu_dataset
 
-__all__ = ["load_tu_dataset", "BUNDLED_TU_DATASETS"]
+__all__ = ["load_tu_dataset", "check_tu_raw_files", "default_root", "BUNDLED_TU_DATASETS"]

@@ -1,0 +1,1 @@
+"""Cross-validated GIN experiments: folds, training, model selection, results."""
