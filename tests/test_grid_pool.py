@@ -276,7 +276,7 @@ ERRORS = [
      "mask.*None for a list"),
     ("list-empty", lambda: GlobalPool2d()([]), "fmap.*non-empty list"),
     ("list-rank", lambda: GlobalPool2d()([torch.randn(3, 2, 2), torch.randn(1, 3, 2, 2)]),
-     r"fmap\[1\].*3-D tensor \(C, H, W\)"),
+     r"fmap\[1\].*3-D tensor \(C, H, W\).*without the batch axis"),
     ("list-channels", lambda: GlobalPool2d()([torch.randn(3, 2, 2), torch.randn(4, 2, 2)]),
      r"fmap\[1\].*3 channels.*channel count of fmap\[0\]"),
     ("not-a-tensor", lambda: GlobalPool2d()("image"), "fmap.*a tensor"),

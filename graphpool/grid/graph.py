@@ -201,7 +201,8 @@ def batch_to_image(values: Tensor, batch, layout: Union[str, Layout] = "NCHW", *
     flat = (image * height + rows) * width + batch.pos[:, 0].long()
     nodes = values.new_zeros(num_images * height * width, values.size(1))
     nodes = nodes.index_put((flat,), values)
-    fmap = nodes_to_map(nodes.view(num_images, height * width, -1), layout, (height, width))
+    fmap = nodes_to_map(nodes.view(num_images, height * width, values.size(1)), layout,
+                        (height, width))
     if not return_mask:
         return fmap
     mask = torch.zeros(num_images * height * width, dtype=torch.bool, device=values.device)

@@ -126,8 +126,12 @@ def _check_map(where: str, name: str, fmap: Any, layout: Layout, batched: bool,
         raise GraphpoolError(where, name, f"a tensor {shape_text}", describe_input(fmap),
                              "pass the feature map as a torch.Tensor")
     if fmap.dim() != rank:
-        fix = ("add the batch axis with fmap.unsqueeze(0)" if fmap.dim() == rank - 1
-               else f"pass a {rank}-D tensor, or name its axis order with another layout")
+        if batched and fmap.dim() == rank - 1:
+            fix = f"add the batch axis with {name}.unsqueeze(0)"
+        elif not batched and fmap.dim() == rank + 1:
+            fix = "list items are single images without the batch axis: pass image[0]"
+        else:
+            fix = f"pass a {rank}-D tensor, or name its axis order with another layout"
         raise GraphpoolError(where, name, f"a {rank}-D tensor {shape_text} for layout "
                              f"{layout.value!r}", describe_input(fmap), fix)
     c_axis = -1 if layout.channels_last else (1 if batched else 0)
