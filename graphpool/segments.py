@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from .errors import GraphpoolError, describe
+from .kernels import compiled
 
 __all__ = ["Segments", "as_segments"]
 
@@ -51,7 +52,7 @@ def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
                              f"convert it with {name}.long()")
     if t.dim() != 1:
         raise GraphpoolError(where, name, "a 1-D tensor", describe(t), fix)
-    return t.long()
+    return t.long().contiguous()
 
 
 def _check_count(where: str, name: str, value: Any, minimum: int = 0) -> int:
@@ -140,8 +141,11 @@ class Segments:
         if num_segments is not None:
             num_segments = _check_count(where, "num_segments", num_segments)
         check_values = _reading_values_allowed(validate)
+        fast = not torch.compiler.is_compiling() and compiled.cpu_index(index)
         if n == 0:
             lo, hi, is_sorted = 0, -1, True
+        elif fast and (check_values or num_segments is None):
+            lo, hi, is_sorted = compiled.index_stats(index)
         elif check_values or num_segments is None:
             stats = torch.stack([index.min(), index.max(),
                                  (index[1:] >= index[:-1]).all().long()]).tolist()
@@ -165,6 +169,10 @@ class Segments:
                                      "pass sorted=None to detect it, or sort the rows")
         if sorted is None:
             sorted = bool(is_sorted)
+        if sorted and fast:
+            ptr = compiled.sorted_index_to_ptr(index, num_segments)
+            return cls(kind="csr", num_segments=num_segments, num_nodes=n,
+                       counts=ptr[1:] - ptr[:-1], index=index, ptr=ptr)
         counts = torch.zeros(num_segments, dtype=torch.long, device=index.device)
         counts.index_add_(0, index, torch.ones_like(index))
         if sorted:

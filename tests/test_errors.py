@@ -58,7 +58,7 @@ CASES = [
      r"'num_graphs'.*dim_size=2"),
     ("unknown readout name", lambda: gp.resolve_readout("median"),
      r"'readout'.*'sum', 'mean', 'max', 'min', 'add'.*'median'"),
-    ("unknown backend", lambda: gp.set_backend("cuda"), r"'name'.*'auto', 'native', 'torch_scatter'"),
+    ("unknown backend", lambda: gp.set_backend("cuda"), r"'name'.*'auto', 'native', 'compiled', 'torch_scatter'"),
 ]
 
 

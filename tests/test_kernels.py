@@ -235,3 +235,27 @@ def test_without_a_compiler_the_native_kernels_give_the_same_results(monkeypatch
             graphpool.set_backend("compiled")
     finally:
         compiled.library.cache_clear()
+
+
+@pytest.mark.parametrize("counts", [[9000], [5000, 0, 4500], [30] * 40])
+@pytest.mark.parametrize("op", OPS)
+def test_results_do_not_depend_on_the_number_of_threads(counts, op):
+    """Sets longer than a kernel chunk, and fewer sets than threads, still fold in one order."""
+    x = make_x(counts, torch.float32, features=5, seed=7).requires_grad_()
+    seg = Segments.from_ptr(torch.cat([torch.zeros(1, dtype=torch.long),
+                                       torch.tensor(counts).cumsum(0)]))
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            out = segment_reduce(x, seg, op)
+            (grad,) = torch.autograd.grad(out.square().sum(), x)
+            runs.append((out, grad))
+    finally:
+        torch.set_num_threads(before)
+    for out, grad in runs[1:]:
+        assert torch.equal(out, runs[0][0]) and torch.equal(grad, runs[0][1])
+    x64 = x.detach().double()  # long float32 sums round differently from a loop: check in float64
+    torch.testing.assert_close(segment_reduce(x64, seg, op),
+                               naive_readout(x64, groups_from_counts(counts), op))

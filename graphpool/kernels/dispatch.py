@@ -242,7 +242,10 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
     path = _pick_path(segments, x, red.combine)
     acc = torch.float32 if red.combine == "sum" and x.dtype in _HALF else x.dtype
-    out = _SegmentReduce.apply(x, segments, path, red.combine, acc)
+    if x.requires_grad and torch.is_grad_enabled():
+        out = _SegmentReduce.apply(x, segments, path, red.combine, acc)
+    else:  # nothing to differentiate: skip the autograd.Function's overhead
+        out = path(x, segments, red.combine, acc)
     if red.finalize is not None:
         out = red.finalize(out, segments.counts)
     out = out.to(x.dtype)

@@ -56,24 +56,60 @@ inline Acc identity() {
   return OP == 1 ? -INFINITY : INFINITY;
 }
 
+// Combine rows [begin, end) into acc[0:F]. Features go in blocks of W that stay in
+// registers while the rows stream by; each element of x is read once.
 template <int OP, typename T, typename Acc>
-inline void accumulate_rows(const T* base, int64_t begin, int64_t end, int64_t F, int64_t sN,
-                            int64_t sF, Acc* acc) {
-  for (int64_t r = begin; r < end; ++r) {
-    const T* row = base + r * sN;
-    if (sF == 1) {
-      for (int64_t f = 0; f < F; ++f) acc[f] = combine<OP>(acc[f], load(row[f]));
-    } else {
-      for (int64_t f = 0; f < F; ++f) acc[f] = combine<OP>(acc[f], load(row[f * sF]));
+inline void accumulate_rows(const T* __restrict base, int64_t begin, int64_t end, int64_t F,
+                            int64_t sN, int64_t sF, Acc* __restrict acc) {
+  constexpr int64_t W = 256 / sizeof(Acc);
+  int64_t f0 = 0;
+  if (sF == 1) {
+    for (; f0 + W <= F; f0 += W) {
+      Acc a[W];
+      for (int64_t k = 0; k < W; ++k) a[k] = acc[f0 + k];
+      for (int64_t r = begin; r < end; ++r) {
+        const T* __restrict row = base + r * sN + f0;
+        for (int64_t k = 0; k < W; ++k) a[k] = combine<OP>(a[k], load(row[k]));
+      }
+      for (int64_t k = 0; k < W; ++k) acc[f0 + k] = a[k];
     }
+  }
+  for (int64_t r = begin; r < end; ++r) {  // the remaining features, any stride
+    const T* __restrict row = base + r * sN;
+    for (int64_t f = f0; f < F; ++f) acc[f] = combine<OP>(acc[f], load(row[f * sF]));
   }
 }
 
-// Split rows [begin, end) into nthreads contiguous chunks; chunk t is [lo, hi).
-inline void chunk(int64_t begin, int64_t end, int t, int nthreads, int64_t* lo, int64_t* hi) {
-  int64_t n = end - begin, step = (n + nthreads - 1) / nthreads;
-  *lo = std::min(end, begin + t * step);
-  *hi = std::min(end, *lo + step);
+// The arithmetic is fixed by the data, never by the thread count: a set is folded in
+// chunks of CHUNK rows (rows in order inside a chunk), then the chunk results are folded
+// in order. Sets are spread over threads, and so are the chunks of a set when there are
+// fewer sets than threads; either way every result is bitwise reproducible.
+constexpr int64_t CHUNK = 4096;
+
+inline int64_t num_chunks(int64_t begin, int64_t end) {
+  return std::max<int64_t>(1, (end - begin + CHUNK - 1) / CHUNK);
+}
+
+template <int OP, typename Acc>
+inline void fold_into(Acc* acc, const Acc* part, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) acc[f] = combine<OP>(acc[f], part[f]);
+}
+
+// One set, sequentially: acc = fold over chunks of (fold over rows of the chunk).
+template <int OP, typename T, typename Acc>
+inline void reduce_set(const T* base, int64_t begin, int64_t end, int64_t F, int64_t sN,
+                       int64_t sF, Acc* acc, Acc* part) {
+  std::fill(acc, acc + F, identity<OP, Acc>());
+  for (int64_t c0 = begin; c0 < end; c0 += CHUNK) {
+    const int64_t c1 = std::min(end, c0 + CHUNK);
+    if (c0 == begin) {
+      accumulate_rows<OP>(base, c0, c1, F, sN, sF, acc);
+    } else {
+      std::fill(part, part + F, identity<OP, Acc>());
+      accumulate_rows<OP>(base, c0, c1, F, sN, sF, part);
+      fold_into<OP>(acc, part, F);
+    }
+  }
 }
 
 template <int OP, typename T, typename Out>
@@ -84,64 +120,90 @@ void reduce(const T* x, int64_t L, int64_t F, int64_t sL, int64_t sN, int64_t sF
   if (sets >= nthreads) {  // many sets: one set per task
 #pragma omp parallel num_threads(nthreads)
     {
-      std::vector<Acc> acc(F);
+      std::vector<Acc> acc(F), part(F);
 #pragma omp for schedule(dynamic, 16)
       for (int64_t s = 0; s < sets; ++s) {
         const int64_t l = s / B, b = s % B;
-        std::fill(acc.begin(), acc.end(), identity<OP, Acc>());
-        accumulate_rows<OP>(x + l * sL, ptr[b], ptr[b + 1], F, sN, sF, acc.data());
+        reduce_set<OP>(x + l * sL, ptr[b], ptr[b + 1], F, sN, sF, acc.data(), part.data());
         for (int64_t f = 0; f < F; ++f) out[s * F + f] = store<Out>(acc[f]);
       }
     }
     return;
   }
-  // few sets (one huge graph): split each set's rows over the threads, then combine.
-  std::vector<Acc> partial(static_cast<size_t>(nthreads) * F);
+  // few sets (one huge graph): the chunks of each set go to the threads.
   for (int64_t s = 0; s < sets; ++s) {
-    const int64_t l = s / B, b = s % B;
-    std::fill(partial.begin(), partial.end(), identity<OP, Acc>());
-#pragma omp parallel num_threads(nthreads)
-    {
-      const int t = omp_get_thread_num();
-      int64_t lo, hi;
-      chunk(ptr[b], ptr[b + 1], t, nthreads, &lo, &hi);
-      accumulate_rows<OP>(x + l * sL, lo, hi, F, sN, sF, partial.data() + t * F);
-    }
-    for (int64_t f = 0; f < F; ++f) {
-      Acc v = partial[f];
-      for (int t = 1; t < nthreads; ++t) v = combine<OP>(v, partial[t * F + f]);
-      out[s * F + f] = store<Out>(v);
-    }
+    const int64_t l = s / B, b = s % B, begin = ptr[b], end = ptr[b + 1];
+    const int64_t chunks = num_chunks(begin, end);
+    std::vector<Acc> parts(chunks * F, identity<OP, Acc>());
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c = 0; c < chunks; ++c)
+      accumulate_rows<OP>(x + l * sL, begin + c * CHUNK, std::min(end, begin + (c + 1) * CHUNK),
+                          F, sN, sF, parts.data() + c * F);
+    for (int64_t c = 1; c < chunks; ++c) fold_into<OP>(parts.data(), parts.data() + c * F, F);
+    for (int64_t f = 0; f < F; ++f) out[s * F + f] = store<Out>(parts[f]);
   }
 }
 
-// grad_x[r] = [x_r == y_b] * grad_b / #{u in b : x_u == y_b}, per feature.
+// grad_x[r] = [x_r == y_b] * grad_b / #{u in b : x_u == y_b}, per feature. Tie counts
+// are small integers, exact in any order.
+template <typename T>
+inline void count_ties(const T* base, int64_t begin, int64_t end, int64_t F, int64_t sN,
+                       int64_t sF, const T* ys, typename AccOf<T>::type* ties) {
+  using Acc = typename AccOf<T>::type;
+  for (int64_t r = begin; r < end; ++r)
+    for (int64_t f = 0; f < F; ++f)
+      ties[f] += load(base[r * sN + f * sF]) == load(ys[f]) ? Acc(1) : Acc(0);
+}
+
+template <typename T>
+inline void write_grad(const T* base, int64_t begin, int64_t end, int64_t F, int64_t sN,
+                       int64_t sF, const T* ys, const typename AccOf<T>::type* share, T* gx) {
+  using Acc = typename AccOf<T>::type;
+  for (int64_t r = begin; r < end; ++r)
+    for (int64_t f = 0; f < F; ++f)
+      gx[r * F + f] = store<T>(load(base[r * sN + f * sF]) == load(ys[f]) ? share[f] : Acc(0));
+}
+
 template <typename T>
 void extremum_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, int64_t sN,
                        int64_t sF, const int64_t* ptr, int64_t B, const T* y, const T* grad,
                        T* grad_x, int nthreads) {
   using Acc = typename AccOf<T>::type;
   const int64_t sets = L * B;
+  auto share_of = [&](int64_t s, Acc* ties) {  // ties -> gradient share per tied row
+    for (int64_t f = 0; f < F; ++f) ties[f] = ties[f] > 0 ? load(grad[s * F + f]) / ties[f] : Acc(0);
+  };
+  if (sets >= nthreads) {
 #pragma omp parallel num_threads(nthreads)
-  {
-    std::vector<Acc> ties(F);
+    {
+      std::vector<Acc> ties(F);
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t s = 0; s < sets; ++s) {
-      const int64_t l = s / B, b = s % B;
-      const T* base = x + l * sL;
-      const T* ys = y + s * F;
-      const T* gs = grad + s * F;
-      std::fill(ties.begin(), ties.end(), Acc(0));
-      for (int64_t r = ptr[b]; r < ptr[b + 1]; ++r)
-        for (int64_t f = 0; f < F; ++f)
-          ties[f] += load(base[r * sN + f * sF]) == load(ys[f]) ? Acc(1) : Acc(0);
-      for (int64_t f = 0; f < F; ++f) ties[f] = ties[f] > 0 ? load(gs[f]) / ties[f] : Acc(0);
-      for (int64_t r = ptr[b]; r < ptr[b + 1]; ++r) {
-        T* gr = grad_x + (l * N + r) * F;
-        for (int64_t f = 0; f < F; ++f)
-          gr[f] = store<T>(load(base[r * sN + f * sF]) == load(ys[f]) ? ties[f] : Acc(0));
+      for (int64_t s = 0; s < sets; ++s) {
+        const int64_t l = s / B, b = s % B;
+        std::fill(ties.begin(), ties.end(), Acc(0));
+        count_ties(x + l * sL, ptr[b], ptr[b + 1], F, sN, sF, y + s * F, ties.data());
+        share_of(s, ties.data());
+        write_grad(x + l * sL, ptr[b], ptr[b + 1], F, sN, sF, y + s * F, ties.data(),
+                   grad_x + l * N * F);
       }
     }
+    return;
+  }
+  for (int64_t s = 0; s < sets; ++s) {
+    const int64_t l = s / B, b = s % B, begin = ptr[b], end = ptr[b + 1];
+    const int64_t chunks = num_chunks(begin, end);
+    std::vector<Acc> parts(chunks * F, Acc(0));
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c = 0; c < chunks; ++c)
+      count_ties(x + l * sL, begin + c * CHUNK, std::min(end, begin + (c + 1) * CHUNK), F, sN,
+                 sF, y + s * F, parts.data() + c * F);
+    for (int64_t c = 1; c < chunks; ++c)
+      for (int64_t f = 0; f < F; ++f) parts[f] += parts[c * F + f];
+    share_of(s, parts.data());
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c = 0; c < chunks; ++c)
+      write_grad(x + l * sL, begin + c * CHUNK, std::min(end, begin + (c + 1) * CHUNK), F, sN,
+                 sF, y + s * F, parts.data(), grad_x + l * N * F);
   }
 }
 
@@ -174,11 +236,21 @@ void reduce_op(int op, const void* x, int64_t L, int64_t F, int64_t sL, int64_t 
 
 }  // namespace
 
+// A pointer the kernels can trust: starts at 0, never decreases, ends at rows.
+bool valid_ptr(const int64_t* ptr, int64_t B, int64_t rows) {
+  if (ptr[0] != 0 || ptr[B] != rows) return false;
+  for (int64_t b = 0; b < B; ++b)
+    if (ptr[b + 1] < ptr[b]) return false;
+  return true;
+}
+
 extern "C" {
 
-int gp_csr_reduce(int dtype, int op, const void* x, int64_t L, int64_t F, int64_t sL,
-                  int64_t sN, int64_t sF, const int64_t* ptr, int64_t B, void* out,
+// Return codes: 0 done, 1 unknown dtype, 2 ptr out of bounds (nothing was read).
+int gp_csr_reduce(int dtype, int op, const void* x, int64_t L, int64_t N, int64_t F,
+                  int64_t sL, int64_t sN, int64_t sF, const int64_t* ptr, int64_t B, void* out,
                   int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
   switch (dtype) {
     case 0: reduce_op<float, float>(op, x, L, F, sL, sN, sF, ptr, B, out, nthreads); return 0;
     case 1: reduce_op<double, double>(op, x, L, F, sL, sN, sF, ptr, B, out, nthreads); return 0;
@@ -191,6 +263,7 @@ int gp_csr_reduce(int dtype, int op, const void* x, int64_t L, int64_t F, int64_
 int gp_csr_extremum_backward(int dtype, const void* x, int64_t L, int64_t N, int64_t F,
                              int64_t sL, int64_t sN, int64_t sF, const int64_t* ptr, int64_t B,
                              const void* y, const void* grad, void* grad_x, int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
 #define GP_CASE(code, T)                                                                    \
   case code:                                                                                \
     extremum_backward<T>(static_cast<const T*>(x), L, N, F, sL, sN, sF, ptr, B,              \
@@ -204,6 +277,7 @@ int gp_csr_extremum_backward(int dtype, const void* x, int64_t L, int64_t N, int
 
 int gp_csr_broadcast(int itemsize, const void* values, int64_t L, int64_t N, int64_t F,
                      const int64_t* ptr, int64_t B, void* out, int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
   switch (itemsize) {
     case 2: broadcast(static_cast<const uint16_t*>(values), L, N, F, ptr, B,
                       static_cast<uint16_t*>(out), nthreads); return 0;
@@ -213,6 +287,29 @@ int gp_csr_broadcast(int itemsize, const void* values, int64_t L, int64_t N, int
                       static_cast<uint64_t*>(out), nthreads); return 0;
   }
   return 1;
+}
+
+// One pass over a set index: out[0] = min, out[1] = max, out[2] = 1 if non-decreasing.
+void gp_index_stats(const int64_t* index, int64_t n, int64_t* out) {
+  int64_t lo = n ? index[0] : 0, hi = n ? index[0] : -1, sorted = 1;
+  for (int64_t i = 1; i < n; ++i) {
+    const int64_t v = index[i];
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    sorted &= v >= index[i - 1];
+  }
+  out[0] = lo;
+  out[1] = hi;
+  out[2] = sorted;
+}
+
+// ptr[b] = first row of set b, for a non-decreasing index with values in [0, B).
+// Never writes outside ptr[0..B], whatever the index holds.
+void gp_sorted_index_to_ptr(const int64_t* index, int64_t n, int64_t B, int64_t* ptr) {
+  int64_t b = 0;
+  for (int64_t i = 0; i < n; ++i)
+    while (b <= index[i] && b <= B) ptr[b++] = i;
+  while (b <= B) ptr[b++] = n;
 }
 
 }  // extern "C"

@@ -1,0 +1,58 @@
+"""Full benchmark: graphpool vs PyG pools, native torch and torch_scatter.
+
+    python benchmarks/run.py                  # all regimes, CPU, ~5-8 minutes on 2 cores
+    python benchmarks/run.py --quick          # smaller regimes (same as `graphpool bench`)
+    python benchmarks/run.py --device cuda    # on a GPU, when there is one
+
+Prints a markdown table (times, best peer, ratios, GB/s, floor) and the issue's targets,
+and writes everything to JSON (default: benchmarks/results/<device>.json).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from graphpool import benchmark as bench
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller regimes, fewer rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per candidate")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--json", default=None, help="where to write the results")
+    args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("no CUDA device: nothing to benchmark on the GPU", file=sys.stderr)
+        return 0
+    rounds = args.rounds or (5 if args.quick else 9)
+    results = bench.run(bench.make_cases(args.quick), rounds, args.device,
+                        progress=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
+    targets = bench.check_targets(results) if args.device == "cpu" else []
+    if args.device == "cpu":
+        large = next(c for c in bench.make_cases(args.quick) if c.regime.startswith("large"))
+        n, f = large.shape[0] * large.shape[1], large.shape[2]
+        for op in bench.OPS:
+            peak = bench.peak_forward_allocation(large, op)
+            targets.append({"target": f"large {op} forward: largest allocation / (N x F x 4 B)",
+                            "value": round(peak / (n * f * 4), 4), "goal": "< 1",
+                            "met": peak < n * f * 4})
+    print(f"\nmachine: {bench.machine()}\n")
+    print(bench.markdown(results))
+    print("\n| target | value | goal | met |\n|---|---|---|---|")
+    for t in targets:
+        print(f"| {t['target']} | {t['value']} | {t['goal']} | {'yes' if t['met'] else 'NO'} |")
+    path = Path(args.json or Path(__file__).parent / "results" / f"{args.device}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bench.to_json(results, targets, str(path))
+    print(f"\nwrote {os.path.relpath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

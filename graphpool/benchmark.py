@@ -1,0 +1,348 @@
+r"""Benchmark graphpool against its peers: PyG pools, native torch, torch_scatter.
+
+Every candidate of a case runs in one process, interleaved (one call of each candidate per
+round), after a warm-up; the table reports the median over rounds. Before timing, each
+candidate's output (and, for forward+backward, its gradient) is checked against
+graphpool's — a candidate that disagrees aborts the run.
+
+A readout reads each input element once, so it is bound by memory bandwidth. The
+*floor* of a case is ``x.sum(-2)`` over the same bytes, timed in the same rounds;
+``GB/s`` is the size of ``x`` divided by the median time.
+
+Run ``python benchmarks/run.py`` (full) or ``graphpool bench`` (quick).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+import graphpool as gp
+from graphpool.kernels import compiled, ext
+
+__all__ = ["Case", "Result", "make_cases", "run_case", "run", "markdown", "check_targets"]
+
+OPS = ("sum", "mean", "max")
+
+
+@dataclass
+class Case:
+    """One input: ``kind`` is ``graph`` (x [N, F] + sorted or shuffled batch) or ``image``."""
+
+    regime: str
+    kind: str
+    dtype: torch.dtype
+    shape: tuple
+    num_graphs: int = 0
+    sorted: bool = True
+
+
+@dataclass
+class Result:
+    regime: str
+    dtype: str
+    op: str
+    mode: str
+    candidate: str
+    median_ms: float
+    ratio_to_graphpool: float
+    gbps: float
+    checked: bool = True
+    extra: Dict[str, float] = field(default_factory=dict)
+
+
+def make_cases(quick: bool = False) -> List[Case]:
+    """The regimes of the issue; ``quick`` shrinks the big ones so the run takes ~1 minute."""
+    k = 20 if quick else 1
+    cases = [
+        Case("molecules 128x25x64", "graph", torch.float32, (128, 25, 64), 128),
+        Case(f"medium {1000 // k}x100x128", "graph", torch.float32, (1000 // k, 100, 128),
+             1000 // k),
+        Case(f"large {10000 // k}x100x64", "graph", torch.float32, (10000 // k, 100, 64),
+             10000 // k),
+        Case(f"large {10000 // k}x100x64", "graph", torch.bfloat16, (10000 // k, 100, 64),
+             10000 // k),
+        Case(f"one graph {1_000_000 // k}x64", "graph", torch.float32, (1, 1_000_000 // k, 64), 1),
+        Case(f"unsorted {10000 // k}x100x64", "graph", torch.float32, (10000 // k, 100, 64),
+             10000 // k, sorted=False),
+        Case("image 64x256x14x14", "image", torch.float32, (64 // k, 256, 14, 14)),
+        Case("image 32x2048x7x7", "image", torch.float32, (32 // k, 2048, 7, 7)),
+    ]
+    return cases
+
+
+def _graph_inputs(case: Case, device: str, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    num_graphs, mean_nodes, feats = case.shape
+    if num_graphs == 1:
+        sizes = torch.tensor([mean_nodes])
+    else:  # sizes vary +-50% around the mean, like real batches
+        sizes = torch.randint(mean_nodes // 2, mean_nodes * 3 // 2 + 1, (num_graphs,), generator=g)
+    batch = torch.repeat_interleave(torch.arange(num_graphs), sizes)
+    x = torch.randn(int(sizes.sum()), feats, generator=g).to(case.dtype)
+    if not case.sorted:
+        perm = torch.randperm(x.size(0), generator=g)
+        x, batch = x[perm], batch[perm]
+    ptr = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
+    return x.to(device), batch.to(device), ptr.to(device)
+
+
+def _graph_candidates(case: Case, op: str, batch: Tensor, ptr: Tensor
+                      ) -> Dict[str, Callable[[Tensor], Tensor]]:
+    from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+
+    B, feats = case.num_graphs, case.shape[2]
+    pyg = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}[op]
+    cands: Dict[str, Callable[[Tensor], Tensor]] = {
+        "graphpool": lambda x: gp.readout(x, batch, op, num_graphs=B),
+        "PyG": lambda x: pyg(x, batch, size=B),
+    }
+    index = batch.view(-1, 1).expand(-1, feats)
+    native_op = {"sum": "sum", "mean": "mean", "max": "amax"}[op]
+    cands["torch scatter_reduce"] = lambda x: x.new_zeros(B, x.size(1)).scatter_reduce(
+        0, index, x, native_op, include_self=False)
+    if op != "max":
+        def index_add(x):
+            out = x.new_zeros(B, x.size(1)).index_add(0, batch, x)
+            if op == "mean":
+                out = out / torch.bincount(batch, minlength=B).clamp(min=1).unsqueeze(1)
+            return out
+        cands["torch index_add"] = index_add
+    if case.sorted and case.dtype != torch.bfloat16:  # segment_reduce has no bf16 backward
+        cands["torch segment_reduce"] = lambda x: torch.segment_reduce(
+            x, op, offsets=ptr, axis=0, unsafe=True)
+    if ext.AVAILABLE:
+        import torch_scatter
+
+        if case.sorted:
+            cands["torch_scatter segment_csr"] = lambda x: torch_scatter.segment_csr(
+                x, ptr, reduce=op)
+        cands["torch_scatter scatter"] = lambda x: torch_scatter.scatter(
+            x, batch, 0, dim_size=B, reduce=op)
+    return cands
+
+
+def _image_candidates(op: str) -> Dict[str, Callable[[Tensor], Tensor]]:
+    from graphpool.grid import GlobalPool2d
+
+    pool = GlobalPool2d(op)
+    cands = {"graphpool": pool}
+    if op == "mean":
+        cands["x.mean((2, 3))"] = lambda x: x.mean((2, 3))
+        cands["AdaptiveAvgPool2d"] = lambda x: torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+    elif op == "max":
+        cands["x.amax((2, 3))"] = lambda x: x.amax((2, 3))
+        cands["AdaptiveMaxPool2d"] = lambda x: torch.nn.functional.adaptive_max_pool2d(x, 1).flatten(1)
+    else:
+        cands["x.sum((2, 3))"] = lambda x: x.sum((2, 3))
+    return cands
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _time_interleaved(fns: Dict[str, Callable[[], object]], rounds: int, device: str
+                      ) -> Dict[str, float]:
+    for fn in fns.values():  # warm-up (also builds the compiled kernels once)
+        fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+
+
+def _forward_backward(fn: Callable[[Tensor], Tensor], x: Tensor) -> Callable[[], Tensor]:
+    leaf = x.detach().clone().requires_grad_()
+    seed = None
+
+    def run() -> Tensor:
+        nonlocal seed
+        leaf.grad = None
+        out = fn(leaf)
+        if seed is None:
+            seed = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
+        out.backward(seed)
+        return leaf.grad
+    return run
+
+
+def _check(name: str, got: Tensor, expected: Tensor, what: str,
+           bound: Optional[Tensor] = None) -> None:
+    """``bound``: the rounding-error bound of a long sum; other checks use torch's defaults."""
+    if expected.dtype in (torch.bfloat16, torch.float16) and bound is None:
+        bound = torch.finfo(expected.dtype).eps * expected.double().abs()
+    got, expected = got.double(), expected.double()
+    if bound is not None:
+        bad = (got - expected).abs() > 2 * bound + 1e-6
+        if bad.any():
+            raise AssertionError(f"{name} disagrees with graphpool ({what}) beyond the "
+                                 f"rounding bound at {int(bad.sum())} entries")
+        return
+    try:
+        torch.testing.assert_close(got, expected.to(got), equal_nan=True)
+    except AssertionError as err:
+        raise AssertionError(f"{name} disagrees with graphpool ({what}): {err}") from None
+
+
+def _sum_bound(x: Tensor, batch: Tensor, num_graphs: int, op: str) -> Tensor:
+    """Recursive summation error bound, n * eps * sum |x| per set (divided by n for means)."""
+    eps = torch.finfo(x.dtype).eps
+    counts = torch.bincount(batch, minlength=num_graphs).clamp(min=1).unsqueeze(1).double()
+    abs_sum = torch.zeros(num_graphs, x.size(1), dtype=torch.float64,
+                          device=x.device).index_add_(0, batch, x.abs().double())
+    bound = eps * counts * abs_sum
+    return bound / counts if op == "mean" else bound
+
+
+def run_case(case: Case, op: str, mode: str, rounds: int, device: str = "cpu") -> List[Result]:
+    """Time every candidate of one (case, op, mode); outputs are checked first."""
+    if case.kind == "graph":
+        x, batch, ptr = _graph_inputs(case, device)
+        cands = _graph_candidates(case, op, batch, ptr)
+        floor = lambda: x.sum(0)  # noqa: E731
+    else:
+        x = torch.randn(case.shape, generator=torch.Generator().manual_seed(0)).to(device,
+                                                                                  case.dtype)
+        cands = _image_candidates(op)
+        floor = lambda: x.sum((2, 3))  # noqa: E731
+    if mode == "forward":
+        fns = {name: (lambda f=f: f(x)) for name, f in cands.items()}
+    else:
+        fns = {name: _forward_backward(f, x) for name, f in cands.items()}
+    # Max gradients: peers give a tied maximum's whole gradient to one row, graphpool
+    # splits it evenly, so compare what every policy must agree on: each set's total.
+    if mode != "forward" and op == "max":
+        per_set = ((lambda g: gp.readout(g, batch, "sum", num_graphs=case.num_graphs))
+                   if case.kind == "graph" else (lambda g: g.sum((2, 3))))
+    else:
+        per_set = lambda g: g  # noqa: E731
+    bound = None
+    if case.kind == "graph" and mode == "forward" and op != "max":
+        bound = _sum_bound(x, batch, case.num_graphs, op)
+    reference = per_set(fns["graphpool"]())
+    for name, fn in fns.items():
+        _check(name, per_set(fn()), reference, "gradient" if mode != "forward" else "output",
+               bound)
+    timed = dict(fns)
+    if mode == "forward":
+        timed["floor: x.sum"] = floor
+    ms = _time_interleaved(timed, rounds, device)
+    gbytes = x.numel() * x.element_size() / 1e9
+    ours = ms["graphpool"]
+    return [Result(case.regime, str(case.dtype).replace("torch.", ""), op, mode, name, t,
+                   t / ours, gbytes / (t / 1e3), checked=name != "floor: x.sum")
+            for name, t in ms.items()]
+
+
+def peak_forward_allocation(case: Case, op: str) -> float:
+    """Largest single allocation (bytes) made by graphpool's forward, from the profiler."""
+    x, batch, _ = _graph_inputs(case, "cpu")
+    fn = _graph_candidates(case, op, batch, None)["graphpool"]
+    fn(x)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                profile_memory=True) as prof:
+        fn(x)
+    return float(max((e.self_cpu_memory_usage for e in prof.events()), default=0))
+
+
+def run(cases: Sequence[Case], rounds: int, device: str = "cpu",
+        modes: Sequence[str] = ("forward", "forward+backward"),
+        progress: Optional[Callable[[str], None]] = None) -> List[Result]:
+    results: List[Result] = []
+    for case in cases:
+        for op in OPS:
+            for mode in modes:
+                if progress:
+                    progress(f"{case.regime} {case.dtype} {op} {mode}")
+                results += run_case(case, op, mode, rounds, device)
+    return results
+
+
+def machine() -> Dict[str, object]:
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "graphpool": gp.__version__, "torch_scatter": ext.AVAILABLE,
+            "compiled_kernels": compiled.library() is not None}
+
+
+def markdown(results: Sequence[Result]) -> str:
+    """One row per (case, op, mode): graphpool's time and every peer's ratio to it."""
+    rows = ["| regime | dtype | op | mode | graphpool ms | GB/s | best peer | peer ms | "
+            "peer / graphpool | floor / graphpool |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    groups: Dict[tuple, List[Result]] = {}
+    for r in results:
+        groups.setdefault((r.regime, r.dtype, r.op, r.mode), []).append(r)
+    for (regime, dtype, op, mode), rs in groups.items():
+        ours = next(r for r in rs if r.candidate == "graphpool")
+        peers = [r for r in rs if r.candidate not in ("graphpool", "floor: x.sum")]
+        best = min(peers, key=lambda r: r.median_ms)
+        floor = next((r for r in rs if r.candidate == "floor: x.sum"), None)
+        rows.append(f"| {regime} | {dtype} | {op} | {mode} | {ours.median_ms:.3f} | "
+                    f"{ours.gbps:.1f} | {best.candidate} | {best.median_ms:.3f} | "
+                    f"{best.median_ms / ours.median_ms:.2f} | "
+                    f"{'' if floor is None else f'{floor.median_ms / ours.median_ms:.2f}'} |")
+    return "\n".join(rows)
+
+
+def _find(results, regime_prefix, op, mode, dtype="float32"):
+    rs = [r for r in results if r.regime.startswith(regime_prefix) and r.op == op
+          and r.mode == mode and r.dtype == dtype]
+    return {r.candidate: r.median_ms for r in rs}
+
+
+def check_targets(results: Sequence[Result]) -> List[Dict[str, object]]:
+    """The issue's targets, evaluated on this run's own numbers."""
+    out = []
+
+    def add(name, value, goal, ok):
+        out.append({"target": name, "value": round(value, 3), "goal": goal, "met": bool(ok)})
+
+    def peers(d):
+        return {k: v for k, v in d.items() if k not in ("graphpool", "floor: x.sum")}
+
+    for op in ("sum", "mean"):
+        f = _find(results, "large", op, "forward")
+        if f:
+            add(f"large {op} forward: PyG / graphpool", f["PyG"] / f["graphpool"], ">= 2", f["PyG"] / f["graphpool"] >= 2)
+            add(f"large {op} forward: graphpool / floor", f["graphpool"] / f["floor: x.sum"], "<= 1.3", f["graphpool"] / f["floor: x.sum"] <= 1.3)
+        fb = _find(results, "large", op, "forward+backward")
+        if fb:
+            add(f"large {op} forward+backward: PyG / graphpool", fb["PyG"] / fb["graphpool"], ">= 1.5", fb["PyG"] / fb["graphpool"] >= 1.5)
+    f = _find(results, "large", "max", "forward")
+    if f:
+        best = min(peers(f).values())
+        add("large max forward: best peer / graphpool", best / f["graphpool"], ">= 1", best >= f["graphpool"])
+    fb = _find(results, "large", "max", "forward+backward")
+    if fb:
+        add("large max forward+backward: PyG / graphpool", fb["PyG"] / fb["graphpool"], ">= 4", fb["PyG"] / fb["graphpool"] >= 4)
+    for op in OPS:
+        f = _find(results, "molecules", op, "forward")
+        if f:
+            best = min(peers(f).values())
+            add(f"molecules {op} forward: best peer / graphpool", best / f["graphpool"], ">= 1", best >= f["graphpool"])
+    for regime in ("image 64", "image 32"):
+        f = _find(results, regime, "mean", "forward")
+        if f:
+            ratio = f["graphpool"] / f["x.mean((2, 3))"]
+            add(f"{regime}.. GAP: graphpool / x.mean((2, 3))", ratio, "<= 1.05", ratio <= 1.05)
+    return out
+
+
+def to_json(results: Sequence[Result], targets, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump({"machine": machine(), "results": [asdict(r) for r in results],
+                   "targets": targets}, f, indent=1)
