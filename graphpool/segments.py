@@ -123,8 +123,9 @@ class Segments:
             num_segments: number of sets ``B``. Inferred as ``index.max() + 1``
                 (one host sync) when omitted; give it to allow trailing empty sets
                 and to avoid the sync.
-            sorted: whether ``index`` is non-decreasing. ``None`` detects it while
-                validating (unvalidated input is treated as unsorted); ``True``
+            sorted: whether ``index`` is non-decreasing. ``None`` detects it: always
+                for a CPU index (one pass of the compiled helper), while validating
+                otherwise (an unvalidated CUDA index is treated as unsorted); ``True``
                 promises it (checked when validating).
             validate: check index values (range, sortedness).
 
@@ -144,7 +145,7 @@ class Segments:
         fast = not torch.compiler.is_compiling() and compiled.cpu_index(index)
         if n == 0:
             lo, hi, is_sorted = 0, -1, True
-        elif fast and (check_values or num_segments is None):
+        elif fast:  # one pass over a CPU index: no device sync, so always worth it
             lo, hi, is_sorted = compiled.index_stats(index)
         elif check_values or num_segments is None:
             stats = torch.stack([index.min(), index.max(),

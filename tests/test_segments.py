@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from graphpool import Segments, as_segments
+from graphpool import GraphpoolError, Segments, as_segments, segment_reduce
+from graphpool.kernels import compiled
 
 INDEX_CASES = [
     # index, num_segments, kind, counts, ptr
@@ -28,10 +29,29 @@ def test_from_index(index, num, kind, counts, ptr):
         assert Segments.from_ptr(torch.tensor(ptr)).index.tolist() == index
 
 
-def test_unvalidated_index_is_treated_as_unsorted_without_reading_values():
-    seg = Segments.from_index(torch.tensor([0, 0, 1]), 2, validate=False)
-    assert seg.kind == "scatter"
-    assert Segments.from_index(torch.tensor([0, 0, 1]), 2, sorted=True, validate=False).kind == "csr"
+def test_unvalidated_index_order(monkeypatch):
+    index = torch.tensor([0, 0, 1])
+    # A CPU index is read in one cheap pass (no device sync), so its order is still known.
+    expected = "csr" if compiled.library() is not None else "scatter"
+    assert Segments.from_index(index, 2, validate=False).kind == expected
+    assert Segments.from_index(index, 2, sorted=True, validate=False).kind == "csr"
+    # Without the compiled helpers, nothing is read: the order is unknown.
+    monkeypatch.setenv("GRAPHPOOL_COMPILED", "0")
+    compiled.library.cache_clear()
+    try:
+        assert Segments.from_index(index, 2, validate=False).kind == "scatter"
+    finally:
+        compiled.library.cache_clear()
+
+
+@pytest.mark.parametrize("bad", [[0, 0, 5], [-1, 0, 1]])
+def test_unvalidated_bad_index_is_caught_by_the_kernel_not_a_crash(bad):
+    if compiled.library() is None:
+        pytest.skip("the compiled kernels are not available")
+    x = torch.randn(3, 2)
+    seg = Segments.from_index(torch.tensor(bad), 2, sorted=True, validate=False)
+    with pytest.raises(GraphpoolError, match=r"'segments'.*validate=True"):
+        segment_reduce(x, seg, "sum")
 
 
 def test_from_ptr_uniform_mask():
