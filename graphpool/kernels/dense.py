@@ -24,5 +24,5 @@ def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tenso
     if view.size(-2) == 0:
         return view.new_full((*view.shape[:-2], view.size(-1)), identity, dtype=acc_dtype)
     if how == "sum":
-        return view.sum(-2, dtype=acc_dtype)
+        return view.sum(-2, dtype=acc_dtype if acc_dtype != x.dtype else None)
     return _TORCH_REDUCE[how](view, -2)
