@@ -287,3 +287,10 @@ ERRORS = [
 def test_bad_input_raises_graphpool_error(name, call, match):
     with pytest.raises(GraphpoolError, match=match):
         call()
+
+
+def test_torch_compile_fullgraph():
+    fmap = torch.randn(2, 3, 4, 5)
+    compiled = torch.compile(GlobalPool2d("catavgmax"), fullgraph=True)
+    torch.testing.assert_close(compiled(fmap), torch.cat([fmap.mean((2, 3)),
+                                                          fmap.amax((2, 3))], 1))

@@ -78,6 +78,9 @@ class Layout(str, Enum):
         return "(" + ", ".join(axes) + ")"
 
 
+_BY_NAME = {m.value: m for m in Layout}
+
+
 def describe_input(value: Any) -> str:
     """:func:`graphpool.errors.describe`, short for lists of tensors and long reprs.
 
@@ -104,11 +107,13 @@ def resolve_layout(layout: Union[str, Layout], where: str,
         >>> resolve_layout("nchw", "example")
         <Layout.NCHW: 'NCHW'>
     """
+    if isinstance(layout, Layout):
+        found = layout
+    else:
+        found = _BY_NAME.get(layout.upper()) if isinstance(layout, str) else None
+    if found is not None and (spatial_dims is None or found.spatial_dims == spatial_dims):
+        return found
     allowed = [m for m in Layout if spatial_dims is None or m.spatial_dims == spatial_dims]
-    if isinstance(layout, str) and layout.upper() in Layout.__members__:
-        found = Layout[layout.upper()]
-        if found in allowed:
-            return found
     choices = ", ".join(repr(m.value) for m in allowed)
     got = repr(layout.value if isinstance(layout, Layout) else layout)
     raise GraphpoolError(where, "layout", f"one of {choices}", got,
