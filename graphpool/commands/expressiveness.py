@@ -40,8 +40,6 @@ def _check_readouts(names: List[str]) -> None:
 
 
 def _expressiveness(args: argparse.Namespace) -> int:
-    import torch
-
     from graphpool.analysis.expressiveness import distinguishability, learned_accuracy
     from graphpool.analysis.matrix import plot_matrices
 
@@ -52,13 +50,8 @@ def _expressiveness(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     matrices = [distinguishability(args.families, args.readouts, trials=args.trials)]
     if not args.exact_only:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny graphs: one thread avoids oversubscription
-        try:
-            matrices.append(learned_accuracy(args.families, args.readouts, seeds=args.seeds,
-                                             epochs=args.epochs))
-        finally:
-            torch.set_num_threads(threads)
+        matrices.append(learned_accuracy(args.families, args.readouts, seeds=args.seeds,
+                                         epochs=args.epochs))
     if args.plot:
         plot_matrices(matrices, args.plot)
     if args.json:
