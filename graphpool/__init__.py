@@ -10,6 +10,11 @@ from .kernels import REDUCTIONS, get_backend, segment_reduce, set_backend, use_b
 from .readouts import (READOUTS, MaxReadout, MeanReadout, MinReadout, Readout, SumReadout,
                        resolve_readout)
 from .segments import Segments, as_segments
+from .grid import (GlobalPool1d, GlobalPool2d, GlobalPool3d, Layout, as_nodes, batch_to_image,
+                   global_pool, grid_graph, image_to_batch, receptive_field, window_pool,
+                   window_segments)
+from .excitation import SqueezeExcitation
+from .analysis.cam import class_activation
 
 __version__ = "0.1.0"
 
@@ -19,4 +24,7 @@ __all__ = [
     "readout", "sum_readout", "mean_readout", "max_readout", "min_readout",
     "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "READOUTS",
     "resolve_readout",
+    "Layout", "as_nodes", "global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d",
+    "grid_graph", "image_to_batch", "batch_to_image", "window_segments", "window_pool",
+    "receptive_field", "SqueezeExcitation", "class_activation",
 ]
