@@ -349,12 +349,14 @@ def learned_accuracy(families: Optional[Sequence[Union[str, Family]]] = None,
                     scores.setdefault((task.name, encoder, name), []).append(train_and_test(
                         train, test, name, num_classes=task.num_classes, encoder=encoder,
                         seed=s, epochs=epochs, hidden=hidden))
-    rows, values, spread = [], [], []
+    rows, values, spread, chance = [], [], [], []
     for task in tasks:
         for encoder in encoders:
             runs = [scores[task.name, encoder, name] for name in names]
             rows.append(f"{task.name} / {encoder} (chance {1 / task.num_classes:.2f})")
+            chance.append(1 / task.num_classes)
             values.append(tuple(statistics.fmean(r) for r in runs))
             spread.append(tuple(statistics.stdev(r) if len(r) > 1 else 0.0 for r in runs))
-    return Matrix(f"learned accuracy (held-out, mean±std over {seeds} seeds)", "accuracy",
-                  tuple(rows), names, tuple(values), tuple(spread))
+    return Matrix(f"learned accuracy (held-out, mean±std over {seeds} seed"
+                  f"{'s' if seeds != 1 else ''})", "accuracy",
+                  tuple(rows), names, tuple(values), tuple(spread), tuple(chance))

@@ -2,7 +2,7 @@ r"""A families x readouts table of results: printed, turned into JSON, drawn as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import GraphpoolError
 
@@ -22,6 +22,9 @@ class Matrix:
         rows, columns: labels.
         values: ``values[i][j]`` for row ``i`` and column ``j``.
         spread: standard deviations, for ``"accuracy"``.
+        chance: per-row chance accuracy, for ``"accuracy"``; the heatmap colours
+            :math:`(a - \text{chance}) / (1 - \text{chance})` so that chance is red
+            whatever the number of classes.
 
     Example:
         >>> m = Matrix("exact", "separates", ("p",), ("sum", "mean"), ((True, False),))
@@ -39,6 +42,7 @@ class Matrix:
     columns: Tuple[str, ...]
     values: Tuple[Tuple[Any, ...], ...]
     spread: Optional[Tuple[Tuple[float, ...], ...]] = None
+    chance: Optional[Tuple[float, ...]] = None
 
     def value(self, row: str, column: str) -> Any:
         """The cell of ``row`` and ``column`` (by label)."""
@@ -73,11 +77,26 @@ class Matrix:
                "columns": list(self.columns), "values": [list(r) for r in self.values]}
         if self.spread is not None:
             out["spread"] = [list(r) for r in self.spread]
+        if self.chance is not None:
+            out["chance"] = list(self.chance)
         return out
+
+    def colour_values(self) -> List[List[float]]:
+        """Cells on the heatmap's ``[0, 1]`` scale: separates = 1; accuracy above chance.
+
+        Example:
+            >>> Matrix("t", "accuracy", ("r",), ("sum", "mean"), ((1.0, 0.5),),
+            ...        chance=(0.5,)).colour_values()
+            [[1.0, 0.0]]
+        """
+        floors = self.chance or (0.0,) * len(self.rows)
+        return [[min(1.0, max(0.0, (float(v) - c) / (1.0 - c))) for v in row]
+                for row, c in zip(self.values, floors)]
 
 
 def plot_matrices(matrices: Sequence[Matrix], path: str) -> None:
-    r"""Draw each matrix as an annotated heatmap (green = separates / accurate) and save
+    r"""Draw each matrix as an annotated heatmap (green = separates / accurate, red =
+    collides / chance; see :meth:`Matrix.colour_values`) and save
     the figure to ``path`` (PNG, PDF, SVG: by extension). Needs matplotlib
     (``pip install graphpool[plot]``); pyplot is not used, so no display is needed.
 
@@ -100,7 +119,7 @@ def plot_matrices(matrices: Sequence[Matrix], path: str) -> None:
     axes = figure.subplots(len(matrices), 1, squeeze=False,
                            gridspec_kw={"height_ratios": heights})[:, 0]
     for ax, m in zip(axes, matrices):
-        grid = [[float(v) for v in row] for row in m.values]
+        grid = m.colour_values()
         ax.imshow(grid, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
         ax.set_xticks(range(len(m.columns)), m.columns)
         ax.set_yticks(range(len(m.rows)), m.rows)
@@ -108,5 +127,7 @@ def plot_matrices(matrices: Sequence[Matrix], path: str) -> None:
         ax.set_title(m.title, fontsize=10)
         for i in range(len(m.rows)):
             for j in range(len(m.columns)):
-                ax.text(j, i, m.cell_text(i, j), ha="center", va="center", fontsize=8)
+                dark = not 0.15 < grid[i][j] < 0.85
+                ax.text(j, i, m.cell_text(i, j), ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
     figure.savefig(path, dpi=150)
