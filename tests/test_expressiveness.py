@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from graphpool import GraphpoolError, readout
 from graphpool.analysis.expressiveness import (GraphReadout, ReadoutClassifier,
@@ -252,6 +252,11 @@ def test_cli_unknown_names_list_the_choices(capsys, option, value, choices):
     (lambda: learned_accuracy(["count"], encoders=["gcn"]),
      r"invalid 'encoders': expected names from \('mlp', 'gin'\), got 'gcn'"),
     (lambda: resolve_readout_names(["edges"]), r"got 'edges'. Fix: pick from the listed"),
+    (lambda: distinguishability(["gin"], trials=0), r"invalid 'trials': expected an int >= 1"),
+    (lambda: learned_accuracy(["count"], seeds=0), r"invalid 'seeds': expected an int >= 1"),
+    (lambda: GraphReadout("edge-dir")(torch.zeros(2, 1), Batch.from_data_list(
+        [Data(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))])),
+     r"invalid 'batch'.*edge_type"),
     (lambda: GraphReadout("median"), r"^GraphReadout: invalid 'readouts'"),
     (lambda: ReadoutClassifier(3, 2, "sum", encoder="gcn"), r"invalid 'encoder'"),
     (lambda: resolve_families(["count"])[0].task.sample(6, seed=0),

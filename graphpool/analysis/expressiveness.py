@@ -104,7 +104,12 @@ class GraphReadout(nn.Module):
 
     def forward(self, h: Tensor, batch: Batch) -> Tensor:
         if isinstance(self.inner, EdgeEnergyReadout):
-            types = batch.edge_type if self.inner.num_edge_types else None
+            types = getattr(batch, "edge_type", None) if self.inner.num_edge_types else None
+            if self.inner.num_edge_types and types is None:
+                raise GraphpoolError(type(self).__name__, "batch", "a PyG batch with an "
+                                     "edge_type attribute for 'edge-dir'", "none",
+                                     "build the graphs with families.to_pyg, or set "
+                                     "data.edge_type (0 = along a row, 1 = along a column)")
             return self.inner(h, batch.edge_index, batch, types)
         return self.inner(h, batch)
 
@@ -146,6 +151,11 @@ def random_node_states(batch: Batch, rounds: int = 0, *, dim: int = 32,
         neighbours = segment_reduce(h.index_select(0, src), targets, "sum")
         h = torch.tanh(((1 + eps) * h + neighbours) @ weight / math.sqrt(dim) + bias)
     return h
+
+
+def _check_positive(where: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GraphpoolError(where, name, "an int >= 1", repr(value), f"pass {name}=1 or more")
 
 
 def _differ(out: Tensor, rtol: float) -> bool:
@@ -193,6 +203,7 @@ def distinguishability(families: Optional[Sequence[Union[str, Family]]] = None,
         gin: {g,r} vs {g,r,r}        yes   yes   no
         gin: {g,r} vs {g,g,r,r}      yes   no    no
     """
+    _check_positive("distinguishability", "trials", trials)
     names = resolve_readout_names(readouts, "distinguishability")
     modules = [GraphReadout(n) for n in names]
     rows, values = [], []
@@ -227,6 +238,8 @@ class ReadoutClassifier(nn.Module):
     so it can learn whatever the ``"mlp"`` model can. The head starts with batch
     normalisation: at test time an invertible per-feature affine map, so it keeps
     everything the readout keeps, while it conditions training (sums grow with size).
+    Its momentum is 1, so its statistics are those of the latest training batch: in
+    full-batch training (:func:`train_and_test`), the whole training set.
 
     Args:
         in_features: width of ``x``.
@@ -252,13 +265,12 @@ class ReadoutClassifier(nn.Module):
         if encoder not in ENCODERS:
             raise GraphpoolError(type(self).__name__, "encoder", f"one of {ENCODERS}",
                                  repr(encoder), "pick one of the listed encoders")
-        self.encoder = encoder
         self.node_mlp = _mlp(in_features, hidden)
         self.gin = nn.ModuleList([GINConv(_mlp(hidden, hidden))
                                   for _ in range(layers if encoder == "gin" else 0)])
         self.readout = GraphReadout(readout, validate=False)
-        self.head = nn.Sequential(nn.LazyBatchNorm1d(momentum=1.0), nn.LazyLinear(hidden), nn.ReLU(),
-                                  nn.Linear(hidden, num_classes))
+        self.head = nn.Sequential(nn.LazyBatchNorm1d(momentum=1.0), nn.LazyLinear(hidden),
+                                  nn.ReLU(), nn.Linear(hidden, num_classes))
 
     def forward(self, batch: Batch) -> Tensor:
         states = [self.node_mlp(batch.x)]
@@ -333,6 +345,7 @@ def learned_accuracy(families: Optional[Sequence[Union[str, Family]]] = None,
         >>> m.rows, m.values
         (('count / mlp (chance 0.25)',), ((1.0, 0.25),))
     """
+    _check_positive("learned_accuracy", "seeds", seeds)
     names = resolve_readout_names(readouts, "learned_accuracy")
     for encoder in encoders:
         if encoder not in ENCODERS:

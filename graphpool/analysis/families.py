@@ -66,6 +66,10 @@ class Task:
     """A graph classification task: ``sample(n, seed)`` returns ``n`` labelled graphs
     (``data.y``), classes balanced (``n`` a multiple of ``num_classes``).
 
+    ``draw(label, rng)`` builds one typed networkx graph of class ``label`` (see
+    :func:`typed_graph`, :func:`grid_image`); ``types`` are the letters of the one-hot
+    ``x``. Graph ``i`` has class ``i % num_classes``, so any prefix is nearly balanced.
+
     Example:
         >>> task = resolve_families(["count"])[0].task
         >>> [int(g.y) for g in task.sample(8, seed=0)]
