@@ -5,7 +5,10 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .protocols import CVResult
 
 __all__ = ["PAPER_ACCURACY", "ResultRow", "CSV_COLUMNS", "format_table", "write_csv",
            "write_json"]
@@ -51,6 +54,14 @@ class ResultRow:
     selected_config: List[str]
     fold_accuracies: List[float]
     wall_s: float
+
+    @classmethod
+    def from_result(cls, dataset: str, readout: str, result: "CVResult", folds: int) -> "ResultRow":
+        """The row of one :func:`~graphpool.experiments.protocols.cross_validate` result."""
+        return cls(dataset, readout, result.protocol, result.mean, result.std, folds,
+                   len(result.fold_accuracy), result.selected_config[0].epochs,
+                   result.selected_epoch, [c.label() for c in result.selected_config],
+                   result.fold_accuracy, result.wall_s)
 
     @property
     def paper(self) -> Tuple[Optional[float], Optional[float]]:

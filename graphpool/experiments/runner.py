@@ -42,9 +42,5 @@ def run_experiments(datasets: Sequence[str], readouts: Sequence[Union[str, Reado
             result = cross_validate(graphs, readout, configs, protocol=protocol, folds=folds,
                                     max_folds=max_folds, seed=seed, val_fraction=val_fraction,
                                     progress=progress, desc=f"{dataset} {name} {protocol}")
-            rows.append(ResultRow(dataset, name, protocol, result.mean, result.std, folds,
-                                  len(result.fold_accuracy), configs[0].epochs,
-                                  result.selected_epoch,
-                                  [c.label() for c in result.selected_config],
-                                  result.fold_accuracy, result.wall_s))
+            rows.append(ResultRow.from_result(dataset, name, result, folds))
     return rows
