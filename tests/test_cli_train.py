@@ -148,3 +148,12 @@ def test_example_script_uses_the_same_options(monkeypatch, tmp_path, capsys):
     doc = json.loads((tmp_path / "out" / "accuracy.json").read_text())
     assert doc["equivalent_command"].startswith("graphpool train --dataset MUTAG --readout max")
     assert (tmp_path / "out" / "accuracy.png").is_file()
+
+
+def test_gin_eps_with_the_readout_as_neighbourhood_aggregation_runs(tmp_path):
+    out = tmp_path / "out"
+    assert main(["train", *TINY, "--readout", "max", "--model", "gin-eps", "--aggr", "same",
+                 "--protocol", "heldout", "--out", str(out), "--no-plot"]) == 0
+    doc = json.loads((out / "accuracy.json").read_text())
+    assert "--model gin-eps --aggr same" in doc["command"]
+    assert doc["results"][0]["protocol"] == "heldout"

@@ -260,3 +260,12 @@ def test_cross_validate_rejects_bad_arguments(graphs, kwargs, match):
     kwargs = {"configs": [TrainConfig(epochs=1)], **kwargs}
     with pytest.raises(GraphpoolError, match=match):
         cross_validate(graphs, "sum", progress=False, **kwargs)
+
+
+def test_packing_graphs_without_features_says_how_to_add_them():
+    from torch_geometric.data import Data
+
+    graphs = [Data(edge_index=torch.tensor([[0], [1]]), y=torch.tensor([0]), num_nodes=2)]
+    with pytest.raises(GraphpoolError, match=r"'dataset': expected graphs with node features.*"
+                                             r"OneHotDegree"):
+        PackedGraphs(graphs)

@@ -201,7 +201,7 @@ def train(args: argparse.Namespace) -> int:
     print(f"GIN ({args.model}, aggr={args.aggr}) on {', '.join(args.dataset)}; readouts "
           f"{', '.join(args.readout)}; protocol '{args.protocol}'; {folds_run} of "
           f"{args.folds} folds; {args.epochs} epochs; {len(configs)} setting(s); seed {args.seed}")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     rows = run_experiments(args.dataset, args.readout, configs, protocol=args.protocol,
                            folds=args.folds, max_folds=args.max_folds, seed=args.seed,
                            val_fraction=args.val_fraction, data_root=args.data_root,
@@ -209,12 +209,14 @@ def train(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - start
     settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "data_root")}
     metadata = {"command": command_line(args), "settings": settings,
-                "wall_s": round(wall, 1), "torch_threads": torch.get_num_threads(),
+                "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu_start, 1),
+                "torch_threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(), "machine": platform.machine(),
                 "versions": {"graphpool": __version__, "torch": torch.__version__,
                              "torch_geometric": torch_geometric.__version__}}
     report(rows, Path(args.out), metadata, plot=not args.no_plot)
-    print(f"wall time {wall:.0f} s with {torch.get_num_threads()} torch thread(s)")
+    print(f"wall time {wall:.0f} s, CPU time {metadata['cpu_s']:.0f} s, "
+          f"{torch.get_num_threads()} torch thread(s)")
     return 0
 
 

@@ -15,6 +15,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import GraphpoolError, describe
 from ..segments import Segments
 
 __all__ = ["PackedGraphs", "GraphBatch"]
@@ -66,6 +67,11 @@ class PackedGraphs:
         from torch_geometric.data import Batch
 
         whole = Batch.from_data_list(list(dataset))
+        if whole.x is None or whole.y is None:
+            raise GraphpoolError("PackedGraphs", "dataset", "graphs with node features x and a "
+                                 "graph label y", f"x={describe(whole.x)}, y={describe(whole.y)}",
+                                 "add node features, e.g. one-hot degrees with PyG's "
+                                 "OneHotDegree transform")
         self.x = whole.x
         self.edge_index = whole.edge_index
         self.labels = whole.y.view(-1)
