@@ -9,6 +9,7 @@ from .functional import max_readout, mean_readout, min_readout, readout, sum_rea
 from .kernels import REDUCTIONS, get_backend, segment_reduce, set_backend, use_backend
 from .readouts import (READOUTS, MaxReadout, MeanReadout, MinReadout, Readout, SumReadout,
                        resolve_readout)
+from .readouts.edge import EdgeEnergyReadout, edge_energy_readout
 from .segments import Segments, as_segments
 from .grid import (GlobalPool1d, GlobalPool2d, GlobalPool3d, Layout, as_nodes, batch_to_image,
                    global_pool, grid_graph, image_to_batch, receptive_field, window_pool,
@@ -23,7 +24,7 @@ __all__ = [
     "set_backend", "get_backend", "use_backend",
     "readout", "sum_readout", "mean_readout", "max_readout", "min_readout",
     "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "READOUTS",
-    "resolve_readout",
+    "resolve_readout", "EdgeEnergyReadout", "edge_energy_readout",
     "Layout", "as_nodes", "global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d",
     "grid_graph", "image_to_batch", "batch_to_image", "window_segments", "window_pool",
     "receptive_field", "SqueezeExcitation", "class_activation",
