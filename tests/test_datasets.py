@@ -6,7 +6,8 @@ import torch
 from torch_geometric.datasets import TUDataset
 
 from graphpool import GraphpoolError
-from graphpool.datasets import BUNDLED_TU_DATASETS, check_tu_raw_files, default_root, load_tu_dataset
+from graphpool.datasets import (BUNDLED_TU_DATASETS, check_tu_raw_files, default_root,
+                                load_tu_dataset)
 from graphpool.datasets.tu import BUNDLED_ROOT
 
 # name, graphs, directed edges, nodes, classes and their sizes, features (one-hot labels)

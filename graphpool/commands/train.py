@@ -147,8 +147,9 @@ def command_line(args: argparse.Namespace) -> str:
         >>> import argparse
         >>> parser = argparse.ArgumentParser()
         >>> add_train_arguments(parser)
-        >>> command_line(parser.parse_args(["--readout", "max", "--epochs", "5"])).split(" --")[:6]
-        ['graphpool train', 'dataset MUTAG', 'readout max', 'protocol paper', 'folds 10', 'epochs 5']
+        >>> args = parser.parse_args(["--readout", "max", "--epochs", "5"])
+        >>> command_line(args).split(" --")[1:6]
+        ['dataset MUTAG', 'readout max', 'protocol paper', 'folds 10', 'epochs 5']
     """
     words = ["graphpool", "train"]
     for key, value in vars(args).items():

@@ -93,5 +93,6 @@ class PackedGraphs:
         ptr = torch.cat([node_counts.new_zeros(1), torch.cumsum(node_counts, 0)])
         shift = torch.repeat_interleave(ptr[:-1] - self.node_ptr[graph_ids], edge_counts,
                                         output_size=edges.numel())
+        segments = Segments.from_ptr(ptr, nodes.numel(), validate=False)
         return GraphBatch(self.x[nodes], self.edge_index[:, edges] + shift,
-                          self.labels[graph_ids], Segments.from_ptr(ptr, nodes.numel(), validate=False))
+                          self.labels[graph_ids], segments)
