@@ -41,7 +41,7 @@ def plot_against_paper(rows: Sequence[ResultRow], path: Union[str, Path]) -> Pat
     cells = {(r.readout, r.dataset): r for r in rows}
     width = 0.8 / (2 * len(readouts))
     colors = plt.get_cmap("tab10").colors
-    fig, ax = plt.subplots(figsize=(2.2 + 1.8 * len(datasets), 3.6), dpi=120)
+    fig, ax = plt.subplots(figsize=(3.6 + 1.8 * len(datasets), 3.6), dpi=120)
     for i, name in enumerate(readouts):
         color = colors[i % len(colors)]
         for d, dataset in enumerate(datasets):
@@ -55,13 +55,14 @@ def plot_against_paper(rows: Sequence[ResultRow], path: Union[str, Path]) -> Pat
                 ax.bar(left + width, paper_mean, width, yerr=paper_std, capsize=2,
                        color="white", edgecolor=color, hatch="///",
                        label=f"{name} (paper)" if d == 0 else None)
-    ax.set_xticks(range(len(datasets)), datasets)
+    runs = {r.dataset: f"{r.dataset}\n{r.folds_run} of {r.folds} folds, {r.epochs} epochs"
+            for r in rows}
+    ax.set_xticks(range(len(datasets)), [runs[d] for d in datasets], fontsize=8)
     ax.set_ylabel("test accuracy %")
     ax.set_ylim(40, 100)
-    first = rows[0]
-    ax.set_title(f"GIN, {first.folds}-fold CV, protocol '{first.protocol}' vs Xu et al. 2019",
-                 fontsize=9)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.set_title(f"GIN, protocol '{rows[0].protocol}', mean ± std over folds, "
+                 "vs Xu et al. 2019 (hatched)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

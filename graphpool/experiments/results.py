@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocols import CVResult
 
 __all__ = ["PAPER_ACCURACY", "ResultRow", "CSV_COLUMNS", "format_table", "write_csv",
-           "write_json"]
+           "write_json", "read_json"]
 
 #: Test accuracy (%) of Xu et al., "How Powerful are Graph Neural Networks?" (ICLR 2019),
 #: Table 1, as ``(mean, std)``; ``std`` is ``None`` where the issue quotes only the mean.
@@ -159,3 +159,19 @@ def write_json(rows: Sequence[ResultRow], path: Union[str, Path],
     results = [{**asdict(r), "paper_mean": r.paper[0], "paper_std": r.paper[1]} for r in rows]
     path.write_text(json.dumps({**(metadata or {}), "results": results}, indent=2) + "\n")
     return path
+
+
+def read_json(path: Union[str, Path]) -> List[ResultRow]:
+    """The rows of a file written by :func:`write_json` (to re-plot or combine results).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> row = ResultRow("MUTAG", "sum", "heldout", 85.0, 7.0, 10, 2, 50, [9, 12],
+        ...                 ["hidden=32 batch=32 dropout=0.5"] * 2, [80.0, 90.0], 3.0)
+        >>> path = write_json([row], pathlib.Path(tempfile.mkdtemp()) / "acc.json")
+        >>> read_json(path) == [row]
+        True
+    """
+    names = set(ResultRow.__dataclass_fields__)
+    results = json.loads(Path(path).read_text())["results"]
+    return [ResultRow(**{k: v for k, v in r.items() if k in names}) for r in results]
