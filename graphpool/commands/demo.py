@@ -7,6 +7,7 @@ readouts, next to the GIN paper's numbers. ``graphpool train`` runs the full ver
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 
 from .train import _at_least
@@ -53,10 +54,11 @@ def _demo(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     start = time.perf_counter()
     _readout_checks()
-    print(f"\nGIN-0 on MUTAG, 10-fold CV, readouts sum, mean and max, {args.epochs} epochs "
-          "(hidden 32, batch 32, dropout 0.5), protocol 'paper': the epoch with the best "
-          "fold-averaged test accuracy, as in the paper (optimistic). The paper trains 350 "
-          "epochs and tunes a grid; run `graphpool train` for that.")
+    print("\n" + textwrap.fill(
+        f"GIN-0 on MUTAG, 10-fold CV, readouts sum, mean and max, {args.epochs} epochs "
+        "(hidden 32, batch 32, dropout 0.5), protocol 'paper': the epoch with the best "
+        "fold-averaged test accuracy, as in the paper (optimistic). The paper trains 350 "
+        "epochs and tunes a grid: `graphpool train` runs that (docs/molecules.md).", 92))
     rows = run_experiments(["MUTAG"], ["sum", "mean", "max"], [TrainConfig(epochs=args.epochs)],
                            protocol="paper", folds=10, progress=not args.no_progress)
     report(rows)
