@@ -145,22 +145,19 @@ def cross_validate(graphs: PackedGraphs, readout: Union[str, Readout],
     shape = (len(configs), len(splits), epochs)
     test_acc, val_acc, val_loss = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     for f, (train_idx, test_idx) in enumerate(splits):
+        evals = {"test": test_idx}
+        if protocol == "heldout":
+            train_idx, evals["val"] = holdout_split(graphs.labels, train_idx, val_fraction,
+                                                    seed + f)
         for c, config in enumerate(configs):
-            evals = {"test": test_idx}
-            if protocol == "heldout":
-                train_idx_f, evals["val"] = holdout_split(graphs.labels, train_idx, val_fraction,
-                                                          seed + f)
-            else:
-                train_idx_f = train_idx
-
             def tick(epoch, loss, acc, f=f, c=c):
                 bar.set_postfix_str(f"fold {f + 1}/{len(splits)} {configs[c].label()} "
                                     f"loss {loss:.3f} " +
                                     " ".join(f"{n} {a:.1f}" for n, a in acc.items()))
                 bar.update()
 
-            curves = train_gin(graphs, train_idx_f, evals, readout, config,
-                               run_seed(seed, f, c), on_epoch=tick)
+            curves = train_gin(graphs, train_idx, evals, readout, config, run_seed(seed, f, c),
+                               on_epoch=tick)
             test_acc[c, f] = curves.accuracy["test"]
             if protocol == "heldout":
                 val_acc[c, f], val_loss[c, f] = curves.accuracy["val"], curves.loss["val"]
