@@ -63,7 +63,8 @@ class GIN(nn.Module):
             :class:`~graphpool.Readout`. A name builds one module per layer; an instance
             is shared by every layer.
         aggr: neighbourhood aggregation of the GIN layers, a name or a readout
-            (``"sum"`` is GIN; ``"mean"``/``"max"`` give the paper's MEAN-/MAX-MLP variants).
+            (``"sum"`` is GIN; ``"mean"``/``"max"`` are close to the paper's MEAN-/MAX-MLP
+            variants, which also average or maximise over the node itself).
         train_eps: learn :math:`\epsilon` (GIN-:math:`\epsilon`); ``False`` is GIN-0.
         dropout: dropout on each layer's class scores (the paper tunes {0, 0.5}).
 
