@@ -34,6 +34,7 @@ BAD_ARGUMENTS = [
     (["--aggr", "median"], ["--aggr", "unknown readout 'median'"]),
     (["--protocol", "nested"], ["--protocol", "invalid choice: 'nested'", "'paper', 'heldout'"]),
     (["--dropout", "1.5"], ["--dropout", "expected a number in [0, 1), got '1.5'"]),
+    (["--val-fraction", "0"], ["--val-fraction", "expected a number in (0, 1), got '0'"]),
     (["--epochs", "0"], ["--epochs", "expected an integer >= 1, got 0"]),
     (["--hidden", ","], ["--hidden", "expected a comma-separated list"]),
     (["--lr", "0"], ["--lr", "expected a number > 0"]),
