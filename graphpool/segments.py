@@ -83,6 +83,8 @@ class Segments:
             (unsorted); it decides the kernel path.
         size (int or None): rows per set of a uniform grouping.
         mask (Tensor or None): ``[B, Nmax]`` bool mask of a padded grouping.
+        has_empty (bool or None): whether some set is empty, when known without reading
+            tensor values again (``None``: unknown).
 
     Example:
         >>> import torch
@@ -97,11 +99,12 @@ class Segments:
     """
 
     __slots__ = ("num_segments", "num_nodes", "counts", "kind", "size", "mask",
-                 "_index", "_ptr")
+                 "has_empty", "_index", "_ptr")
 
     def __init__(self, *, kind: str, num_segments: int, num_nodes: int, counts: Tensor,
                  index: Optional[Tensor] = None, ptr: Optional[Tensor] = None,
-                 size: Optional[int] = None, mask: Optional[Tensor] = None) -> None:
+                 size: Optional[int] = None, mask: Optional[Tensor] = None,
+                 has_empty: Optional[bool] = None) -> None:
         assert kind in _KINDS, kind  # internal: users go through the constructors
         self.kind = kind
         self.num_segments = num_segments
@@ -109,6 +112,7 @@ class Segments:
         self.counts = counts
         self.size = size
         self.mask = mask
+        self.has_empty = has_empty
         self._index = index
         self._ptr = ptr
 
@@ -171,9 +175,9 @@ class Segments:
         if sorted is None:
             sorted = bool(is_sorted)
         if sorted and fast:
-            ptr = compiled.sorted_index_to_ptr(index, num_segments)
-            return cls(kind="csr", num_segments=num_segments, num_nodes=n,
-                       counts=ptr[1:] - ptr[:-1], index=index, ptr=ptr)
+            ptr, counts, empty = compiled.sorted_index_to_ptr(index, num_segments)
+            return cls(kind="csr", num_segments=num_segments, num_nodes=n, counts=counts,
+                       index=index, ptr=ptr, has_empty=empty > 0)
         counts = torch.zeros(num_segments, dtype=torch.long, device=index.device)
         counts.index_add_(0, index, torch.ones_like(index))
         if sorted:
@@ -244,7 +248,7 @@ class Segments:
         size = _check_count(where, "size", size)
         counts = torch.full((num_segments,), size, dtype=torch.long, device=device)
         return cls(kind="uniform", num_segments=num_segments, num_nodes=num_segments * size,
-                   counts=counts, size=size)
+                   counts=counts, size=size, has_empty=size == 0 and num_segments > 0)
 
     @classmethod
     def from_mask(cls, mask: Tensor) -> "Segments":
@@ -346,7 +350,7 @@ class Segments:
         return Segments(kind=moved["kind"], num_segments=moved["num_segments"],
                         num_nodes=moved["num_nodes"], counts=moved["counts"],
                         index=moved["_index"], ptr=moved["_ptr"], size=moved["size"],
-                        mask=moved["mask"])
+                        mask=moved["mask"], has_empty=moved["has_empty"])
 
     def __len__(self) -> int:
         return self.num_segments

@@ -24,6 +24,7 @@ def test_from_index(index, num, kind, counts, ptr):
     seg = Segments.from_index(torch.tensor(index, dtype=torch.long), num)
     assert (seg.kind, seg.counts.tolist(), seg.num_nodes) == (kind, counts, len(index))
     assert seg.num_segments == len(counts) == len(seg)
+    assert seg.has_empty in (None, 0 in counts)  # when known, it is right
     if ptr is not None:
         assert seg.ptr.tolist() == ptr
         assert Segments.from_ptr(torch.tensor(ptr)).index.tolist() == index

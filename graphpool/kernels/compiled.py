@@ -89,7 +89,8 @@ def library() -> Optional[ctypes.CDLL]:
                                              _vp, _i64, _vp, _vp, _vp, _int]
     lib.gp_csr_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
     lib.gp_index_stats.argtypes = [_vp, _i64, _vp]
-    lib.gp_sorted_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp]
+    lib.gp_sorted_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp, _vp]
+    lib.gp_sorted_index_to_ptr.restype = _i64
     return lib
 
 
@@ -106,12 +107,14 @@ def index_stats(index: Tensor) -> Tuple[int, int, bool]:
     return stats[0], stats[1], bool(stats[2])
 
 
-def sorted_index_to_ptr(index: Tensor, num_segments: int) -> Tensor:
-    """The CSR pointer of a non-decreasing index with values in ``[0, num_segments)``."""
+def sorted_index_to_ptr(index: Tensor, num_segments: int) -> Tuple[Tensor, Tensor, int]:
+    """``(ptr, counts, number of empty sets)`` of a non-decreasing index with values in
+    ``[0, num_segments)``, in one pass."""
     ptr = torch.empty(num_segments + 1, dtype=torch.int64)
-    library().gp_sorted_index_to_ptr(index.data_ptr(), index.numel(), num_segments,
-                                     ptr.data_ptr())
-    return ptr
+    counts = torch.empty(num_segments, dtype=torch.int64)
+    empty = library().gp_sorted_index_to_ptr(index.data_ptr(), index.numel(), num_segments,
+                                             ptr.data_ptr(), counts.data_ptr())
+    return ptr, counts, empty
 
 
 def supports(x: Tensor, seg: Segments) -> bool:

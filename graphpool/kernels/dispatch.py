@@ -249,7 +249,6 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     if red.finalize is not None:
         out = red.finalize(out, segments.counts)
     out = out.to(x.dtype)
-    maybe_empty = segments.kind != "uniform" or segments.size == 0
-    if maybe_empty and not (red.combine == "sum" and fill_value == 0):
+    if segments.has_empty is not False and not (red.combine == "sum" and fill_value == 0):
         out = out.masked_fill((segments.counts == 0).unsqueeze(-1), fill_value)
     return out

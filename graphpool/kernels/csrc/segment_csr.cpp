@@ -304,12 +304,19 @@ void gp_index_stats(const int64_t* index, int64_t n, int64_t* out) {
 }
 
 // ptr[b] = first row of set b, for a non-decreasing index with values in [0, B).
-// Never writes outside ptr[0..B], whatever the index holds.
-void gp_sorted_index_to_ptr(const int64_t* index, int64_t n, int64_t B, int64_t* ptr) {
-  int64_t b = 0;
+// ptr [B + 1] and counts [B] of a non-decreasing index; returns the number of empty sets.
+// Never writes outside ptr[0..B] and counts[0..B-1], whatever the index holds.
+int64_t gp_sorted_index_to_ptr(const int64_t* index, int64_t n, int64_t B, int64_t* ptr,
+                               int64_t* counts) {
+  int64_t b = 0, empty = 0;
   for (int64_t i = 0; i < n; ++i)
     while (b <= index[i] && b <= B) ptr[b++] = i;
   while (b <= B) ptr[b++] = n;
+  for (b = 0; b < B; ++b) {
+    counts[b] = ptr[b + 1] - ptr[b];
+    empty += counts[b] == 0;
+  }
+  return empty;
 }
 
 }  // extern "C"
