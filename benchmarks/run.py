@@ -1,6 +1,6 @@
 """Full benchmark: graphpool vs PyG pools, native torch and torch_scatter.
 
-    python benchmarks/run.py                  # all regimes, CPU, ~5-8 minutes on 2 cores
+    python benchmarks/run.py                  # all regimes, CPU (see docs/performance.md for run time)
     python benchmarks/run.py --quick          # smaller regimes (same as `graphpool bench`)
     python benchmarks/run.py --device cuda    # on a GPU, when there is one
 
@@ -30,7 +30,7 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: nothing to benchmark on the GPU", file=sys.stderr)
         return 0
-    rounds = args.rounds or (5 if args.quick else 9)
+    rounds = args.rounds or (3 if args.quick else 5)
     results = bench.run(bench.make_cases(args.quick), rounds, args.device,
                         progress=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
     targets = bench.check_targets(results) if args.device == "cpu" else []
