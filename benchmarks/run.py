@@ -26,16 +26,21 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per candidate")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", default=None, help="where to write the results")
+    parser.add_argument("--regimes", default="", help="only regimes whose name contains one "
+                        "of these comma-separated words, e.g. 'molecules,image'")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: nothing to benchmark on the GPU", file=sys.stderr)
         return 0
     rounds = args.rounds or (3 if args.quick else 5)
-    results = bench.run(bench.make_cases(args.quick), rounds, args.device,
+    words = [w for w in args.regimes.split(",") if w]
+    cases = [c for c in bench.make_cases(args.quick)
+             if not words or any(w in c.regime for w in words)]
+    results = bench.run(cases, rounds, args.device,
                         progress=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
     targets = bench.check_targets(results) if args.device == "cpu" else []
-    if args.device == "cpu":
-        large = next(c for c in bench.make_cases(args.quick) if c.regime.startswith("large"))
+    large = next((c for c in cases if c.regime.startswith("large")), None)
+    if args.device == "cpu" and large is not None:
         n, f = large.shape[0] * large.shape[1], large.shape[2]
         for op in bench.OPS:
             peak = bench.peak_forward_allocation(large, op)

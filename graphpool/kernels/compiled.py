@@ -37,8 +37,9 @@ SOURCE = Path(__file__).with_name("csrc") / "segment_csr.cpp"
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 OP_CODES = {"sum": 0, "max": 1, "min": 2}
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
-# Below this many elements a single thread is faster than waking the pool.
-PARALLEL_THRESHOLD = 1 << 15
+# Below this many elements (1 MiB of float32) one thread beats waking the pool; on a
+# busy machine a parallel region on a small input can cost milliseconds.
+PARALLEL_THRESHOLD = 1 << 18
 
 _i64, _int, _vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 
