@@ -21,11 +21,8 @@ import torch
 
 from graphpool.commands.train import add_train_arguments, command_line
 from graphpool.datasets import load_tu_dataset
-from graphpool.experiments.config import config_grid
-from graphpool.experiments.packing import PackedGraphs
-from graphpool.experiments.plots import plot_against_paper
-from graphpool.experiments.protocols import cross_validate
-from graphpool.experiments.results import ResultRow, format_table, write_csv, write_json
+from graphpool.experiments import (PackedGraphs, ResultRow, config_grid, cross_validate,
+                                   format_table, plot_against_paper, write_csv, write_json)
 
 
 def main(argv=None) -> None:
