@@ -55,6 +55,14 @@ def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
     return t.long().contiguous()
 
 
+def _as_device(device: Any) -> torch.device:
+    """``device`` as tensors report it (``"cuda"`` -> ``cuda:0``), so comparisons hold."""
+    device = torch.device(device)
+    if device.type == "cpu" or device.index is not None:
+        return device
+    return torch.empty(0, device=device).device
+
+
 def _check_count(where: str, name: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
         value = int(value)
@@ -78,7 +86,9 @@ class Segments:
         num_segments (int): number of sets ``B``.
         num_nodes (int): size of ``x`` along the node axis (dim ``-2``). For a mask
             grouping this is ``Nmax`` and ``x`` has shape ``[*, B, Nmax, F]``.
-        counts (Tensor): ``[B]`` long tensor, rows per set (for a mask: valid rows).
+        counts (Tensor): ``[B]`` long tensor, rows per set (for a mask: valid rows);
+            computed on first use when the grouping did not need it.
+        device (torch.device): where the grouping's tensors live.
         kind (str): ``"uniform"``, ``"mask"``, ``"csr"`` (sorted) or ``"scatter"``
             (unsorted); it decides the kernel path.
         size (int or None): rows per set of a uniform grouping.
@@ -98,18 +108,22 @@ class Segments:
         [0, 0, 1, 3]
     """
 
-    __slots__ = ("num_segments", "num_nodes", "counts", "kind", "size", "mask",
-                 "has_empty", "_index", "_ptr")
+    __slots__ = ("num_segments", "num_nodes", "kind", "size", "mask", "has_empty", "device",
+                 "_counts", "_index", "_ptr")
 
-    def __init__(self, *, kind: str, num_segments: int, num_nodes: int, counts: Tensor,
+    def __init__(self, *, kind: str, num_segments: int, num_nodes: int,
+                 device: torch.device, counts: Optional[Tensor] = None,
                  index: Optional[Tensor] = None, ptr: Optional[Tensor] = None,
                  size: Optional[int] = None, mask: Optional[Tensor] = None,
                  has_empty: Optional[bool] = None) -> None:
-        assert kind in _KINDS, kind  # internal: users go through the constructors
+        # internal: users go through the constructors. Counts may be left for later when a
+        # ptr, a uniform size or an index determines them.
+        assert kind in _KINDS, kind
         self.kind = kind
         self.num_segments = num_segments
         self.num_nodes = num_nodes
-        self.counts = counts
+        self.device = device
+        self._counts = counts
         self.size = size
         self.mask = mask
         self.has_empty = has_empty
@@ -147,10 +161,11 @@ class Segments:
             num_segments = _check_count(where, "num_segments", num_segments)
         check_values = _reading_values_allowed(validate)
         fast = not torch.compiler.is_compiling() and compiled.cpu_index(index)
+        ptr = empty = None
         if n == 0:
             lo, hi, is_sorted = 0, -1, True
-        elif fast:  # one pass over a CPU index: no device sync, so always worth it
-            lo, hi, is_sorted = compiled.index_stats(index)
+        elif fast:  # one pass over a CPU index (no device sync): stats, and ptr if sorted
+            lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(index, num_segments)
         elif check_values or num_segments is None:
             stats = torch.stack([index.min(), index.max(),
                                  (index[1:] >= index[:-1]).all().long()]).tolist()
@@ -174,17 +189,15 @@ class Segments:
                                      "pass sorted=None to detect it, or sort the rows")
         if sorted is None:
             sorted = bool(is_sorted)
-        if sorted and fast:
-            ptr, counts, empty = compiled.sorted_index_to_ptr(index, num_segments)
-            return cls(kind="csr", num_segments=num_segments, num_nodes=n, counts=counts,
-                       index=index, ptr=ptr, has_empty=empty > 0)
+        if sorted and fast and ptr is None and is_sorted:  # num_segments was inferred
+            _, _, _, ptr, empty = compiled.index_to_ptr(index, num_segments)
+        if sorted and ptr is not None:
+            return cls(kind="csr", num_segments=num_segments, num_nodes=n,
+                       device=index.device, index=index, ptr=ptr, has_empty=empty > 0)
         counts = torch.zeros(num_segments, dtype=torch.long, device=index.device)
         counts.index_add_(0, index, torch.ones_like(index))
-        if sorted:
-            return cls(kind="csr", num_segments=num_segments, num_nodes=n, counts=counts,
-                       index=index)
-        return cls(kind="scatter", num_segments=num_segments, num_nodes=n, counts=counts,
-                   index=index)
+        return cls(kind="csr" if sorted else "scatter", num_segments=num_segments,
+                   num_nodes=n, device=index.device, counts=counts, index=index)
 
     @classmethod
     def from_ptr(cls, ptr: Tensor, num_nodes: Optional[int] = None, *,
@@ -227,9 +240,8 @@ class Segments:
                     raise GraphpoolError(where, "ptr", f"ptr[-1] == N == {num_nodes} rows",
                                          f"ptr[-1] == {last}",
                                          "ptr must end at the number of rows of x")
-        counts = ptr[1:] - ptr[:-1]
         return cls(kind="csr", num_segments=ptr.numel() - 1, num_nodes=num_nodes,
-                   counts=counts, ptr=ptr)
+                   device=ptr.device, ptr=ptr)
 
     @classmethod
     def uniform(cls, num_segments: int, size: int, *,
@@ -246,9 +258,9 @@ class Segments:
         where = "Segments.uniform"
         num_segments = _check_count(where, "num_segments", num_segments)
         size = _check_count(where, "size", size)
-        counts = torch.full((num_segments,), size, dtype=torch.long, device=device)
         return cls(kind="uniform", num_segments=num_segments, num_nodes=num_segments * size,
-                   counts=counts, size=size, has_empty=size == 0 and num_segments > 0)
+                   device=_as_device("cpu" if device is None else device),
+                   size=size, has_empty=size == 0 and num_segments > 0)
 
     @classmethod
     def from_mask(cls, mask: Tensor) -> "Segments":
@@ -266,9 +278,8 @@ class Segments:
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
             raise GraphpoolError(where, "mask", "a [B, Nmax] bool tensor", describe(mask),
                                  "pass the mask of to_dense_batch (True = real node)")
-        counts = mask.sum(1)
         return cls(kind="mask", num_segments=mask.size(0), num_nodes=mask.size(1),
-                   counts=counts, mask=mask)
+                   device=mask.device, counts=mask.sum(1), mask=mask)
 
     @classmethod
     def from_pyg(cls, data: Any, *, validate: bool = True) -> "Segments":
@@ -294,8 +305,17 @@ class Segments:
 
     # --------------------------------------------------------------- conversions
     @property
-    def device(self) -> torch.device:
-        return self.counts.device
+    def counts(self) -> Tensor:
+        """``[B]`` rows per set (long)."""
+        if self._counts is None:
+            if self.kind == "uniform":
+                self._counts = torch.full((self.num_segments,), self.size, dtype=torch.long,
+                                          device=self.device)
+            elif self._ptr is not None:
+                self._counts = self._ptr[1:] - self._ptr[:-1]
+            else:  # pragma: no cover - every other grouping is built with its counts
+                raise AssertionError(self)
+        return self._counts
 
     @property
     def index(self) -> Tensor:
@@ -343,14 +363,13 @@ class Segments:
 
     def to(self, device: torch.device | str) -> "Segments":
         """The same grouping with its tensors on ``device``."""
-        moved = {name: getattr(self, name) for name in self.__slots__}
-        for name, value in moved.items():
-            if isinstance(value, Tensor):
-                moved[name] = value.to(device)
-        return Segments(kind=moved["kind"], num_segments=moved["num_segments"],
-                        num_nodes=moved["num_nodes"], counts=moved["counts"],
-                        index=moved["_index"], ptr=moved["_ptr"], size=moved["size"],
-                        mask=moved["mask"], has_empty=moved["has_empty"])
+        def move(t: Optional[Tensor]) -> Optional[Tensor]:
+            return None if t is None else t.to(device)
+        return Segments(kind=self.kind, num_segments=self.num_segments,
+                        num_nodes=self.num_nodes, device=_as_device(device),
+                        counts=move(self._counts), index=move(self._index),
+                        ptr=move(self._ptr), size=self.size, mask=move(self.mask),
+                        has_empty=self.has_empty)
 
     def __len__(self) -> int:
         return self.num_segments

@@ -16,6 +16,7 @@ import ctypes
 import functools
 import hashlib
 import math
+import mmap
 import os
 import platform
 import subprocess
@@ -35,11 +36,15 @@ if TYPE_CHECKING:  # segments.py uses the index helpers below
 
 SOURCE = Path(__file__).with_name("csrc") / "segment_csr.cpp"
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
-OP_CODES = {"sum": 0, "max": 1, "min": 2}
+OP_CODES = {"sum": 0, "max": 1, "min": 2, "mean": 3}
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
-# Below this many elements (1 MiB of float32) one thread beats waking the pool; on a
-# busy machine a parallel region on a small input can cost milliseconds.
-PARALLEL_THRESHOLD = 1 << 18
+# Below this many elements (256 KiB of float32) one thread beats waking the pool.
+PARALLEL_THRESHOLD = 1 << 16
+# Buffers from this size on are backed by transparent huge pages (see `empty`); glibc's
+# malloc serves smaller ones from its heap, where pages are reused instead of faulted.
+HUGE_PAGE_BYTES = 32 << 20
+_HUGE_PAGES = (hasattr(mmap, "MADV_HUGEPAGE")
+               and os.environ.get("GRAPHPOOL_HUGE_PAGES", "1") != "0")
 
 _i64, _int, _vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 
@@ -89,9 +94,8 @@ def library() -> Optional[ctypes.CDLL]:
     lib.gp_csr_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64, _i64,
                                              _vp, _i64, _vp, _vp, _vp, _int]
     lib.gp_csr_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
-    lib.gp_index_stats.argtypes = [_vp, _i64, _vp]
-    lib.gp_sorted_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp, _vp]
-    lib.gp_sorted_index_to_ptr.restype = _i64
+    lib.gp_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp, _vp]
+    lib.gp_index_to_ptr.restype = _i64
     return lib
 
 
@@ -101,21 +105,19 @@ def cpu_index(index: Tensor) -> bool:
             and index.is_contiguous() and library() is not None)
 
 
-def index_stats(index: Tensor) -> Tuple[int, int, bool]:
-    """``(min, max, non-decreasing)`` of a set index in one pass, without torch ops."""
+def index_to_ptr(index: Tensor, num_segments: Optional[int]
+                 ) -> Tuple[int, int, bool, Optional[Tensor], int]:
+    """``(min, max, non-decreasing, ptr, number of empty sets)`` of a set index, in one
+    pass. ``ptr`` is ``None`` unless ``num_segments`` is given and the index is
+    non-decreasing; values outside ``[0, num_segments)`` give a ``ptr`` the kernels
+    reject."""
     stats = (ctypes.c_int64 * 3)()
-    library().gp_index_stats(index.data_ptr(), index.numel(), stats)
-    return stats[0], stats[1], bool(stats[2])
-
-
-def sorted_index_to_ptr(index: Tensor, num_segments: int) -> Tuple[Tensor, Tensor, int]:
-    """``(ptr, counts, number of empty sets)`` of a non-decreasing index with values in
-    ``[0, num_segments)``, in one pass."""
-    ptr = torch.empty(num_segments + 1, dtype=torch.int64)
-    counts = torch.empty(num_segments, dtype=torch.int64)
-    empty = library().gp_sorted_index_to_ptr(index.data_ptr(), index.numel(), num_segments,
-                                             ptr.data_ptr(), counts.data_ptr())
-    return ptr, counts, empty
+    ptr = torch.empty(num_segments + 1 if num_segments is not None else 0, dtype=torch.int64)
+    empty = library().gp_index_to_ptr(index.data_ptr(), index.numel(),
+                                      -1 if num_segments is None else num_segments, stats,
+                                      ptr.data_ptr())
+    lo, hi, is_sorted = stats
+    return lo, hi, bool(is_sorted), (ptr if empty >= 0 else None), empty
 
 
 def supports(x: Tensor, seg: Segments) -> bool:
@@ -139,6 +141,22 @@ def _threads(numel: int) -> int:
     return torch.get_num_threads() if numel >= PARALLEL_THRESHOLD else 1
 
 
+def empty(shape: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """``torch.empty``, backed by transparent huge pages from :data:`HUGE_PAGE_BYTES` on.
+
+    A fresh ``N x F`` gradient costs a page fault per 4 KiB page on first write, about as
+    much as writing it; 2 MiB pages cut that cost to the kernel zeroing the memory. Such
+    buffers come from ``mmap``, as glibc's do at this size, so no reuse is lost. Without
+    THP support (or with ``GRAPHPOOL_HUGE_PAGES=0``) this is ``torch.empty``.
+    """
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < HUGE_PAGE_BYTES or not _HUGE_PAGES:
+        return torch.empty(shape, dtype=dtype)
+    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    buffer.madvise(mmap.MADV_HUGEPAGE)
+    return torch.frombuffer(buffer, dtype=dtype).view(shape)  # the tensor owns the mapping
+
+
 def _check_status(status: int, seg: Segments) -> None:
     if status == 2:  # only reachable with validate=False and a malformed grouping
         raise GraphpoolError("segment_reduce", "segments", "a CSR pointer that starts at 0, "
@@ -149,29 +167,33 @@ def _check_status(status: int, seg: Segments) -> None:
 
 
 def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
+    """Sum, mean, max or min of every set; sums and means in ``acc_dtype``."""
     x3 = _as_3d(x)
-    ptr = seg.ptr
-    # sums come back in the accumulation dtype (float32 for half types), max/min in x's
-    out = torch.empty((*x.shape[:-2], seg.num_segments, x.size(-1)),
-                      dtype=acc_dtype if how == "sum" else x.dtype)
-    status = library().gp_csr_reduce(
-        DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(), x3.size(0), x3.size(1),
-        x3.size(2), x3.stride(0), x3.stride(1), x3.stride(2), ptr.data_ptr(),
-        seg.num_segments, out.data_ptr(), _threads(x3.numel()))
-    _check_status(status, seg)
+    L, N, F = x3.shape
+    sL, sN, sF = x3.stride()
+    B = seg.num_segments
+    out = torch.empty((*x.shape[:-2], B, F),
+                      dtype=acc_dtype if how in ("sum", "mean") else x.dtype)
+    status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
+                                     L, N, F, sL, sN, sF, seg.ptr.data_ptr(), B,
+                                     out.data_ptr(), _threads(L * N * F))
+    if status:
+        _check_status(status, seg)
     return out
+
+
+combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of these ops
 
 
 def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -> Tensor:
     """``grad_x`` of max/min with the even tie split, in one pass over ``x``."""
     x3 = _as_3d(x)
-    ptr = seg.ptr
     y = out.to(x.dtype).contiguous()
     grad = grad_out.to(x.dtype).contiguous()
-    grad_x = torch.empty(x3.shape, dtype=x.dtype)
+    grad_x = empty(tuple(x3.shape), x.dtype)
     status = library().gp_csr_extremum_backward(
         DTYPE_CODES[x.dtype], x3.data_ptr(), x3.size(0), x3.size(1), x3.size(2),
-        x3.stride(0), x3.stride(1), x3.stride(2), ptr.data_ptr(), seg.num_segments,
+        x3.stride(0), x3.stride(1), x3.stride(2), seg.ptr.data_ptr(), seg.num_segments,
         y.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), _threads(x3.numel()))
     _check_status(status, seg)
     return grad_x.view(x.shape)
@@ -181,12 +203,11 @@ def broadcast(values: Tensor, seg: Segments) -> Tensor:
     """``seg.broadcast(values)`` for a CSR grouping, written once, in parallel."""
     values = values.contiguous()
     lead, feats = values.shape[:-2], values.size(-1)
-    out = torch.empty((*lead, seg.num_nodes, feats), dtype=values.dtype)
+    out = empty((*lead, seg.num_nodes, feats), values.dtype)
     if out.numel() == 0:
         return out
-    ptr = seg.ptr
     status = library().gp_csr_broadcast(
         values.element_size(), values.data_ptr(), math.prod(lead), seg.num_nodes, feats,
-        ptr.data_ptr(), seg.num_segments, out.data_ptr(), _threads(out.numel()))
+        seg.ptr.data_ptr(), seg.num_segments, out.data_ptr(), _threads(out.numel()))
     _check_status(status, seg)
     return out

@@ -145,12 +145,16 @@ class _SegmentReduce(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         seg: Segments = ctx.seg
+        if ctx.how == "mean":  # fused by the path: the adjoint of sum, scaled per set
+            grad_out = grad_out / seg.counts.clamp(min=1).unsqueeze(-1).to(grad_out.dtype)
+        if ctx.how in ("sum", "mean"):  # a broadcast copies: cast the [*, B, F] side first
+            grad_out = grad_out.to(ctx.x_dtype)
         if ctx.path is compiled.combine and not torch.is_grad_enabled():  # one-pass kernels
-            if ctx.how == "sum":
-                return compiled.broadcast(grad_out, seg).to(ctx.x_dtype), None, None, None, None
+            if ctx.how in ("sum", "mean"):
+                return compiled.broadcast(grad_out, seg), None, None, None, None
             x, out = ctx.saved_tensors
             return compiled.extremum_backward(x, seg, out, grad_out), None, None, None, None
-        if ctx.how == "sum":
+        if ctx.how in ("sum", "mean"):
             hit = seg.mask.unsqueeze(-1) if seg.mask is not None else None
             share = seg.broadcast(grad_out)
         else:
@@ -242,13 +246,18 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
     path = _pick_path(segments, x, red.combine)
     acc = torch.float32 if red.combine == "sum" and x.dtype in _HALF else x.dtype
+    finalize = red.finalize
+    how = red.combine
+    if finalize is not None and red.name in getattr(path, "fused", ()):
+        how, finalize = red.name, None
     if x.requires_grad and torch.is_grad_enabled():
-        out = _SegmentReduce.apply(x, segments, path, red.combine, acc)
+        out = _SegmentReduce.apply(x, segments, path, how, acc)
     else:  # nothing to differentiate: skip the autograd.Function's overhead
-        out = path(x, segments, red.combine, acc)
-    if red.finalize is not None:
-        out = red.finalize(out, segments.counts)
-    out = out.to(x.dtype)
+        out = path(x, segments, how, acc)
+    if finalize is not None:
+        out = finalize(out, segments.counts)
+    if out.dtype != x.dtype:
+        out = out.to(x.dtype)
     if segments.has_empty is not False and not (red.combine == "sum" and fill_value == 0):
         out = out.masked_fill((segments.counts == 0).unsqueeze(-1), fill_value)
     return out

@@ -6,7 +6,8 @@
 // ptr is int64 [B + 1]; outputs are contiguous.
 //
 // dtype codes: 0 float32, 1 float64, 2 float16, 3 bfloat16. Half types accumulate in
-// float32. op codes: 0 sum, 1 max, 2 min. Max/min propagate nan like torch.maximum.
+// float32. op codes: 0 sum, 1 max, 2 min, 3 mean (the sum divided by the set's row count
+// when it has rows). Max/min propagate nan like torch.maximum.
 #include <omp.h>
 
 #include <algorithm>
@@ -45,14 +46,14 @@ template <> struct AccOf<double> { using type = double; };
 
 template <int OP, typename Acc>
 inline Acc combine(Acc o, Acc v) {
-  if (OP == 0) return o + v;
+  if (OP == 0 || OP == 3) return o + v;
   if (OP == 1) return (v > o || v != v) ? v : o;
   return (v < o || v != v) ? v : o;
 }
 
 template <int OP, typename Acc>
 inline Acc identity() {
-  if (OP == 0) return Acc(0);
+  if (OP == 0 || OP == 3) return Acc(0);
   return OP == 1 ? -INFINITY : INFINITY;
 }
 
@@ -95,6 +96,13 @@ inline void fold_into(Acc* acc, const Acc* part, int64_t F) {
   for (int64_t f = 0; f < F; ++f) acc[f] = combine<OP>(acc[f], part[f]);
 }
 
+// Mean: divide (not multiply by a reciprocal, to match torch's division bit for bit).
+template <int OP, typename Acc>
+inline void finalize(Acc* acc, int64_t count, int64_t F) {
+  if (OP != 3 || count == 0) return;
+  for (int64_t f = 0; f < F; ++f) acc[f] /= static_cast<Acc>(count);
+}
+
 // One set, sequentially: acc = fold over chunks of (fold over rows of the chunk).
 template <int OP, typename T, typename Acc>
 inline void reduce_set(const T* base, int64_t begin, int64_t end, int64_t F, int64_t sN,
@@ -125,6 +133,7 @@ void reduce(const T* x, int64_t L, int64_t F, int64_t sL, int64_t sN, int64_t sF
       for (int64_t s = 0; s < sets; ++s) {
         const int64_t l = s / B, b = s % B;
         reduce_set<OP>(x + l * sL, ptr[b], ptr[b + 1], F, sN, sF, acc.data(), part.data());
+        finalize<OP>(acc.data(), ptr[b + 1] - ptr[b], F);
         for (int64_t f = 0; f < F; ++f) out[s * F + f] = store<Out>(acc[f]);
       }
     }
@@ -140,6 +149,7 @@ void reduce(const T* x, int64_t L, int64_t F, int64_t sL, int64_t sN, int64_t sF
       accumulate_rows<OP>(x + l * sL, begin + c * CHUNK, std::min(end, begin + (c + 1) * CHUNK),
                           F, sN, sF, parts.data() + c * F);
     for (int64_t c = 1; c < chunks; ++c) fold_into<OP>(parts.data(), parts.data() + c * F, F);
+    finalize<OP>(parts.data(), end - begin, F);
     for (int64_t f = 0; f < F; ++f) out[s * F + f] = store<Out>(parts[f]);
   }
 }
@@ -224,9 +234,11 @@ template <typename T, typename Out>
 void reduce_op(int op, const void* x, int64_t L, int64_t F, int64_t sL, int64_t sN, int64_t sF,
                const int64_t* ptr, int64_t B, void* out, int nthreads) {
   const T* xt = static_cast<const T*>(x);
+  using Acc = typename AccOf<T>::type;
   if (op == 0) {
-    reduce<0>(xt, L, F, sL, sN, sF, ptr, B, static_cast<typename AccOf<T>::type*>(out),
-              nthreads);
+    reduce<0>(xt, L, F, sL, sN, sF, ptr, B, static_cast<Acc*>(out), nthreads);
+  } else if (op == 3) {
+    reduce<3>(xt, L, F, sL, sN, sF, ptr, B, static_cast<Acc*>(out), nthreads);
   } else if (op == 1) {
     reduce<1>(xt, L, F, sL, sN, sF, ptr, B, static_cast<T*>(out), nthreads);
   } else {
@@ -289,33 +301,27 @@ int gp_csr_broadcast(int itemsize, const void* values, int64_t L, int64_t N, int
   return 1;
 }
 
-// One pass over a set index: out[0] = min, out[1] = max, out[2] = 1 if non-decreasing.
-void gp_index_stats(const int64_t* index, int64_t n, int64_t* out) {
-  int64_t lo = n ? index[0] : 0, hi = n ? index[0] : -1, sorted = 1;
-  for (int64_t i = 1; i < n; ++i) {
+// One pass over a set index: stats = {min, max, 1 if non-decreasing}. When B >= 0 and the
+// index is non-decreasing, also fills ptr [B + 1] and returns the number of empty sets;
+// otherwise returns -1. Never writes outside stats[0..2] and ptr[0..B], whatever the
+// index holds; values outside [0, B) leave a ptr that the kernels reject.
+int64_t gp_index_to_ptr(const int64_t* index, int64_t n, int64_t B, int64_t* stats,
+                        int64_t* ptr) {
+  int64_t lo = n ? index[0] : 0, hi = n ? index[0] : -1, sorted = 1, b = 0, empty = 0;
+  for (int64_t i = 0; i < n; ++i) {
     const int64_t v = index[i];
     lo = v < lo ? v : lo;
     hi = v > hi ? v : hi;
-    sorted &= v >= index[i - 1];
+    if (i) sorted &= v >= index[i - 1];
+    if (B >= 0 && sorted)
+      while (b <= v && b <= B) ptr[b++] = i;
   }
-  out[0] = lo;
-  out[1] = hi;
-  out[2] = sorted;
-}
-
-// ptr[b] = first row of set b, for a non-decreasing index with values in [0, B).
-// ptr [B + 1] and counts [B] of a non-decreasing index; returns the number of empty sets.
-// Never writes outside ptr[0..B] and counts[0..B-1], whatever the index holds.
-int64_t gp_sorted_index_to_ptr(const int64_t* index, int64_t n, int64_t B, int64_t* ptr,
-                               int64_t* counts) {
-  int64_t b = 0, empty = 0;
-  for (int64_t i = 0; i < n; ++i)
-    while (b <= index[i] && b <= B) ptr[b++] = i;
+  stats[0] = lo;
+  stats[1] = hi;
+  stats[2] = sorted;
+  if (B < 0 || !sorted) return -1;
   while (b <= B) ptr[b++] = n;
-  for (b = 0; b < B; ++b) {
-    counts[b] = ptr[b + 1] - ptr[b];
-    empty += counts[b] == 0;
-  }
+  for (b = 0; b < B; ++b) empty += ptr[b + 1] == ptr[b];
   return empty;
 }
 
