@@ -304,41 +304,46 @@ class Segments:
                             validate=False)
 
     # --------------------------------------------------------------- conversions
+    # Derived tensors are computed on first use and kept, except while torch.compile
+    # traces: it forbids writing to objects from inside an autograd.Function.
+    def _keep(self, name: str, value: Tensor) -> Tensor:
+        if not torch.compiler.is_compiling():
+            setattr(self, name, value)
+        return value
+
     @property
     def counts(self) -> Tensor:
         """``[B]`` rows per set (long)."""
-        if self._counts is None:
-            if self.kind == "uniform":
-                self._counts = torch.full((self.num_segments,), self.size, dtype=torch.long,
-                                          device=self.device)
-            elif self._ptr is not None:
-                self._counts = self._ptr[1:] - self._ptr[:-1]
-            else:  # pragma: no cover - every other grouping is built with its counts
-                raise AssertionError(self)
-        return self._counts
+        if self._counts is not None:
+            return self._counts
+        if self.kind == "uniform":
+            return self._keep("_counts", torch.full((self.num_segments,), self.size,
+                                                    dtype=torch.long, device=self.device))
+        assert self._ptr is not None, self  # every other grouping is built with counts or ptr
+        return self._keep("_counts", self._ptr[1:] - self._ptr[:-1])
 
     @property
     def index(self) -> Tensor:
         """``[N]`` set id of every row (for a mask: of every real row, in row-major order)."""
-        if self._index is None:
-            n = self.num_nodes if self.kind != "mask" else None
-            self._index = torch.repeat_interleave(
-                torch.arange(self.num_segments, device=self.device), self.counts,
-                output_size=n)
-        return self._index
+        if self._index is not None:
+            return self._index
+        n = self.num_nodes if self.kind != "mask" else None
+        return self._keep("_index", torch.repeat_interleave(
+            torch.arange(self.num_segments, device=self.device), self.counts, output_size=n))
 
     @property
     def ptr(self) -> Tensor:
         """``[B + 1]`` CSR pointer; only sorted groupings have one."""
-        if self._ptr is None:
-            if self.kind == "scatter":
-                raise GraphpoolError(
-                    "Segments.ptr", "segments", "sorted segments (kind 'csr', 'uniform' or "
-                    "'mask')", "an unsorted index",
-                    "sort the rows first: perm = index.argsort(stable=True); "
-                    "x, index = x[perm], index[perm]")
-            self._ptr = torch.cat([self.counts.new_zeros(1), self.counts.cumsum(0)])
-        return self._ptr
+        if self._ptr is not None:
+            return self._ptr
+        if self.kind == "scatter":
+            raise GraphpoolError(
+                "Segments.ptr", "segments", "sorted segments (kind 'csr', 'uniform' or "
+                "'mask')", "an unsorted index",
+                "sort the rows first: perm = index.argsort(stable=True); "
+                "x, index = x[perm], index[perm]")
+        counts = self.counts
+        return self._keep("_ptr", torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
 
     def broadcast(self, values: Tensor) -> Tensor:
         r"""Copy each set's row of ``values`` (``[*, B, F]``) to every row of that set.

@@ -259,3 +259,77 @@ def test_results_do_not_depend_on_the_number_of_threads(counts, op):
     x64 = x.detach().double()  # long float32 sums round differently from a loop: check in float64
     torch.testing.assert_close(segment_reduce(x64, seg, op),
                                naive_readout(x64, groups_from_counts(counts), op))
+
+
+needs_kernels = pytest.mark.skipif(compiled.library() is None,
+                                   reason="the compiled kernels are not available")
+
+
+@needs_kernels
+@pytest.mark.parametrize("index, num_segments, expected", [
+    ([0, 0, 1, 3], 5, ([0, 2, 3, 3, 4, 4], 2)),   # empty middle and trailing sets
+    ([2, 2], 3, ([0, 0, 0, 2], 2)),               # empty leading sets
+    ([], 2, ([0, 0, 0], 2)),
+    ([1, 0], 2, None),                            # unsorted: no ptr
+    ([0, 1], None, None),                         # number of sets unknown: no ptr
+])
+def test_index_to_ptr(index, num_segments, expected):
+    index = torch.tensor(index, dtype=torch.long)
+    lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(index, num_segments)
+    if index.numel():
+        assert (lo, hi, is_sorted) == (int(index.min()), int(index.max()),
+                                       bool((index[1:] >= index[:-1]).all()))
+    if expected is None:
+        assert ptr is None
+    else:
+        assert (ptr.tolist(), empty) == expected
+
+
+@needs_kernels
+@pytest.mark.parametrize("op", OPS)
+def test_huge_page_buffers_give_the_same_gradients(op, monkeypatch):
+    """Force every backward buffer through the mmap + MADV_HUGEPAGE allocator."""
+    counts = [5, 0, 3, 7]
+    x = make_x(counts, torch.float32, "ties", seed=5)
+    seg = Segments.from_ptr(torch.tensor([0, 5, 5, 8, 15]))
+    grads = {}
+    for backend, threshold in [("native", compiled.HUGE_PAGE_BYTES), ("compiled", 1)]:
+        monkeypatch.setattr(compiled, "HUGE_PAGE_BYTES", threshold)
+        with graphpool.use_backend(backend):
+            leaf = x.clone().requires_grad_()
+            segment_reduce(leaf, seg, op).pow(2).sum().backward()
+            grads[backend] = leaf.grad
+    torch.testing.assert_close(grads["compiled"], grads["native"])
+    grads["compiled"].add_(1)  # a normal, writable tensor
+
+
+def _graph_code(fn, *args):
+    """The code of the FX graph torch.compile captures for ``fn(*args)``."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm.code)
+        return gm.forward
+    torch._dynamo.reset()
+    torch.compile(fn, backend=backend, fullgraph=True)(*args)
+    return "\n".join(graphs)
+
+
+@needs_kernels
+@pytest.mark.skipif(not compiled.OPERATORS, reason="torch.library.custom_op needs torch>=2.4")
+@pytest.mark.parametrize("op", OPS)
+def test_torch_compile_fullgraph_keeps_the_compiled_kernels(op):
+    counts = [4, 0, 3, 6]
+    ptr = torch.tensor([0, 4, 4, 7, 13])
+    x = make_x(counts, torch.float32, "ties", seed=6)
+    readout = lambda x, ptr: graphpool.readout(x, ptr=ptr, reduce=op)  # noqa: E731
+    assert "graphpool.csr_reduce" in _graph_code(readout, x, ptr)
+    torch._dynamo.reset()
+    compiled_readout = torch.compile(readout, backend="aot_eager", fullgraph=True)
+    leaf, eager_leaf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = compiled_readout(leaf, ptr)
+    out.pow(2).sum().backward()
+    expected = readout(eager_leaf, ptr)
+    expected.pow(2).sum().backward()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(leaf.grad, eager_leaf.grad)

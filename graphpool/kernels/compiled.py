@@ -6,7 +6,11 @@ folder (``$GRAPHPOOL_CACHE`` or ``~/.cache/graphpool``) and loaded with :mod:`ct
 It reads each input element once, in parallel over sets (or over the rows of a set when
 there are fewer sets than threads), accumulating half types in float32.
 
-It is used for floating point ``x`` on the CPU with a ``csr`` grouping, in eager mode.
+It is used for floating point ``x`` on the CPU with a ``csr`` grouping. Eager code calls
+the kernels through ctypes directly; under ``torch.compile`` they are the operators
+``graphpool::csr_reduce``, ``graphpool::csr_broadcast`` and
+``graphpool::csr_extremum_backward``, whose output shapes are registered, so
+``torch.compile(fullgraph=True)`` keeps them (forward and backward) in its graph.
 Without a compiler, with ``GRAPHPOOL_COMPILED=0`` or with ``set_backend("native")``,
 the native torch paths give the same values and gradients.
 """
@@ -99,6 +103,12 @@ def library() -> Optional[ctypes.CDLL]:
     return lib
 
 
+@torch.compiler.assume_constant_result  # torch.compile asks once, never traces the build
+def available() -> bool:
+    """Whether the kernels are built and loaded (building them on first use)."""
+    return library() is not None
+
+
 def cpu_index(index: Tensor) -> bool:
     """Whether the index helpers below take ``index`` (a contiguous int64 CPU tensor)."""
     return (index.device.type == "cpu" and index.dtype == torch.int64
@@ -123,7 +133,7 @@ def index_to_ptr(index: Tensor, num_segments: Optional[int]
 def supports(x: Tensor, seg: Segments) -> bool:
     """Whether this path takes ``x``: CPU floats, a CSR grouping, leading dims flattenable."""
     return (seg.kind == "csr" and x.device.type == "cpu" and x.dtype in DTYPE_CODES
-            and (x.dim() <= 3 or _as_3d(x) is not None) and library() is not None)
+            and (x.dim() <= 3 or _as_3d(x) is not None) and available())
 
 
 def _as_3d(x: Tensor) -> Optional[Tensor]:
@@ -157,29 +167,91 @@ def empty(shape: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
     return torch.frombuffer(buffer, dtype=dtype).view(shape)  # the tensor owns the mapping
 
 
-def _check_status(status: int, seg: Segments) -> None:
+def _check_status(status: int, ptr: Tensor) -> None:
     if status == 2:  # only reachable with validate=False and a malformed grouping
         raise GraphpoolError("segment_reduce", "segments", "a CSR pointer that starts at 0, "
                              "never decreases and ends at the number of rows",
-                             f"{seg} with an out-of-range or decreasing ptr",
+                             f"segments of {ptr.numel() - 1} sets with an out-of-range or "
+                             "decreasing ptr",
                              "build the Segments with validate=True to find the bad entry")
     assert status == 0, status
 
 
-def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
-    """Sum, mean, max or min of every set; sums and means in ``acc_dtype``."""
+def _reduce(x: Tensor, ptr: Tensor, how: str, acc_dtype: torch.dtype) -> Tensor:
     x3 = _as_3d(x)
     L, N, F = x3.shape
     sL, sN, sF = x3.stride()
-    B = seg.num_segments
+    B = ptr.numel() - 1
     out = torch.empty((*x.shape[:-2], B, F),
                       dtype=acc_dtype if how in ("sum", "mean") else x.dtype)
     status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
-                                     L, N, F, sL, sN, sF, seg.ptr.data_ptr(), B,
+                                     L, N, F, sL, sN, sF, ptr.data_ptr(), B,
                                      out.data_ptr(), _threads(L * N * F))
     if status:
-        _check_status(status, seg)
+        _check_status(status, ptr)
     return out
+
+
+def _extremum_backward(x: Tensor, ptr: Tensor, out: Tensor, grad_out: Tensor) -> Tensor:
+    x3 = _as_3d(x)
+    y = out.to(x.dtype).contiguous()
+    grad = grad_out.to(x.dtype).contiguous()
+    grad_x = empty(tuple(x3.shape), x.dtype)
+    status = library().gp_csr_extremum_backward(
+        DTYPE_CODES[x.dtype], x3.data_ptr(), x3.size(0), x3.size(1), x3.size(2),
+        x3.stride(0), x3.stride(1), x3.stride(2), ptr.data_ptr(), ptr.numel() - 1,
+        y.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), _threads(x3.numel()))
+    _check_status(status, ptr)
+    return grad_x.view(x.shape)
+
+
+def _broadcast(values: Tensor, ptr: Tensor, num_nodes: int) -> Tensor:
+    values = values.contiguous()
+    lead, feats = values.shape[:-2], values.size(-1)
+    out = empty((*lead, num_nodes, feats), values.dtype)
+    if out.numel() == 0:
+        return out
+    status = library().gp_csr_broadcast(
+        values.element_size(), values.data_ptr(), math.prod(lead), num_nodes, feats,
+        ptr.data_ptr(), ptr.numel() - 1, out.data_ptr(), _threads(out.numel()))
+    _check_status(status, ptr)
+    return out
+
+
+# The same kernels as torch operators, for torch.compile: dynamo cannot trace a ctypes
+# call, but it can place an opaque operator whose output shape it is told (the "fake").
+# Eager code calls the functions above directly and skips the operator dispatch.
+OPERATORS = hasattr(torch.library, "custom_op")  # torch >= 2.4
+if OPERATORS:
+    _reduce_op = torch.library.custom_op("graphpool::csr_reduce", mutates_args=())(_reduce)
+    _extremum_backward_op = torch.library.custom_op(
+        "graphpool::csr_extremum_backward", mutates_args=())(_extremum_backward)
+    _broadcast_op = torch.library.custom_op("graphpool::csr_broadcast",
+                                            mutates_args=())(_broadcast)
+
+    @_reduce_op.register_fake
+    def _(x, ptr, how, acc_dtype):
+        dtype = acc_dtype if how in ("sum", "mean") else x.dtype
+        return x.new_empty((*x.shape[:-2], ptr.size(0) - 1, x.size(-1)), dtype=dtype)
+
+    @_extremum_backward_op.register_fake
+    def _(x, ptr, out, grad_out):
+        return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+    @_broadcast_op.register_fake
+    def _(values, ptr, num_nodes):
+        return values.new_empty((*values.shape[:-2], num_nodes, values.size(-1)))
+
+
+def _tracing() -> bool:
+    return OPERATORS and torch.compiler.is_compiling()
+
+
+def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
+    """Sum, mean, max or min of every set; sums and means in ``acc_dtype``."""
+    if _tracing():
+        return _reduce_op(x, seg.ptr, how, acc_dtype)
+    return _reduce(x, seg.ptr, how, acc_dtype)
 
 
 combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of these ops
@@ -187,27 +259,13 @@ combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of thes
 
 def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -> Tensor:
     """``grad_x`` of max/min with the even tie split, in one pass over ``x``."""
-    x3 = _as_3d(x)
-    y = out.to(x.dtype).contiguous()
-    grad = grad_out.to(x.dtype).contiguous()
-    grad_x = empty(tuple(x3.shape), x.dtype)
-    status = library().gp_csr_extremum_backward(
-        DTYPE_CODES[x.dtype], x3.data_ptr(), x3.size(0), x3.size(1), x3.size(2),
-        x3.stride(0), x3.stride(1), x3.stride(2), seg.ptr.data_ptr(), seg.num_segments,
-        y.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), _threads(x3.numel()))
-    _check_status(status, seg)
-    return grad_x.view(x.shape)
+    if _tracing():
+        return _extremum_backward_op(x, seg.ptr, out, grad_out)
+    return _extremum_backward(x, seg.ptr, out, grad_out)
 
 
 def broadcast(values: Tensor, seg: Segments) -> Tensor:
     """``seg.broadcast(values)`` for a CSR grouping, written once, in parallel."""
-    values = values.contiguous()
-    lead, feats = values.shape[:-2], values.size(-1)
-    out = empty((*lead, seg.num_nodes, feats), values.dtype)
-    if out.numel() == 0:
-        return out
-    status = library().gp_csr_broadcast(
-        values.element_size(), values.data_ptr(), math.prod(lead), seg.num_nodes, feats,
-        seg.ptr.data_ptr(), seg.num_segments, out.data_ptr(), _threads(out.numel()))
-    _check_status(status, seg)
-    return out
+    if _tracing():
+        return _broadcast_op(values, seg.ptr, seg.num_nodes)
+    return _broadcast(values, seg.ptr, seg.num_nodes)

@@ -15,8 +15,10 @@ unsorted index (``scatter``)    torch_scatter ``scatter`` for sums if installed;
 =============================  ====================================================
 
 The backend (:func:`set_backend`) can rule out the compiled kernels and torch_scatter.
-Max and min never use torch_scatter (see :mod:`.ext`). Neither the compiled kernels nor
-torch_scatter can be traced by ``torch.compile``, so compiled code takes the native paths.
+Max and min never use torch_scatter (see :mod:`.ext`). Under ``torch.compile`` the
+compiled kernels run as the ``graphpool::csr_*`` operators (opaque to the compiler, with
+their output shapes registered); torch_scatter is left out there, so sums of unsorted
+indices take the native path.
 
 Every path returns the same values and the same gradients: the backward is shared
 (see :class:`_SegmentReduce`).
@@ -73,8 +75,8 @@ def set_backend(name: str) -> None:
     * ``"torch_scatter"``: torch_scatter for sums, native torch otherwise.
 
     The environment variable ``GRAPHPOOL_BACKEND`` sets the initial value. Uniform and
-    masked groupings always take the dense path; ``torch.compile`` always traces the
-    native paths.
+    masked groupings always take the dense path; under ``torch.compile``, torch_scatter
+    is not used.
 
     Example:
         >>> import graphpool
@@ -105,11 +107,13 @@ def use_backend(name: str) -> Iterator[None]:
 def _pick_path(seg: Segments, x: Tensor, how: str) -> Path:
     if seg.kind in ("uniform", "mask"):
         return dense.combine
-    if not torch.compiler.is_compiling():
-        if _backend in ("auto", "compiled") and compiled.supports(x, seg):
-            return compiled.combine
-        if how == "sum" and _backend in ("auto", "torch_scatter") and ext.AVAILABLE:
-            return ext.combine
+    compiling = torch.compiler.is_compiling()
+    if (_backend in ("auto", "compiled") and (compiled.OPERATORS or not compiling)
+            and compiled.supports(x, seg)):
+        return compiled.combine
+    if (how == "sum" and _backend in ("auto", "torch_scatter") and ext.AVAILABLE
+            and not compiling):
+        return ext.combine
     if seg.kind == "csr" and x.is_floating_point():
         return native.csr
     return native.scatter
