@@ -57,7 +57,8 @@ def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
 
 def _as_device(device: Any) -> torch.device:
     """``device`` as tensors report it (``"cuda"`` -> ``cuda:0``), so comparisons hold."""
-    device = torch.device(device)
+    if not isinstance(device, torch.device):
+        device = torch.device(device)
     if device.type == "cpu" or device.index is not None:
         return device
     return torch.empty(0, device=device).device
@@ -413,8 +414,6 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
     """
     if isinstance(batch, Segments):
         seg = batch
-    elif _is_pyg_data(batch):
-        seg = Segments.from_pyg(batch, validate=validate)
     elif isinstance(batch, Tensor):
         if isinstance(x, Tensor) and batch.device != x.device:
             raise GraphpoolError(where, "batch", f"a tensor on {x.device} (the device of x)",
@@ -436,6 +435,8 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
         else:
             ptr = torch.tensor([0, nodes], device=x.device)
             seg = Segments.from_ptr(ptr, num_nodes=nodes, validate=False)
+    elif _is_pyg_data(batch):
+        seg = Segments.from_pyg(batch, validate=validate)
     else:
         raise GraphpoolError(where, "batch", "None, an index tensor, a Segments or a PyG "
                              "Batch/Data", describe(batch),

@@ -126,6 +126,12 @@ def _check_map(where: str, name: str, fmap: Any, layout: Layout, batched: bool,
                ) -> Tuple[int, Tuple[int, ...]]:
     """Check rank and channels of one map; return ``(C, spatial)``."""
     rank = len(layout.value) - (0 if batched else 1)
+    if isinstance(fmap, Tensor) and fmap.dim() == rank:  # the common case, checked fast
+        last = layout.value[-1] == "C"
+        c_axis = -1 if last else (1 if batched else 0)
+        if channels is None or fmap.size(c_axis) == channels:
+            shape = fmap.shape
+            return shape[c_axis], tuple(shape[int(batched):-1] if last else shape[c_axis + 1:])
     shape_text = layout.shape_text if batched else "(" + layout.shape_text[4:]
     if not isinstance(fmap, Tensor):
         raise GraphpoolError(where, name, f"a tensor {shape_text}", describe_input(fmap),

@@ -178,13 +178,18 @@ def _check_status(status: int, ptr: Tensor) -> None:
 
 
 def _reduce(x: Tensor, ptr: Tensor, how: str, acc_dtype: torch.dtype) -> Tensor:
-    x3 = _as_3d(x)
-    L, N, F = x3.shape
-    sL, sN, sF = x3.stride()
+    if x.dim() == 2:  # the common case, without building a view
+        L, sL = 1, 0
+        N, F = x.shape
+        sN, sF = x.stride()
+    else:
+        x3 = _as_3d(x)
+        L, N, F = x3.shape
+        sL, sN, sF = x3.stride()
     B = ptr.numel() - 1
     out = torch.empty((*x.shape[:-2], B, F),
                       dtype=acc_dtype if how in ("sum", "mean") else x.dtype)
-    status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
+    status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x.data_ptr(),
                                      L, N, F, sL, sN, sF, ptr.data_ptr(), B,
                                      out.data_ptr(), _threads(L * N * F))
     if status:
