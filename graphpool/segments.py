@@ -34,6 +34,7 @@ from torch import Tensor
 
 from .errors import GraphpoolError, describe
 from .kernels import compiled
+from .segments_cache import CACHE
 
 __all__ = ["Segments", "as_segments"]
 
@@ -367,6 +368,13 @@ class Segments:
             return expanded.flatten(-3, -2)
         return values.index_select(-2, self.index)
 
+    def _copy(self) -> "Segments":
+        """A shallow copy (the cache hands these out); cheaper than copy.copy."""
+        new = Segments.__new__(Segments)
+        for name in Segments.__slots__:
+            setattr(new, name, getattr(self, name))
+        return new
+
     def to(self, device: torch.device | str) -> "Segments":
         """The same grouping with its tensors on ``device``."""
         def move(t: Optional[Tensor]) -> Optional[Tensor]:
@@ -399,6 +407,9 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
                 where: str = "readout") -> Segments:
     r"""Resolve the many ways of saying how rows are grouped into one :class:`Segments`.
 
+    A ``batch`` or ``ptr`` tensor is resolved once and reused while it is alive and
+    unmodified (see :mod:`graphpool.segments_cache`).
+
     Args:
         x: node tensor ``[*, N, F]``; only its node count and device are read.
         batch: ``None`` (all rows form one set), a ``[N]`` index tensor, a
@@ -415,13 +426,14 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
     if isinstance(batch, Segments):
         seg = batch
     elif isinstance(batch, Tensor):
-        if isinstance(x, Tensor) and batch.device != x.device:
+        if isinstance(x, Tensor) and batch.get_device() != x.get_device():
             raise GraphpoolError(where, "batch", f"a tensor on {x.device} (the device of x)",
                                  f"one on {batch.device}", f"move it with .to({str(x.device)!r})")
         if ptr is not None:
             raise GraphpoolError(where, "ptr", "None when an index is given", "both",
                                  "pass either the index (batch) or ptr, not both")
-        seg = Segments.from_index(batch, num_segments, validate=validate)
+        seg = CACHE.resolve(batch, ("index", num_segments, validate),
+                            lambda: Segments.from_index(batch, num_segments, validate=validate))
     elif batch is None:
         if not isinstance(x, Tensor):
             raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
@@ -431,7 +443,8 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
             if isinstance(ptr, Tensor) and ptr.device != x.device:
                 raise GraphpoolError(where, "ptr", f"a tensor on {x.device} (the device of x)",
                                      f"one on {ptr.device}", f"move it with .to({str(x.device)!r})")
-            seg = Segments.from_ptr(ptr, num_nodes=nodes, validate=validate)
+            seg = CACHE.resolve(ptr, ("ptr", nodes, validate),
+                                lambda: Segments.from_ptr(ptr, num_nodes=nodes, validate=validate))
         else:
             ptr = torch.tensor([0, nodes], device=x.device)
             seg = Segments.from_ptr(ptr, num_nodes=nodes, validate=False)

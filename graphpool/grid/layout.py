@@ -20,6 +20,8 @@ slices along ``W``) are copied by ``flatten``.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from enum import Enum
 from math import prod
@@ -244,6 +246,12 @@ class GridNodes:
         return [nodes_to_map(p, self.layout, s) for p, s in zip(parts, self.sizes)]
 
 
+@functools.lru_cache(maxsize=64)
+def _one_set(pixels: int, device: torch.device) -> Segments:
+    """``Segments.uniform(1, pixels)``, built once per size: maps are pooled every step."""
+    return Segments.uniform(1, pixels, device=device)
+
+
 def _check_images(maps: Sequence[Any], layout: Layout, channels: Optional[int],
                   where: str, argument: str = "fmap") -> Tuple[Tuple[int, ...], ...]:
     """Check a list of unbatched maps (same channel count); return their spatial sizes."""
@@ -268,6 +276,18 @@ def _ragged_nodes(maps: Sequence[Tensor], layout: Layout, channels: Optional[int
     segments = Segments.from_ptr(counts.cumsum(0), num_nodes=x.size(0), validate=False)
     spatial = tuple(max(axis) for axis in zip(*sizes))
     return GridNodes(x, segments, layout, spatial, sizes)
+
+
+def batch_nodes(fmap: Any, layout: Layout, channels: Optional[int] = None,
+                where: str = "as_nodes", argument: str = "fmap"
+                ) -> Tuple[Tensor, Segments, Tuple[int, ...]]:
+    """The node view of a batched map without a mask: ``(x, segments, spatial)``, the
+    parts of :func:`as_nodes` that pooling needs (checked the same way)."""
+    _, spatial = _check_map(where, argument, fmap, layout, batched=True, channels=channels)
+    x = _node_view(fmap, layout, batched=True)
+    segments = (Segments.uniform(1, x.size(1), device=fmap.device)
+                if torch.compiler.is_compiling() else _one_set(x.size(1), fmap.device))
+    return x, segments, spatial
 
 
 def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] = "NCHW", *,
@@ -305,11 +325,11 @@ def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] =
             raise GraphpoolError(where, "mask", "None for a list of images", describe_input(mask),
                                  "a list already gives every image its own size: drop the mask")
         return _ragged_nodes(fmap, layout, channels, where, argument)
+    if mask is None:
+        x, segments, spatial = batch_nodes(fmap, layout, channels, where, argument)
+        return GridNodes(x, segments, layout, spatial, (spatial,) * fmap.size(0))
     _, spatial = _check_map(where, argument, fmap, layout, batched=True, channels=channels)
     x = _node_view(fmap, layout, batched=True)
-    if mask is None:
-        segments = Segments.uniform(1, x.size(1), device=fmap.device)
-        return GridNodes(x, segments, layout, spatial, (spatial,) * fmap.size(0))
     expected = (fmap.size(0), *spatial)
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != expected:
         raise GraphpoolError(where, "mask", f"a bool tensor of shape {expected} (B and the "

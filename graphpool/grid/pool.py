@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from ..errors import GraphpoolError
 from ..kernels.reductions import ALIASES
 from ..readouts import READOUTS, Readout, resolve_readout
-from .layout import GridNodes, Layout, as_nodes, describe_input, resolve_layout
+from ..kernels import segment_reduce
+from .layout import GridNodes, Layout, as_nodes, batch_nodes, describe_input, resolve_layout
 
 __all__ = ["global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d", "POOL_TYPES"]
 
@@ -81,10 +82,13 @@ def _pool(nodes: GridNodes, readouts: Sequence[Readout], how: str, flatten: bool
         out = torch.stack(pooled).mean(0)
     else:
         out = pooled[0]
-    if flatten:
-        return out
-    ones = (1,) * nodes.layout.spatial_dims
-    if nodes.layout.channels_last:
+    return out if flatten else _keep_spatial_axes(out, nodes.layout)
+
+
+def _keep_spatial_axes(out: Tensor, layout: Layout) -> Tensor:
+    """``(B, F)`` -> ``(B, F, 1, ..., 1)`` (or ``(B, 1, ..., 1, F)`` channels last)."""
+    ones = (1,) * layout.spatial_dims
+    if layout.channels_last:
         return out.reshape(out.size(0), *ones, out.size(-1))
     return out.reshape(out.size(0), out.size(-1), *ones)
 
@@ -137,6 +141,10 @@ class _GlobalPool(nn.Module):
                                      self.spatial_dims)
         readouts, self.how = resolve_pool(reduce, where)
         self.readouts = nn.ModuleList(readouts)
+        # A basic readout named by a string is built here and never seen by the user, so
+        # forward may call its segment_reduce directly (same kernels, fewer Python layers).
+        self._direct = (readouts[0].reduce if self.how == "single" and isinstance(reduce, str)
+                        else None)
         self.flatten = flatten
         self._reduce_text = repr(reduce.lower()) if isinstance(reduce, str) else repr(reduce)
 
@@ -148,6 +156,11 @@ class _GlobalPool(nn.Module):
     def forward(self, fmap: Union[Tensor, Sequence[Tensor]],
                 mask: Optional[Tensor] = None) -> Tensor:
         """Pool ``fmap`` (a map in :attr:`layout`, a padded map + ``mask``, or a list)."""
+        if self._direct is not None and mask is None and isinstance(fmap, Tensor):
+            where = type(self).__name__
+            x, segments, _ = batch_nodes(fmap, self.layout, where=where)
+            out = segment_reduce(x, segments, self._direct, _where=where).squeeze(-2)
+            return out if self.flatten else _keep_spatial_axes(out, self.layout)
         nodes = as_nodes(fmap, self.layout, mask=mask, where=type(self).__name__)
         return _pool(nodes, list(self.readouts), self.how, self.flatten)
 

@@ -18,20 +18,24 @@ _TORCH_REDUCE = {"sum": torch.sum, "max": torch.amax, "min": torch.amin}
 def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
     """``sum``, ``max``, ``min`` or (fused) ``mean`` of every set, over a ``[*, B, S, F]`` view."""
     identity = _identity("sum" if how == "mean" else how, x.dtype)
-    if seg.kind == "uniform":
+    keep = seg.kind == "uniform" and seg.num_segments == 1  # [*, S, F] is the one set
+    if keep:
+        view = x
+    elif seg.kind == "uniform":
         view = x.unflatten(-2, (seg.num_segments, seg.size))
     else:
         view = torch.where(seg.mask.unsqueeze(-1), x, x.new_full((), identity))
     if view.size(-2) == 0:
-        return view.new_full((*view.shape[:-2], view.size(-1)), identity, dtype=acc_dtype)
+        shape = (*view.shape[:-2], 1) if keep else view.shape[:-2]
+        return view.new_full((*shape, view.size(-1)), identity, dtype=acc_dtype)
     dtype = acc_dtype if acc_dtype != x.dtype else None
     if how == "mean":  # uniform sets: torch's own mean, the same kernel as x.mean(dims)
         if seg.kind == "uniform":
-            return view.mean(-2, dtype=dtype)
+            return view.mean(-2, keepdim=keep, dtype=dtype)
         return view.sum(-2, dtype=dtype) / seg.counts.clamp(min=1).unsqueeze(-1).to(acc_dtype)
     if how == "sum":
-        return view.sum(-2, dtype=dtype)
-    return _TORCH_REDUCE[how](view, -2)
+        return view.sum(-2, keepdim=keep, dtype=dtype)
+    return _TORCH_REDUCE[how](view, -2, keepdim=keep)
 
 
 combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of these ops
