@@ -426,7 +426,7 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
     if isinstance(batch, Segments):
         seg = batch
     elif isinstance(batch, Tensor):
-        if isinstance(x, Tensor) and batch.get_device() != x.get_device():
+        if isinstance(x, Tensor) and batch.device != x.device:
             raise GraphpoolError(where, "batch", f"a tensor on {x.device} (the device of x)",
                                  f"one on {batch.device}", f"move it with .to({str(x.device)!r})")
         if ptr is not None:

@@ -294,3 +294,20 @@ def test_torch_compile_fullgraph():
     compiled = torch.compile(GlobalPool2d("catavgmax"), fullgraph=True)
     torch.testing.assert_close(compiled(fmap), torch.cat([fmap.mean((2, 3)),
                                                           fmap.amax((2, 3))], 1))
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
+@pytest.mark.parametrize("layout, flatten", [("NCHW", True), ("NHWC", False), ("NCHW", False)])
+def test_named_readouts_take_the_short_path_to_the_same_result(name, layout, flatten):
+    """A name calls segment_reduce directly; an instance goes through the module."""
+    from graphpool.readouts import READOUTS
+
+    fmap = torch.randint(-3, 4, (3, 4, 5, 6)).float()  # ties for max/min
+    short, general = GlobalPool2d(name, flatten, layout), GlobalPool2d(READOUTS[name](), flatten,
+                                                                        layout)
+    assert short._direct == name and general._direct is None
+    a, b = fmap.clone().requires_grad_(), fmap.clone().requires_grad_()
+    out_a, out_b = short(a), general(b)
+    (out_a * torch.arange(out_a.numel()).view(out_a.shape)).sum().backward()
+    (out_b * torch.arange(out_b.numel()).view(out_b.shape)).sum().backward()
+    assert torch.equal(out_a, out_b) and torch.equal(a.grad, b.grad)

@@ -1,0 +1,55 @@
+"""The benchmark machinery: every candidate is checked against graphpool before timing.
+
+No wall-clock assertions: timing lives in benchmarks/run.py, not in tests.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graphpool import benchmark as bench
+
+TINY = [
+    bench.Case("tiny sorted", "graph", torch.float32, (6, 5, 3), 6),
+    bench.Case("tiny unsorted", "graph", torch.float32, (6, 5, 3), 6, sorted=False),
+    bench.Case("tiny bf16", "graph", torch.bfloat16, (6, 5, 3), 6),
+    bench.Case("tiny image", "image", torch.float32, (2, 3, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("case", TINY, ids=lambda c: c.regime)
+@pytest.mark.parametrize("mode", ["forward", "forward+backward"])
+def test_every_candidate_agrees_and_is_timed(case, mode, monkeypatch):
+    monkeypatch.setattr(bench, "SAMPLE_MS", 0.01)
+    for op in bench.OPS:
+        results = bench.run_case(case, op, mode, rounds=1)
+        names = {r.candidate for r in results}
+        assert "graphpool" in names and len(names) >= 2
+        assert all(r.median_ms > 0 for r in results)
+        ours = next(r for r in results if r.candidate == "graphpool")
+        assert ours.ratio_to_graphpool == 1.0
+        if case.kind == "graph":
+            assert bench.FRESH in names and "PyG" in names
+
+
+def test_a_candidate_that_disagrees_aborts_the_run(monkeypatch):
+    real = bench._graph_candidates
+
+    def with_a_wrong_one(*args):
+        cands = real(*args)
+        cands["off by one"] = lambda x: cands["PyG"](x) + 1
+        return cands
+    monkeypatch.setattr(bench, "_graph_candidates", with_a_wrong_one)
+    with pytest.raises(AssertionError, match="off by one disagrees with graphpool"):
+        bench.run_case(TINY[0], "sum", "forward", rounds=1)
+
+
+def test_table_and_targets_come_from_the_results(monkeypatch):
+    monkeypatch.setattr(bench, "SAMPLE_MS", 0.01)
+    cases = [bench.Case("molecules 4x5x3", "graph", torch.float32, (4, 5, 3), 4)]
+    results = bench.run(cases, rounds=1, modes=("forward",))
+    table = bench.markdown(results)
+    assert table.count("| molecules 4x5x3 |") == len(bench.OPS)
+    targets = bench.check_targets(results)
+    assert {t["target"] for t in targets} >= {f"molecules {op} forward: best peer / graphpool"
+                                              for op in bench.OPS}

@@ -1,0 +1,89 @@
+"""The Segments cache behind as_segments: reused only for the same, unmodified tensor."""
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+import graphpool as gp
+from graphpool import GraphpoolError
+from graphpool.segments import as_segments
+from graphpool.segments_cache import CACHE, SegmentsCache
+
+from .reference import naive_readout
+
+
+def loop(x, batch, num_sets, reduce):
+    groups = [[i for i, b in enumerate(batch.tolist()) if b == s] for s in range(num_sets)]
+    return naive_readout(x, groups, reduce).to(x.dtype)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    CACHE.clear()
+    yield
+    CACHE.clear()
+
+
+def test_the_same_tensor_resolves_once():
+    x, batch = torch.randn(5, 2), torch.tensor([0, 0, 1, 2, 2])
+    first = as_segments(x, batch, num_segments=3)
+    second = as_segments(x, batch, num_segments=3)
+    assert len(CACHE) == 1
+    assert second is not first and second.ptr is first.ptr and second.index is batch
+
+
+def test_in_place_changes_are_seen():
+    x, batch = torch.randn(4, 2), torch.tensor([0, 0, 1, 1])
+    gp.readout(x, batch, "sum", num_graphs=2)
+    batch[1:] = torch.tensor([1, 1, 1])  # bumps the version counter
+    got = gp.readout(x, batch, "sum", num_graphs=2)
+    torch.testing.assert_close(got, loop(x, batch, 2, "sum"))
+
+
+@pytest.mark.parametrize("first, second", [
+    (dict(num_graphs=2), dict(num_graphs=3)),
+    (dict(validate=False), dict(validate=True)),
+])
+def test_arguments_are_part_of_the_key(first, second):
+    x, batch = torch.randn(3, 1), torch.tensor([0, 1, 1])
+    a = gp.readout(x, batch, "sum", **first)
+    b = gp.readout(x, batch, "sum", **second)
+    assert a.shape[0] == first.get("num_graphs", 2) and b.shape[0] == second.get("num_graphs", 2)
+
+
+def test_validation_still_runs_for_a_bad_index_after_an_unvalidated_call():
+    x, batch = torch.randn(3, 1), torch.tensor([0, 1, 5])
+    gp.readout(x, batch, "sum", num_graphs=6, validate=False)
+    with pytest.raises(GraphpoolError, match="num_segments"):
+        gp.readout(x, batch, "sum", num_graphs=2)
+
+
+def test_entries_leave_with_their_tensor_and_never_hold_it():
+    x, batch = torch.randn(3, 1), torch.tensor([0, 1, 1])
+    gp.readout(x, batch, "sum")
+    assert len(CACHE) == 1
+    del batch
+    gc.collect()
+    assert len(CACHE) == 0
+
+
+def test_ptr_and_inference_tensors():
+    x, ptr = torch.randn(4, 2), torch.tensor([0, 1, 4])
+    torch.testing.assert_close(gp.readout(x, ptr=ptr), gp.readout(x, ptr=ptr))
+    assert len(CACHE) == 1
+    with torch.inference_mode():
+        batch = torch.tensor([0, 0, 1, 1])  # no version counter: never cached
+        out = gp.readout(x, batch, "mean")
+    torch.testing.assert_close(out, loop(x, torch.tensor([0, 0, 1, 1]), 2, "mean"))
+    assert len(CACHE) == 1
+
+
+def test_the_oldest_entry_leaves_first():
+    cache = SegmentsCache(maxsize=2)
+    tensors = [torch.tensor([0, i]) for i in range(3)]
+    for t in tensors:
+        cache.resolve(t, (), lambda t=t: gp.Segments.from_index(t))
+    assert len(cache) == 2
+    assert (id(tensors[0]), ()) not in cache._entries
