@@ -172,7 +172,7 @@ def _time_interleaved(fns: Dict[str, Callable[[], object]], rounds: int, device:
     per round, candidates interleaved. ``calls`` is the same for all candidates of a case
     and sized from graphpool's warm-up time."""
     for fn in fns.values():  # warm-up: builds the kernels, settles the allocator
-        for _ in range(3):
+        for _ in range(2):
             fn()
     _sync(device)
     start = time.perf_counter()
