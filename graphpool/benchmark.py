@@ -35,6 +35,9 @@ OPS = ("sum", "mean", "max")
 #: readout of a new batch (the other calls of a step reuse the resolved grouping).
 FRESH = "graphpool, new batch"
 NOT_PEERS = ("graphpool", FRESH, "floor: x.sum")
+#: Where the index pass of a new batch is negligible next to the reduction, FRESH is
+#: not timed (molecules and medium only).
+FRESH_MAX_ELEMENTS = 1 << 24
 
 
 @dataclass
@@ -114,6 +117,8 @@ def _graph_candidates(case: Case, op: str, batch: Tensor, ptr: Tensor
         FRESH: fresh,
         "PyG": lambda x: pyg(x, batch, size=B),
     }
+    if batch.numel() * feats > FRESH_MAX_ELEMENTS:
+        del cands[FRESH]
     index = batch.view(-1, 1).expand(-1, feats)
     native_op = {"sum": "sum", "mean": "mean", "max": "amax"}[op]
     cands["torch scatter_reduce"] = lambda x: x.new_zeros(B, x.size(1)).scatter_reduce(
@@ -164,24 +169,47 @@ def _sync(device: str) -> None:
 #: call). Single calls of sub-millisecond ops mostly measure the cache and thread-pool
 #: state the previous candidate left behind, which changes with the candidate order.
 SAMPLE_MS = 5.0
+#: Calls slower than this are warmed up once and timed in 3 rounds, to keep the suite short.
+SLOW_S = 0.25
+
+
+def _timed(fn: Callable[[], object], device: str) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _warm_up(fn: Callable[[], object], device: str) -> float:
+    """Call until the time per call stops dropping (kernels built, allocator and huge
+    pages settled): at least 2 calls, at most 10, one if a call takes over
+    :data:`SLOW_S`. Returns the last call's seconds."""
+    last = _timed(fn, device)
+    for _ in range(9):
+        if last > SLOW_S:
+            break
+        now = _timed(fn, device)
+        settled = now > 0.8 * last
+        last = now
+        if settled:
+            break
+    return last
 
 
 def _time_interleaved(fns: Dict[str, Callable[[], object]], rounds: int, device: str,
                       sample_ms: float = SAMPLE_MS) -> Dict[str, float]:
     """Median ms per call of every candidate; one block of ``calls`` calls per candidate
     per round, candidates interleaved. ``calls`` is the same for all candidates of a case
-    and sized from graphpool's warm-up time."""
-    for fn in fns.values():  # warm-up: builds the kernels, settles the allocator
-        for _ in range(2):
-            fn()
-    _sync(device)
-    start = time.perf_counter()
-    fns["graphpool"]()
-    _sync(device)
-    calls = max(1, round(sample_ms / 1e3 / (time.perf_counter() - start)))
+    and sized from graphpool's warm-up time. A candidate slower than :data:`SLOW_S` per
+    call gets at most 3 rounds (its median is still over interleaved rounds)."""
+    warm = {name: _warm_up(fn, device) for name, fn in fns.items()}
+    calls = max(1, round(sample_ms / 1e3 / warm["graphpool"]))
     times: Dict[str, List[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
+    for i in range(rounds):
         for name, fn in fns.items():
+            if warm[name] > SLOW_S and i >= 3:
+                continue
             _sync(device)
             start = time.perf_counter()
             for _ in range(calls):
