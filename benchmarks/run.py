@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -26,12 +27,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per candidate")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", default=None, help="where to write the results")
+    parser.add_argument("--sample-ms", type=float, default=bench.SAMPLE_MS,
+                        help="length of a timed block of calls (0: time single calls)")
     parser.add_argument("--regimes", default="", help="only regimes whose name contains one "
                         "of these comma-separated words, e.g. 'molecules,image'")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: nothing to benchmark on the GPU", file=sys.stderr)
         return 0
+    start = time.perf_counter()
+    bench.SAMPLE_MS = args.sample_ms
     rounds = args.rounds or (3 if args.quick else 5)
     words = [w for w in args.regimes.split(",") if w]
     cases = [c for c in bench.make_cases(args.quick)
@@ -54,8 +59,10 @@ def main() -> int:
         print(f"| {t['target']} | {t['value']} | {t['goal']} | {'yes' if t['met'] else 'NO'} |")
     path = Path(args.json or Path(__file__).parent / "results" / f"{args.device}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    bench.to_json(results, targets, str(path))
-    print(f"\nwrote {os.path.relpath(path)}")
+    wall = round(time.perf_counter() - start, 1)
+    bench.to_json(results, targets, str(path), wall_s=wall, rounds=rounds,
+                  sample_ms=args.sample_ms)
+    print(f"\nsuite wall time: {wall} s; wrote {os.path.relpath(path)}")
     return 0
 
 

@@ -197,14 +197,14 @@ def _warm_up(fn: Callable[[], object], device: str) -> float:
     return last
 
 
-def _time_interleaved(fns: Dict[str, Callable[[], object]], rounds: int, device: str,
-                      sample_ms: float = SAMPLE_MS) -> Dict[str, float]:
+def _time_interleaved(fns: Dict[str, Callable[[], object]], rounds: int, device: str
+                      ) -> Dict[str, float]:
     """Median ms per call of every candidate; one block of ``calls`` calls per candidate
     per round, candidates interleaved. ``calls`` is the same for all candidates of a case
     and sized from graphpool's warm-up time. A candidate slower than :data:`SLOW_S` per
     call gets at most 3 rounds (its median is still over interleaved rounds)."""
     warm = {name: _warm_up(fn, device) for name, fn in fns.items()}
-    calls = max(1, round(sample_ms / 1e3 / warm["graphpool"]))
+    calls = max(1, round(SAMPLE_MS / 1e3 / warm["graphpool"]))
     times: Dict[str, List[float]] = {name: [] for name in fns}
     for i in range(rounds):
         for name, fn in fns.items():
@@ -400,7 +400,7 @@ def check_targets(results: Sequence[Result]) -> List[Dict[str, object]]:
     return out
 
 
-def to_json(results: Sequence[Result], targets, path: str) -> None:
+def to_json(results: Sequence[Result], targets, path: str, **extra: object) -> None:
     with open(path, "w") as f:
-        json.dump({"machine": machine(), "results": [asdict(r) for r in results],
+        json.dump({"machine": machine(), **extra, "results": [asdict(r) for r in results],
                    "targets": targets}, f, indent=1)
