@@ -53,6 +53,8 @@ def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
                              f"convert it with {name}.long()")
     if t.dim() != 1:
         raise GraphpoolError(where, name, "a 1-D tensor", describe(t), fix)
+    if t.dtype == torch.int64 and t.is_contiguous():
+        return t
     return t.long().contiguous()
 
 
@@ -161,8 +163,9 @@ class Segments:
         n = index.numel()
         if num_segments is not None:
             num_segments = _check_count(where, "num_segments", num_segments)
-        check_values = _reading_values_allowed(validate)
-        fast = not torch.compiler.is_compiling() and compiled.cpu_index(index)
+        compiling = torch.compiler.is_compiling()
+        check_values = validate and not compiling
+        fast = not compiling and compiled.cpu_index(index)
         ptr = empty = None
         if n == 0:
             lo, hi, is_sorted = 0, -1, True
@@ -226,8 +229,11 @@ class Segments:
         if num_nodes is not None:
             num_nodes = _check_count(where, "num_nodes", num_nodes)
         if _reading_values_allowed(validate) or num_nodes is None:
-            first, last, monotone = torch.stack([
-                ptr[0], ptr[-1], (ptr[1:] >= ptr[:-1]).all().long()]).tolist()
+            if not torch.compiler.is_compiling() and compiled.cpu_index(ptr):
+                first, last, monotone = compiled.ptr_stats(ptr)  # no torch ops, no sync
+            else:
+                first, last, monotone = torch.stack([
+                    ptr[0], ptr[-1], (ptr[1:] >= ptr[:-1]).all().long()]).tolist()
             if num_nodes is None:
                 num_nodes = last
             if _reading_values_allowed(validate):

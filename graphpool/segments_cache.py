@@ -74,12 +74,15 @@ class SegmentsCache:
     def _store(self, key, tensor: Tensor, template: Any, slot: str) -> None:
         entries = self._entries
 
-        def forget(ref: weakref.ref) -> None:
+        def forget(ref: weakref.ref) -> None:  # may run at any allocation (gc)
             if entries.get(key, (None,))[0] is ref:
-                del entries[key]
+                entries.pop(key, None)
         entries.pop(key, None)
-        if len(entries) >= self.maxsize:
-            del entries[next(iter(entries))]
+        while len(entries) >= self.maxsize:
+            try:
+                entries.pop(next(iter(entries)), None)
+            except (StopIteration, RuntimeError):  # emptied or changed meanwhile
+                break
         entries[key] = (weakref.ref(tensor, forget), tensor._version, template, slot)
 
 

@@ -51,6 +51,7 @@ _HUGE_PAGES = (hasattr(mmap, "MADV_HUGEPAGE")
                and os.environ.get("GRAPHPOOL_HUGE_PAGES", "1") != "0")
 
 _i64, _int, _vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+_Stats = ctypes.c_int64 * 3
 
 
 def cache_dir() -> Path:
@@ -100,6 +101,7 @@ def library() -> Optional[ctypes.CDLL]:
     lib.gp_csr_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
     lib.gp_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_index_to_ptr.restype = _i64
+    lib.gp_ptr_stats.argtypes = [_vp, _i64, _vp]
     return lib
 
 
@@ -111,8 +113,8 @@ def available() -> bool:
 
 def cpu_index(index: Tensor) -> bool:
     """Whether the index helpers below take ``index`` (a contiguous int64 CPU tensor)."""
-    return (index.device.type == "cpu" and index.dtype == torch.int64
-            and index.is_contiguous() and library() is not None)
+    return (index.is_cpu and index.dtype == torch.int64 and index.is_contiguous()
+            and library() is not None)
 
 
 def index_to_ptr(index: Tensor, num_segments: Optional[int]
@@ -121,13 +123,21 @@ def index_to_ptr(index: Tensor, num_segments: Optional[int]
     pass. ``ptr`` is ``None`` unless ``num_segments`` is given and the index is
     non-decreasing; values outside ``[0, num_segments)`` give a ``ptr`` the kernels
     reject."""
-    stats = (ctypes.c_int64 * 3)()
+    stats = _Stats()
     ptr = torch.empty(num_segments + 1 if num_segments is not None else 0, dtype=torch.int64)
     empty = library().gp_index_to_ptr(index.data_ptr(), index.numel(),
                                       -1 if num_segments is None else num_segments, stats,
                                       ptr.data_ptr())
     lo, hi, is_sorted = stats
     return lo, hi, bool(is_sorted), (ptr if empty >= 0 else None), empty
+
+
+def ptr_stats(ptr: Tensor) -> Tuple[int, int, bool]:
+    """``(ptr[0], ptr[-1], non-decreasing)`` of a non-empty CSR pointer, in one pass."""
+    stats = _Stats()
+    library().gp_ptr_stats(ptr.data_ptr(), ptr.numel(), stats)
+    first, last, monotone = stats
+    return first, last, bool(monotone)
 
 
 def supports(x: Tensor, seg: Segments) -> bool:

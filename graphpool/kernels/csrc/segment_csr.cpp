@@ -301,28 +301,43 @@ int gp_csr_broadcast(int itemsize, const void* values, int64_t L, int64_t N, int
   return 1;
 }
 
-// One pass over a set index: stats = {min, max, 1 if non-decreasing}. When B >= 0 and the
-// index is non-decreasing, also fills ptr [B + 1] and returns the number of empty sets;
-// otherwise returns -1. Never writes outside stats[0..2] and ptr[0..B], whatever the
-// index holds; values outside [0, B) leave a ptr that the kernels reject.
+// A set index: stats = {min, max, 1 if non-decreasing}. When B >= 0 and the index is
+// non-decreasing, also fills ptr [B + 1] (ptr[b] = first row whose id is >= b, found by
+// binary search) and returns the number of empty sets; otherwise returns -1. Never
+// writes outside stats[0..2] and ptr[0..B], whatever the index holds; ids outside
+// [0, B) leave a ptr that the kernels reject (ptr[0] != 0 or ptr[B] != n).
 int64_t gp_index_to_ptr(const int64_t* index, int64_t n, int64_t B, int64_t* stats,
                         int64_t* ptr) {
-  int64_t lo = n ? index[0] : 0, hi = n ? index[0] : -1, sorted = 1, b = 0, empty = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t v = index[i];
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-    if (i) sorted &= v >= index[i - 1];
-    if (B >= 0 && sorted)
-      while (b <= v && b <= B) ptr[b++] = i;
+  int64_t sorted = 1;
+  for (int64_t i = 1; i < n; ++i) sorted &= index[i] >= index[i - 1];  // vectorised
+  int64_t lo = n ? index[0] : 0, hi = n ? index[n - 1] : -1;
+  if (!sorted) {
+    hi = index[0];
+    for (int64_t i = 1; i < n; ++i) {
+      lo = index[i] < lo ? index[i] : lo;
+      hi = index[i] > hi ? index[i] : hi;
+    }
   }
   stats[0] = lo;
   stats[1] = hi;
   stats[2] = sorted;
   if (B < 0 || !sorted) return -1;
-  while (b <= B) ptr[b++] = n;
-  for (b = 0; b < B; ++b) empty += ptr[b + 1] == ptr[b];
+  int64_t empty = 0;
+  for (int64_t b = 0; b <= B; ++b) {
+    const int64_t* from = b ? index + ptr[b - 1] : index;  // ptr never decreases
+    ptr[b] = std::lower_bound(from, index + n, b) - index;
+    empty += b && ptr[b] == ptr[b - 1];
+  }
   return empty;
+}
+
+// A CSR pointer of length len >= 1: stats = {ptr[0], ptr[len - 1], 1 if non-decreasing}.
+void gp_ptr_stats(const int64_t* ptr, int64_t len, int64_t* stats) {
+  int64_t monotone = 1;
+  for (int64_t i = 1; i < len; ++i) monotone &= ptr[i] >= ptr[i - 1];
+  stats[0] = ptr[0];
+  stats[1] = ptr[len - 1];
+  stats[2] = monotone;
 }
 
 }  // extern "C"
