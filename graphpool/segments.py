@@ -228,9 +228,12 @@ class Segments:
                                  "an empty tensor", "pass torch.tensor([0]) for zero sets")
         if num_nodes is not None:
             num_nodes = _check_count(where, "num_nodes", num_nodes)
+        has_empty = None
         if _reading_values_allowed(validate) or num_nodes is None:
             if not torch.compiler.is_compiling() and compiled.cpu_index(ptr):
-                first, last, monotone = compiled.ptr_stats(ptr)  # no torch ops, no sync
+                # one C pass, no torch ops; a valid ptr's empty sets come with it
+                first, last, monotone, empty = compiled.ptr_stats(ptr)
+                has_empty = empty > 0
             else:
                 first, last, monotone = torch.stack([
                     ptr[0], ptr[-1], (ptr[1:] >= ptr[:-1]).all().long()]).tolist()
@@ -249,7 +252,7 @@ class Segments:
                                          f"ptr[-1] == {last}",
                                          "ptr must end at the number of rows of x")
         return cls(kind="csr", num_segments=ptr.numel() - 1, num_nodes=num_nodes,
-                   device=ptr.device, ptr=ptr)
+                   device=ptr.device, ptr=ptr, has_empty=has_empty)
 
     @classmethod
     def uniform(cls, num_segments: int, size: int, *,

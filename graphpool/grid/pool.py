@@ -1,9 +1,10 @@
 r"""Global pooling of feature maps, as graph readouts.
 
-``GlobalPool2d("mean")`` is ``nn.AdaptiveAvgPool2d(1)`` + flatten, computed by the
-library's :class:`~graphpool.MeanReadout` on the node view of the map (see
-:func:`~graphpool.grid.as_nodes`): one implementation for images and graphs. Any
-:class:`~graphpool.Readout` (learnable ones included) can be the reduction.
+``GlobalPool2d("mean")`` is ``nn.AdaptiveAvgPool2d(1)`` + flatten, computed by
+:func:`~graphpool.segment_reduce` (the function behind :class:`~graphpool.MeanReadout`)
+on the node view of the map (see :func:`~graphpool.grid.as_nodes`): one implementation
+for images and graphs. A named basic readout calls it directly; any
+:class:`~graphpool.Readout` instance (learnable ones included) runs as a module.
 
 timm's combinations are named too:
 

@@ -51,7 +51,7 @@ _HUGE_PAGES = (hasattr(mmap, "MADV_HUGEPAGE")
                and os.environ.get("GRAPHPOOL_HUGE_PAGES", "1") != "0")
 
 _i64, _int, _vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-_Stats = ctypes.c_int64 * 3
+_Stats = ctypes.c_int64 * 4
 
 
 def cache_dir() -> Path:
@@ -128,16 +128,17 @@ def index_to_ptr(index: Tensor, num_segments: Optional[int]
     empty = library().gp_index_to_ptr(index.data_ptr(), index.numel(),
                                       -1 if num_segments is None else num_segments, stats,
                                       ptr.data_ptr())
-    lo, hi, is_sorted = stats
+    lo, hi, is_sorted, _ = stats
     return lo, hi, bool(is_sorted), (ptr if empty >= 0 else None), empty
 
 
-def ptr_stats(ptr: Tensor) -> Tuple[int, int, bool]:
-    """``(ptr[0], ptr[-1], non-decreasing)`` of a non-empty CSR pointer, in one pass."""
+def ptr_stats(ptr: Tensor) -> Tuple[int, int, bool, int]:
+    """``(ptr[0], ptr[-1], non-decreasing, number of empty sets)`` of a non-empty CSR
+    pointer, in one pass."""
     stats = _Stats()
     library().gp_ptr_stats(ptr.data_ptr(), ptr.numel(), stats)
-    first, last, monotone = stats
-    return first, last, bool(monotone)
+    first, last, monotone, empty = stats
+    return first, last, bool(monotone), empty
 
 
 def supports(x: Tensor, seg: Segments) -> bool:

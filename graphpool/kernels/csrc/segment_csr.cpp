@@ -331,13 +331,18 @@ int64_t gp_index_to_ptr(const int64_t* index, int64_t n, int64_t B, int64_t* sta
   return empty;
 }
 
-// A CSR pointer of length len >= 1: stats = {ptr[0], ptr[len - 1], 1 if non-decreasing}.
+// A CSR pointer of length len >= 1: stats = {ptr[0], ptr[len - 1], 1 if non-decreasing,
+// number of empty sets}.
 void gp_ptr_stats(const int64_t* ptr, int64_t len, int64_t* stats) {
-  int64_t monotone = 1;
-  for (int64_t i = 1; i < len; ++i) monotone &= ptr[i] >= ptr[i - 1];
+  int64_t monotone = 1, empty = 0;
+  for (int64_t i = 1; i < len; ++i) {
+    monotone &= ptr[i] >= ptr[i - 1];
+    empty += ptr[i] == ptr[i - 1];
+  }
   stats[0] = ptr[0];
   stats[1] = ptr[len - 1];
   stats[2] = monotone;
+  stats[3] = empty;
 }
 
 }  // extern "C"
