@@ -171,6 +171,9 @@ def _sync(device: str) -> None:
 SAMPLE_MS = 5.0
 #: Calls slower than this are warmed up once and timed in 3 rounds, to keep the suite short.
 SLOW_S = 0.25
+#: Cases whose rounds are cheap get more of them (up to MAX_ROUNDS, about CHEAP_S of
+#: timing per case): small inputs are the noisiest.
+CHEAP_S, MAX_ROUNDS = 1.0, 25
 
 
 def _timed(fn: Callable[[], object], device: str) -> float:
@@ -201,10 +204,13 @@ def _time_interleaved(fns: Dict[str, Callable[[], object]], rounds: int, device:
                       ) -> Dict[str, float]:
     """Median ms per call of every candidate; one block of ``calls`` calls per candidate
     per round, candidates interleaved. ``calls`` is the same for all candidates of a case
-    and sized from graphpool's warm-up time. A candidate slower than :data:`SLOW_S` per
-    call gets at most 3 rounds (its median is still over interleaved rounds)."""
+    and sized from graphpool's warm-up time. ``rounds`` is a minimum: cheap cases get up
+    to :data:`MAX_ROUNDS`. A candidate slower than :data:`SLOW_S` per call gets at most 3
+    rounds (its median is still over interleaved rounds)."""
     warm = {name: _warm_up(fn, device) for name, fn in fns.items()}
     calls = max(1, round(SAMPLE_MS / 1e3 / warm["graphpool"]))
+    round_s = calls * sum(warm.values())  # cheap cases get more rounds, up to CHEAP_S
+    rounds = max(rounds, min(MAX_ROUNDS, int(CHEAP_S / round_s)))
     times: Dict[str, List[float]] = {name: [] for name in fns}
     for i in range(rounds):
         for name, fn in fns.items():
