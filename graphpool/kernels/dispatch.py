@@ -124,6 +124,8 @@ class _SegmentReduce(torch.autograd.Function):
 
     * ``sum``: the adjoint of a segment sum is a broadcast,
       :math:`\partial L / \partial x_v = \partial L / \partial y_b` for :math:`v \in b`.
+    * ``mean`` (when the path fuses it): the same broadcast of
+      :math:`\partial L / \partial y_b \,/\, \max(n_b, 1)`.
     * ``max``/``min``: each set's gradient is split evenly over the rows that attain the
       extremum (per feature), like :func:`torch.amax`:
 
@@ -134,7 +136,9 @@ class _SegmentReduce(torch.autograd.Function):
       Rows holding ``nan`` receive no gradient.
 
     Padding rows of a mask grouping always get zero. The backward is built from
-    differentiable ops, so double backward works.
+    differentiable ops, so double backward works; when no graph of the backward is
+    needed, CSR groupings on the compiled path use its one-pass backward kernels instead
+    (same values, tested).
     """
 
     @staticmethod
