@@ -333,3 +333,16 @@ def test_torch_compile_fullgraph_keeps_the_compiled_kernels(op):
     expected.pow(2).sum().backward()
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(leaf.grad, eager_leaf.grad)
+
+
+@needs_kernels
+def test_huge_page_buffers_fall_back_when_the_kernel_refuses_madvise(monkeypatch):
+    import mmap
+
+    class NoTHP(mmap.mmap):
+        def madvise(self, *args):
+            raise OSError(22, "Invalid argument")
+    monkeypatch.setattr(compiled.mmap, "mmap", NoTHP)
+    monkeypatch.setattr(compiled, "HUGE_PAGE_BYTES", 1)
+    buffer = compiled.empty((3, 4), torch.float32)
+    assert buffer.shape == (3, 4) and buffer.fill_(2.0).sum() == 24.0

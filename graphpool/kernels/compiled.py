@@ -174,7 +174,10 @@ def empty(shape: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
     if nbytes < HUGE_PAGE_BYTES or not _HUGE_PAGES:
         return torch.empty(shape, dtype=dtype)
     buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    buffer.madvise(mmap.MADV_HUGEPAGE)
+    try:
+        buffer.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:  # a kernel built without THP: plain pages, as torch.empty would give
+        pass
     return torch.frombuffer(buffer, dtype=dtype).view(shape)  # the tensor owns the mapping
 
 
