@@ -7,7 +7,9 @@ tensor once and reuses the result while that tensor is alive and unchanged.
 
 An entry is found by the tensor's identity and trusted only if a weak reference still
 points at that very tensor and its version counter (which every in-place write bumps)
-has not moved, so a stale grouping is never returned. Entries keep the derived tensors
+has not moved, so a stale grouping is never returned after a PyTorch write. Writes that
+bypass PyTorch's version counter (through ``.numpy()`` or ``.data``) are not seen: call
+``CACHE.clear()`` after those. Entries keep the derived tensors
 (``ptr``, ``counts``), never the batch tensor itself, and leave when it is freed.
 Explicit constructors (``Segments.from_index`` ...) never use the cache, and neither does
 code traced by ``torch.compile``.
