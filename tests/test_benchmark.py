@@ -53,3 +53,23 @@ def test_table_and_targets_come_from_the_results(monkeypatch):
     targets = bench.check_targets(results)
     assert {t["target"] for t in targets} >= {f"molecules {op} forward: best peer / graphpool"
                                               for op in bench.OPS}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the exit without a GPU")
+def test_bench_on_cuda_without_a_gpu_exits_cleanly(capsys):
+    from graphpool.cli import main
+
+    assert main(["bench", "--device", "cuda"]) == 0
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the exit without a GPU")
+def test_benchmark_script_on_cuda_without_a_gpu_exits_cleanly():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "run.py"
+    done = subprocess.run([sys.executable, str(script), "--device", "cuda"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "no CUDA device" in done.stderr

@@ -8,7 +8,14 @@ __all__ = ["add_parser"]
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import torch
+
     from graphpool import benchmark as bench
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("graphpool bench: no CUDA device here, nothing to benchmark on the GPU; "
+              "run with --device cpu", file=sys.stderr)
+        return 0
 
     cases = bench.make_cases(quick=True)
     results = bench.run(cases, args.rounds, args.device,
@@ -22,6 +29,7 @@ def _bench(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="quick benchmark against PyG, torch and torch_scatter")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per candidate")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cpu or cuda (exits cleanly when there is no GPU)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.set_defaults(run=_bench)
