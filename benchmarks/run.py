@@ -18,14 +18,17 @@ from pathlib import Path
 import torch
 
 from graphpool import benchmark as bench
+from graphpool.commands.train import _at_least
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller regimes, fewer rounds")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per candidate")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--rounds", type=_at_least(1), default=None,
+                        help="timed rounds per candidate (at least 1)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cpu or cuda (exits cleanly when there is no GPU)")
     parser.add_argument("--json", default=None, help="where to write the results")
     parser.add_argument("--sample-ms", type=float, default=bench.SAMPLE_MS,
                         help="length of a timed block of calls (0: time single calls)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .train import _at_least
+
 __all__ = ["add_parser"]
 
 
@@ -28,7 +30,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="quick benchmark against PyG, torch and torch_scatter")
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds per candidate")
+    p.add_argument("--rounds", type=_at_least(1), default=3,
+                   help="timed rounds per candidate (at least 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cpu or cuda (exits cleanly when there is no GPU)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
