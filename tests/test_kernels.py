@@ -303,16 +303,19 @@ def test_huge_page_buffers_give_the_same_gradients(op, monkeypatch):
     grads["compiled"].add_(1)  # a normal, writable tensor
 
 
-def _graph_code(fn, *args):
-    """The code of the FX graph torch.compile captures for ``fn(*args)``."""
+def _compiled_with_graphs(fn):
+    """``fn`` compiled with fullgraph=True, and the code of its forward and backward graphs."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
     graphs = []
 
-    def backend(gm, example_inputs):
+    def keep(gm, example_inputs):
         graphs.append(gm.code)
-        return gm.forward
+        return make_boxed_func(gm.forward)
     torch._dynamo.reset()
-    torch.compile(fn, backend=backend, fullgraph=True)(*args)
-    return "\n".join(graphs)
+    return torch.compile(fn, backend=aot_autograd(fw_compiler=keep, bw_compiler=keep),
+                         fullgraph=True), graphs
 
 
 @needs_kernels
@@ -323,12 +326,14 @@ def test_torch_compile_fullgraph_keeps_the_compiled_kernels(op):
     ptr = torch.tensor([0, 4, 4, 7, 13])
     x = make_x(counts, torch.float32, "ties", seed=6)
     readout = lambda x, ptr: graphpool.readout(x, ptr=ptr, reduce=op)  # noqa: E731
-    assert "graphpool.csr_reduce" in _graph_code(readout, x, ptr)
-    torch._dynamo.reset()
-    compiled_readout = torch.compile(readout, backend="aot_eager", fullgraph=True)
+    compiled_readout, graphs = _compiled_with_graphs(readout)
     leaf, eager_leaf = x.clone().requires_grad_(), x.clone().requires_grad_()
     out = compiled_readout(leaf, ptr)
     out.pow(2).sum().backward()
+    forward, backward = graphs
+    assert "graphpool.csr_reduce" in forward
+    assert ("graphpool.csr_broadcast" if op in ("sum", "mean")
+            else "graphpool.csr_extremum_backward") in backward
     expected = readout(eager_leaf, ptr)
     expected.pow(2).sum().backward()
     torch.testing.assert_close(out, expected)
