@@ -41,10 +41,6 @@ __all__ = ["Segments", "as_segments"]
 _KINDS = ("uniform", "mask", "csr", "scatter")
 
 
-def _reading_values_allowed(validate: bool) -> bool:
-    return validate and not torch.compiler.is_compiling()
-
-
 def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
     if not isinstance(t, Tensor):
         raise GraphpoolError(where, name, "a 1-D integer torch.Tensor", describe(t), fix)
@@ -229,8 +225,10 @@ class Segments:
         if num_nodes is not None:
             num_nodes = _check_count(where, "num_nodes", num_nodes)
         has_empty = None
-        if _reading_values_allowed(validate) or num_nodes is None:
-            if not torch.compiler.is_compiling() and compiled.cpu_index(ptr):
+        compiling = torch.compiler.is_compiling()
+        check_values = validate and not compiling
+        if check_values or num_nodes is None:
+            if not compiling and compiled.cpu_index(ptr):
                 # one C pass, no torch ops; a valid ptr's empty sets come with it
                 first, last, monotone, empty = compiled.ptr_stats(ptr)
                 has_empty = empty > 0
@@ -239,7 +237,7 @@ class Segments:
                     ptr[0], ptr[-1], (ptr[1:] >= ptr[:-1]).all().long()]).tolist()
             if num_nodes is None:
                 num_nodes = last
-            if _reading_values_allowed(validate):
+            if check_values:
                 if first != 0:
                     raise GraphpoolError(where, "ptr", "ptr[0] == 0", f"ptr[0] == {first}",
                                          "a CSR pointer starts at 0; prepend 0 or subtract ptr[0]")

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..segments import Segments
-from .reductions import _identity
+from .reductions import _divide_by_count, _identity
 
 _TORCH_REDUCE = {"sum": torch.sum, "max": torch.amax, "min": torch.amin}
 
@@ -32,7 +32,7 @@ def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tenso
     if how == "mean":  # uniform sets: torch's own mean, the same kernel as x.mean(dims)
         if seg.kind == "uniform":
             return view.mean(-2, keepdim=keep, dtype=dtype)
-        return view.sum(-2, dtype=dtype) / seg.counts.clamp(min=1).unsqueeze(-1).to(acc_dtype)
+        return _divide_by_count(view.sum(-2, dtype=dtype), seg.counts)
     if how == "sum":
         return view.sum(-2, keepdim=keep, dtype=dtype)
     return _TORCH_REDUCE[how](view, -2, keepdim=keep)

@@ -36,7 +36,7 @@ from torch import Tensor
 from ..errors import GraphpoolError, describe
 from ..segments import Segments
 from . import compiled, dense, ext, native
-from .reductions import resolve_reduction
+from .reductions import _divide_by_count, resolve_reduction
 
 __all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend"]
 
@@ -154,7 +154,7 @@ class _SegmentReduce(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         seg: Segments = ctx.seg
         if ctx.how == "mean":  # fused by the path: the adjoint of sum, scaled per set
-            grad_out = grad_out / seg.counts.clamp(min=1).unsqueeze(-1).to(grad_out.dtype)
+            grad_out = _divide_by_count(grad_out, seg.counts)
         if ctx.how in ("sum", "mean"):  # a broadcast copies: cast the [*, B, F] side first
             grad_out = grad_out.to(ctx.x_dtype)
         if ctx.path is compiled.combine and not torch.is_grad_enabled():  # one-pass kernels
