@@ -10,7 +10,8 @@ from .kernels import REDUCTIONS, get_backend, segment_reduce, set_backend, use_b
 from .readouts import (READOUTS, MaxReadout, MeanReadout, MinReadout, Readout, SumReadout,
                        resolve_readout)
 from .readouts.edge import EdgeEnergyReadout, edge_energy_readout
-from .segments import Segments, as_segments
+from .segments import Segments
+from .resolve import as_segments
 from .grid import (GlobalPool1d, GlobalPool2d, GlobalPool3d, Layout, as_nodes, batch_to_image,
                    global_pool, grid_graph, image_to_batch, receptive_field, window_pool,
                    window_segments)

@@ -23,7 +23,7 @@ from .errors import GraphpoolError
 from .grid.layout import Layout, as_nodes, describe_input, resolve_layout
 from .grid.pool import readout_module
 from .readouts import Readout
-from .segments import as_segments
+from .resolve import as_segments
 
 __all__ = ["SqueezeExcitation"]
 

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from torch import Tensor
 
 from .kernels import segment_reduce
-from .segments import as_segments
+from .resolve import as_segments
 
 __all__ = ["readout", "sum_readout", "mean_readout", "max_readout", "min_readout"]
 

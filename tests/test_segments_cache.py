@@ -8,7 +8,7 @@ import torch
 
 import graphpool as gp
 from graphpool import GraphpoolError
-from graphpool.segments import as_segments
+from graphpool.resolve import as_segments
 from graphpool.segments_cache import CACHE, SegmentsCache
 
 from .reference import naive_readout

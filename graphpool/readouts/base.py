@@ -10,7 +10,8 @@ from torch_geometric.nn.aggr import Aggregation
 
 from ..errors import GraphpoolError
 from ..kernels import segment_reduce
-from ..segments import Segments, as_segments
+from ..segments import Segments
+from ..resolve import as_segments
 
 __all__ = ["Readout"]
 

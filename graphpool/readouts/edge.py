@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from ..errors import GraphpoolError, describe
 from ..kernels import resolve_reduction, segment_reduce
-from ..segments import Segments, as_segments
+from ..segments import Segments
+from ..resolve import as_segments
 
 __all__ = ["edge_energy_readout", "EdgeEnergyReadout"]
 
