@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import GraphpoolError
-from .grid.layout import Layout, as_nodes, describe_input, resolve_layout
+from .grid.layout import Layout, as_nodes, describe_input, is_proxy, resolve_layout, trace_leaf
 from .grid.pool import readout_module
 from .readouts import Readout
 from .resolve import as_segments
@@ -77,6 +77,9 @@ class SqueezeExcitation(nn.Module):
         """Gate ``x``: node features ``[*, N, C]`` grouped by ``batch`` (an index, a
         Segments or a PyG Batch; ``None`` = one set), or a feature map in :attr:`layout`."""
         where = "SqueezeExcitation"
+        if is_proxy(x) or is_proxy(batch) or is_proxy(mask):  # torch.fx: a leaf module
+            return trace_leaf(self, where, "x", x, batch, mask=mask, num_graphs=num_graphs)
+        self._check_values(x, where)
         if self.layout is not None:
             if batch is not None:
                 raise GraphpoolError(where, "batch", "None for a feature map (its images are "
@@ -95,8 +98,29 @@ class SqueezeExcitation(nn.Module):
                                  describe_input(x), "pass features of the width the module was "
                                  "built for; for a feature map build it with layout='NCHW'")
         segments = as_segments(x, batch, num_segments=num_graphs, where=where)
+        if x.size(-2) != segments.num_nodes:
+            raise GraphpoolError(where, "batch", f"a grouping of the {x.size(-2)} rows of x",
+                                 f"a grouping of {segments.num_nodes} rows",
+                                 "pass the batch vector of x (one entry per node)")
         gates = self.gates(self.readout(x, segments))
         return x * segments.broadcast(gates)
+
+    def _check_values(self, x: object, where: str) -> None:
+        """Refuse inputs the gating layers cannot take, before any readout runs."""
+        first = x[0] if isinstance(x, (list, tuple)) and len(x) else x
+        if not isinstance(first, Tensor):
+            return  # the shape checks report it
+        weight = self.fc1.weight
+        if first.dtype != weight.dtype:
+            raise GraphpoolError(where, "x", f"a {weight.dtype} tensor (the dtype of the "
+                                 "module's parameters)", describe_input(x),
+                                 f"convert x with x.to({weight.dtype}) or the module with "
+                                 f"se.to({first.dtype})" if first.is_floating_point() else
+                                 f"convert x with x.to({weight.dtype})")
+        if first.device != weight.device:
+            raise GraphpoolError(where, "x", f"a tensor on {weight.device} (the device of the "
+                                 "module's parameters)", describe_input(x),
+                                 f"move x or the module, e.g. se.to(x.device)")
 
     def __repr__(self) -> str:
         layout = None if self.layout is None else self.layout.value

@@ -126,7 +126,7 @@ ERRORS = [
      r"mask.*\(2, 3, 3\)"),
     ("values", lambda: nodes_to_map(torch.zeros(2, 5, 3), "NCHW", (2, 3)),
      r"values.*\[\*, 6, F\]"),
-    ("pad-empty", lambda: pad_images([]), "fmap.*non-empty"),
+    ("pad-empty", lambda: pad_images([]), "maps.*non-empty"),
 ]
 
 

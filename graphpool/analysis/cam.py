@@ -20,17 +20,39 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import GraphpoolError
-from ..grid.layout import Layout, as_nodes, describe_input, resolve_layout
+from ..grid.layout import Layout, as_nodes, describe_input, is_proxy, resolve_layout
 
 __all__ = ["class_activation", "save_image_cam", "save_graph_cam"]
 
 
 def _weight(classifier: Union[nn.Linear, Tensor], where: str) -> Tensor:
     weight = classifier.weight if isinstance(classifier, nn.Linear) else classifier
+    if isinstance(weight, nn.parameter.UninitializedParameter):
+        raise GraphpoolError(where, "classifier", "an initialised nn.Linear",
+                             "an nn.LazyLinear that has not run yet",
+                             "run the model once (or pass the weight tensor) first")
     if not isinstance(weight, Tensor) or weight.dim() != 2:
         raise GraphpoolError(where, "classifier", "an nn.Linear or a [K, C] weight tensor",
                              describe_input(classifier), "pass the linear layer after the readout")
+    if not weight.is_floating_point():
+        raise GraphpoolError(where, "classifier", "a floating point [K, C] weight",
+                             describe_input(weight), "pass the classifier's weight, e.g. "
+                             "weight.float()")
     return weight
+
+
+def _scores(x: Tensor, weight: Tensor, where: str) -> Tensor:
+    """``x @ weight.t()`` in the promoted floating dtype (float64 features and a float32
+    head give float64 scores, exact in the features' precision)."""
+    if not x.is_floating_point():
+        raise GraphpoolError(where, "features", "a floating point tensor", describe_input(x),
+                             "convert it, e.g. features.float()")
+    if x.device != weight.device:
+        raise GraphpoolError(where, "classifier", f"a weight on {x.device} (the device of "
+                             "features)", describe_input(weight),
+                             "move the classifier or the features to one device")
+    dtype = torch.promote_types(x.dtype, weight.dtype)
+    return x.to(dtype) @ weight.to(dtype).t()
 
 
 def class_activation(features: Union[Tensor, Sequence[Tensor]],
@@ -63,19 +85,27 @@ def class_activation(features: Union[Tensor, Sequence[Tensor]],
         True
     """
     where = "class_activation"
+    if is_proxy(features):
+        raise GraphpoolError(where, "features", "a tensor", describe_input(features),
+                             "compute class activation maps outside the traced model (they "
+                             "are an analysis step), or use torch.export")
     weight = _weight(classifier, where)
     if layout is None:
+        if mask is not None:
+            raise GraphpoolError(where, "mask", "None for node features (layout=None)",
+                                 describe_input(mask), "drop the mask, or name the layout of "
+                                 "a padded feature map, e.g. layout='NCHW'")
         if not isinstance(features, Tensor) or features.dim() < 2 or \
                 features.size(-1) != weight.size(1):
             raise GraphpoolError(where, "features", f"node features [*, N, {weight.size(1)}] "
                                  "(the classifier's input width)", describe_input(features),
                                  "pass the node features the readout reads; for a feature "
                                  "map also name its layout, e.g. layout='NCHW'")
-        return features @ weight.t()
+        return _scores(features, weight, where)
     layout = resolve_layout(layout, where)
     nodes = as_nodes(features, layout, mask=mask, channels=weight.size(1), where=where,
                      argument="features")
-    return nodes.to_map(nodes.x @ weight.t())
+    return nodes.to_map(_scores(nodes.x, weight, where))
 
 
 def _pyplot_free_figure(where: str, **kwargs):

@@ -7,23 +7,48 @@ diagonals. Positions follow :func:`torch_geometric.utils.grid`:
 """
 from __future__ import annotations
 
+import operator
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError
-from .layout import Layout, as_nodes, describe_input, nodes_to_map, resolve_layout
+from .layout import (Layout, as_int, as_nodes, check_flag, describe_input, is_proxy,
+                     nodes_to_map, resolve_layout)
 
 __all__ = ["grid_graph", "image_to_batch", "batch_to_image"]
 
 _OFFSETS = {4: ((0, 1), (1, 0)), 8: ((0, 1), (1, 0), (1, 1), (1, -1))}
 
 
+#: Largest pixel count of one grid: the sort key ``source * (H W) + target`` of
+#: :func:`_grid_edges` must not overflow int64.
+_MAX_PIXELS = 3_037_000_499
+
+
 def _check_size(where: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise GraphpoolError(where, name, "an int >= 1", repr(value), f"pass the {name} "
-                             "of the image in pixels")
+    return as_int(where, name, value, 1, f"the {name} of the image in pixels")
+
+
+def _check_device(where: str, device: object) -> Optional[torch.device]:
+    if device is None:
+        return None
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise GraphpoolError(where, "device", "None, a torch.device or a device name such as "
+                             "'cpu' or 'cuda:0'", repr(device), "pass a valid device") from None
+
+
+def _check_connectivity(where: str, connectivity: object) -> int:
+    try:
+        value = None if isinstance(connectivity, bool) else operator.index(connectivity)
+    except TypeError:
+        value = None
+    if value not in _OFFSETS:
+        raise GraphpoolError(where, "connectivity", "4 or 8", repr(connectivity),
+                             "pass 4 (side neighbours) or 8 (side and corner neighbours)")
     return value
 
 
@@ -75,11 +100,17 @@ def grid_graph(height: int, width: int, connectivity: int = 4, self_loops: bool 
         >>> grid_graph(3, 3, connectivity=8).size(1), grid_graph(3, 3, self_loops=True).size(1)
         (40, 33)
     """
-    height = _check_size("grid_graph", "height", height)
-    width = _check_size("grid_graph", "width", width)
-    if connectivity not in _OFFSETS:
-        raise GraphpoolError("grid_graph", "connectivity", "4 or 8", repr(connectivity),
-                             "pass 4 (side neighbours) or 8 (side and corner neighbours)")
+    where = "grid_graph"
+    height = _check_size(where, "height", height)
+    width = _check_size(where, "width", width)
+    if height * width > _MAX_PIXELS:
+        raise GraphpoolError(where, "height", f"height * width <= {_MAX_PIXELS} (node ids "
+                             "and their sort keys must fit in int64)", f"{height} x {width}",
+                             "build the graph of a smaller grid, or tile the image")
+    connectivity = _check_connectivity(where, connectivity)
+    self_loops = check_flag(where, "self_loops", self_loops)
+    return_pos = check_flag(where, "return_pos", return_pos)
+    device = _check_device(where, device)
     edges = _grid_edges(height, width, connectivity, self_loops, device)
     if return_pos:
         return edges, _positions(height, width, device)
@@ -120,9 +151,8 @@ def image_to_batch(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Lay
 
     where = "image_to_batch"
     layout = resolve_layout(layout, where, spatial_dims=2)
-    if connectivity not in _OFFSETS:
-        raise GraphpoolError(where, "connectivity", "4 or 8", repr(connectivity),
-                             "pass 4 (side neighbours) or 8 (side and corner neighbours)")
+    connectivity = _check_connectivity(where, connectivity)
+    self_loops = check_flag(where, "self_loops", self_loops)
     nodes = as_nodes(fmap, layout, mask=mask, where=where)
     height, width = nodes.spatial
     num_images, pixels = nodes.num_images, height * width
@@ -161,7 +191,8 @@ def image_to_batch(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Lay
 
 
 def batch_to_image(values: Tensor, batch, layout: Union[str, Layout] = "NCHW", *,
-                   return_mask: bool = False) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+                   return_mask: bool = False, size: Optional[Sequence[int]] = None
+                   ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     r"""Node values of a batch from :func:`image_to_batch` back to a feature map.
 
     Row :math:`v` of ``values`` (``[N, F]``, e.g. a GNN's output) goes to its pixel,
@@ -170,41 +201,109 @@ def batch_to_image(values: Tensor, batch, layout: Union[str, Layout] = "NCHW", *
     ``return_mask=True``: the map is then padded with zeros to the largest size, and the
     ``(B, H, W)`` mask marks the pixels that had a node.
 
+    ``size=(H, W)`` fixes the spatial size of the map (at least every image's size; larger
+    means padding, so ``return_mask=True``). A batch of 0 images has no size to read:
+    ``size`` is then required, and the result is ``(0, F, H, W)``.
+
+    Every node must sit on its own pixel: ``pos`` must hold the integer coordinates
+    ``image_to_batch`` wrote (a transform that moved or scaled them is refused, never
+    rounded).
+
     Example:
         >>> import torch
         >>> fmap = torch.randn(2, 3, 4, 5)
         >>> torch.equal(batch_to_image(image_to_batch(fmap).x, image_to_batch(fmap)), fmap)
         True
+        >>> empty = image_to_batch(torch.randn(0, 3, 4, 5))
+        >>> batch_to_image(empty.x, empty, size=(4, 5)).shape
+        torch.Size([0, 3, 4, 5])
     """
     where = "batch_to_image"
     layout = resolve_layout(layout, where, spatial_dims=2)
+    return_mask = check_flag(where, "return_mask", return_mask)
+    if is_proxy(values) or is_proxy(batch):
+        raise GraphpoolError(where, "values", "a tensor", describe_input(values),
+                             "symbolic tracing cannot follow a PyG Batch: call "
+                             "batch_to_image outside the traced model, or use torch.export")
     needed = ("pos", "batch", "image_size")
-    if any(getattr(batch, name, None) is None for name in needed):
+    if any(not isinstance(getattr(batch, name, None), Tensor) for name in needed):
         raise GraphpoolError(where, "batch", "a Batch made by image_to_batch (with pos, batch "
                              "and image_size)", describe_input(batch),
                              "build the batch with image_to_batch(fmap)")
-    if not isinstance(values, Tensor) or values.dim() != 2 or values.size(0) != batch.num_nodes:
-        raise GraphpoolError(where, "values", f"a tensor [{batch.num_nodes}, F] (one row per "
+    sizes, image, pos = batch.image_size, batch.batch, batch.pos
+    num_nodes = image.numel()
+    if (sizes.dim() != 2 or sizes.size(1) != 2 or sizes.is_floating_point()
+            or sizes.dtype == torch.bool or tuple(pos.shape) != (num_nodes, 2)
+            or image.dim() != 1 or image.is_floating_point() or image.dtype == torch.bool):
+        raise GraphpoolError(where, "batch", "a Batch made by image_to_batch (image_size "
+                             "[B, 2] ints, pos [N, 2], batch [N] ints)", describe_input(batch),
+                             "build the batch with image_to_batch(fmap)")
+    if not isinstance(values, Tensor) or values.dim() != 2 or values.size(0) != num_nodes:
+        raise GraphpoolError(where, "values", f"a tensor [{num_nodes}, F] (one row per "
                              "node of the batch)", describe_input(values),
                              "pass node-level outputs, e.g. the result of a GNN layer")
-    sizes = batch.image_size
+    if values.device != pos.device:
+        raise GraphpoolError(where, "values", f"a tensor on {pos.device} (the device of the "
+                             "batch)", describe_input(values),
+                             f"move it with values.to('{pos.device}') or batch.to(...)")
     num_images = sizes.size(0)
-    height, width = (int(v) for v in sizes.max(0).values.tolist()) if num_images else (0, 0)
-    complete = values.size(0) == num_images * height * width and bool(
+    if num_images and int(sizes.min()) < 0:
+        raise GraphpoolError(where, "batch", "image_size >= 0", "a negative image size",
+                             "build the batch with image_to_batch(fmap)")
+    largest = tuple(int(v) for v in sizes.max(0).values.tolist()) if num_images else None
+    if size is None:
+        if largest is None:
+            raise GraphpoolError(where, "size", "the (H, W) of the map for a batch of 0 images "
+                                 "(there is no image to read it from)", "None",
+                                 "pass size=(H, W), e.g. the size of the maps of a non-empty "
+                                 "batch")
+        height, width = largest
+    else:
+        if not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2:
+            raise GraphpoolError(where, "size", "None or a pair (H, W)", describe_input(size),
+                                 "pass size=(H, W)")
+        height, width = (as_int(where, "size", v, 0, "sizes that are ints >= 0")
+                         for v in size)
+        if largest is not None and (height < largest[0] or width < largest[1]):
+            raise GraphpoolError(where, "size", f"at least the largest image, {largest[0]} x "
+                                 f"{largest[1]}", f"{height} x {width}",
+                                 "leave size out, or pass a larger one")
+    complete = num_nodes == num_images * height * width and bool(
         (sizes == torch.tensor([height, width], device=sizes.device)).all())
     if not complete and not return_mask:
         raise GraphpoolError(where, "return_mask", "True for images of different sizes or "
                              "with masked pixels", "False",
                              "pass return_mask=True to get the zero-padded map and its mask")
-    image = batch.batch
-    rows = sizes[image, 0] - 1 - batch.pos[:, 1].long()
-    flat = (image * height + rows) * width + batch.pos[:, 0].long()
-    nodes = values.new_zeros(num_images * height * width, values.size(1))
+    pixels = num_images * height * width
+    if num_nodes:
+        if int(image.min()) < 0 or int(image.max()) >= num_images:
+            raise GraphpoolError(where, "batch", f"batch.batch ids in [0, {num_images})",
+                                 f"ids in [{int(image.min())}, {int(image.max())}]",
+                                 "build the batch with image_to_batch(fmap)")
+        cols_f, up_f = pos[:, 0], pos[:, 1]
+        cols, up = cols_f.long(), up_f.long()
+        own = sizes.index_select(0, image)
+        rows = own[:, 0] - 1 - up
+        if (not bool(((cols == cols_f) & (up == up_f)).all())
+                or not bool(((cols >= 0) & (cols < own[:, 1])
+                             & (rows >= 0) & (rows < own[:, 0])).all())):
+            raise GraphpoolError(where, "batch", "pos with the integer pixel coordinates "
+                                 "(j, H - 1 - i) that image_to_batch wrote", "positions off "
+                                 "the pixel grid (moved, scaled or not integers)",
+                                 "keep the batch's pos as image_to_batch made it (copy it "
+                                 "before a transform that changes pos)")
+        flat = (image * height + rows) * width + cols
+        if int(torch.bincount(flat, minlength=1).max()) > 1:
+            raise GraphpoolError(where, "batch", "one node per pixel", "two nodes with the "
+                                 "same image and pos", "build the batch with image_to_batch(fmap)")
+    else:
+        flat = torch.zeros(0, dtype=torch.long, device=values.device)
+    nodes = values.new_zeros(pixels, values.size(1))
     nodes = nodes.index_put((flat,), values)
     fmap = nodes_to_map(nodes.view(num_images, height * width, values.size(1)), layout,
                         (height, width))
     if not return_mask:
         return fmap
-    mask = torch.zeros(num_images * height * width, dtype=torch.bool, device=values.device)
+    mask = torch.zeros(pixels, dtype=torch.bool, device=values.device)
     mask[flat] = True
     return fmap, mask.view(num_images, height, width)

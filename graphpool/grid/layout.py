@@ -21,6 +21,7 @@ slices along ``W``) are copied by ``flatten``.
 from __future__ import annotations
 
 import functools
+import operator
 
 from dataclasses import dataclass
 from enum import Enum
@@ -62,6 +63,18 @@ class Layout(str, Enum):
     NCDHW = "NCDHW"
     NDHWC = "NDHWC"
 
+    @classmethod
+    def _missing_(cls, value: object) -> "Layout":
+        """``Layout("nchw")`` works (names are case-insensitive); an unknown name is a
+        :class:`~graphpool.GraphpoolError` that lists the layouts."""
+        if isinstance(value, str):
+            for member in cls:
+                if member.value == value.upper():
+                    return member
+        raise GraphpoolError("Layout", "value", "one of " + ", ".join(
+            repr(m.value) for m in cls), repr(value), "name the axis order of your tensor "
+            "with one of the listed layouts")
+
     @property
     def spatial_dims(self) -> int:
         """Number of spatial axes (1, 2 or 3)."""
@@ -101,6 +114,69 @@ def describe_input(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def as_int(where: str, name: str, value: object, minimum: int, what: str) -> int:
+    """``value`` as an ``int >= minimum``: Python, NumPy and 0-d integer tensor ints are
+    accepted; bools, floats (even ``2.0``) and anything else are refused."""
+    if not isinstance(value, bool):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            number = None
+        if number is not None and number >= minimum:
+            return number
+    raise GraphpoolError(where, name, f"an int >= {minimum}", repr(value), f"pass {what}")
+
+
+def check_flag(where: str, name: str, value: object) -> bool:
+    """A ``True``/``False`` option: a string such as ``"no"`` would silently read as True."""
+    if isinstance(value, bool):
+        return value
+    raise GraphpoolError(where, name, "True or False", repr(value), f"pass {name}=True or "
+                         f"{name}=False")
+
+
+def is_proxy(value: object) -> bool:
+    """Whether ``value`` is a ``torch.fx`` symbolic-tracing proxy."""
+    return isinstance(value, torch.fx.Proxy)
+
+
+_FX_FIX = ("symbolic tracing cannot look inside graphpool's shape checks: trace a model "
+           "that holds the pooling module as a submodule (it is recorded as one call_module "
+           "node), use torch.export.export / torch.compile, or pass a torch.fx.Tracer whose "
+           "is_leaf_module returns True for it")
+
+
+def trace_leaf(module: torch.nn.Module, where: str, argument: str, *args: Any,
+               **kwargs: Any) -> Any:
+    """Record ``module(*args, **kwargs)`` as a ``call_module`` node of the fx graph being
+    traced (the module becomes a leaf): the graph then replays the real module, so it is
+    correct on inputs of any size."""
+    proxy = next(a for a in (*args, *kwargs.values()) if is_proxy(a))
+    tracer = proxy.tracer
+    try:
+        path = tracer.path_of_module(module)
+    except NameError:
+        path = ""
+    if not path:
+        raise GraphpoolError(where, argument, "a tensor (an fx Proxy only when the module is "
+                             "a submodule of the traced model)", describe_input(proxy),
+                             "register the module as a submodule of the model you trace "
+                             "(an attribute of an nn.Module), or use torch.export.export / "
+                             "torch.compile")
+    return tracer.create_proxy("call_module", path, args, kwargs)
+
+
+def trace_function(function: Any, where: str, argument: str, *args: Any, **kwargs: Any) -> Any:
+    """Record ``function(*args, **kwargs)`` as one ``call_function`` node of the fx graph
+    being traced; its replay runs the real function on the real tensors."""
+    proxy = next(a for a in (*args, *kwargs.values()) if is_proxy(a))
+    try:
+        return proxy.tracer.create_proxy("call_function", function, args, kwargs)
+    except Exception as err:  # an argument fx cannot record (e.g. an unregistered module)
+        raise GraphpoolError(where, argument, "arguments torch.fx can record", f"{type(err).__name__}: "
+                             f"{err}", _FX_FIX) from err
+
+
 def resolve_layout(layout: Union[str, Layout], where: str,
                    spatial_dims: Optional[int] = None) -> Layout:
     """A :class:`Layout` from its name; ``spatial_dims`` restricts the allowed ones.
@@ -135,6 +211,9 @@ def _check_map(where: str, name: str, fmap: Any, layout: Layout, batched: bool,
             shape = fmap.shape
             return shape[c_axis], tuple(shape[int(batched):-1] if last else shape[c_axis + 1:])
     shape_text = layout.shape_text if batched else "(" + layout.shape_text[4:]
+    if is_proxy(fmap):
+        raise GraphpoolError(where, name, f"a tensor {shape_text}", describe_input(fmap),
+                             _FX_FIX)
     if not isinstance(fmap, Tensor):
         raise GraphpoolError(where, name, f"a tensor {shape_text}", describe_input(fmap),
                              "pass the feature map as a torch.Tensor")
@@ -178,7 +257,14 @@ def nodes_to_map(values: Tensor, layout: Union[str, Layout],
         [[[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]]
     """
     layout = resolve_layout(layout, "nodes_to_map")
-    spatial = tuple(int(s) for s in spatial)
+    names = _SPATIAL_NAMES[layout.spatial_dims]
+    if (not isinstance(spatial, (tuple, list, torch.Size)) or len(spatial) != len(names)):
+        raise GraphpoolError("nodes_to_map", "spatial", f"a sequence of {len(names)} sizes "
+                             f"({', '.join(names)}) for layout {layout.value!r}",
+                             describe_input(spatial), "pass the spatial size of the map, e.g. "
+                             "GridNodes.spatial")
+    spatial = tuple(as_int("nodes_to_map", "spatial", s, 0, "sizes that are ints >= 0")
+                    for s in spatial)
     if not isinstance(values, Tensor) or values.dim() < 2 or values.size(-2) != prod(spatial):
         raise GraphpoolError("nodes_to_map", "values", f"a tensor [*, {prod(spatial)}, F] "
                              f"(one row per pixel of {spatial})", describe_input(values),
@@ -264,6 +350,13 @@ def _check_images(maps: Sequence[Any], layout: Layout, channels: Optional[int],
                "pass images with the channel count the module was built for")
         channels, spatial = _check_map(where, f"{argument}[{i}]", image, layout, batched=False,
                                        channels=channels, channel_fix=fix)
+        if i and (image.dtype != maps[0].dtype or image.device != maps[0].device):
+            # torch.cat would promote (float32 + float64 -> float64) and pad_images would
+            # cast to the first image's dtype (0.5 -> 0 for an integer first image).
+            raise GraphpoolError(where, f"{argument}[{i}]", f"a {maps[0].dtype} tensor on "
+                                 f"{maps[0].device} (the dtype and device of {argument}[0])",
+                                 describe_input(image), "convert every image to one dtype "
+                                 "and device first, e.g. [m.to(maps[0]) for m in maps]")
         sizes.append(spatial)
     return tuple(sizes)
 
@@ -320,6 +413,8 @@ def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] =
         (torch.Size([7, 3]), [4, 3])
     """
     layout = resolve_layout(layout, where)
+    if channels is not None:
+        channels = as_int(where, "channels", channels, 0, "the channel count, or None")
     if isinstance(fmap, (list, tuple)):
         if mask is not None:
             raise GraphpoolError(where, "mask", "None for a list of images", describe_input(mask),
@@ -336,7 +431,11 @@ def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] =
                              f"spatial axes of {layout.shape_text})", describe_input(mask),
                              "pass True for real pixels and False for padding, one entry per "
                              "pixel; pad_images(list) builds both the map and the mask")
-    segments = Segments.from_mask(mask.reshape(fmap.size(0), -1))
+    if mask.device != fmap.device:
+        raise GraphpoolError(where, "mask", f"a tensor on {fmap.device} (the device of "
+                             f"{argument})", describe_input(mask),
+                             f"move it with mask.to({argument}.device)")
+    segments = Segments.from_mask(mask.reshape(fmap.size(0), prod(spatial)))
     return GridNodes(x, segments, layout, spatial, (spatial,) * fmap.size(0))
 
 
@@ -357,8 +456,24 @@ def pad_images(maps: Sequence[Tensor], layout: Union[str, Layout] = "NCHW", *,
         >>> padded.shape, mask.sum((1, 2)).tolist()
         (torch.Size([2, 1, 2, 3]), [4, 3])
     """
-    layout = resolve_layout(layout, "pad_images")
-    sizes = _check_images(maps, layout, None, "pad_images")
+    where = "pad_images"
+    layout = resolve_layout(layout, where)
+    if not isinstance(maps, (list, tuple)):
+        raise GraphpoolError(where, "maps", "a list of unbatched maps", describe_input(maps),
+                             "pass a list of images; a batched tensor needs no padding")
+    sizes = _check_images(maps, layout, None, where, "maps")
+    dtype = maps[0].dtype
+    number = isinstance(value, (int, float))
+    if dtype == torch.bool:
+        ok = number and value in (0, 1)
+    else:
+        ok = number and not isinstance(value, bool) and (
+            dtype.is_floating_point or float(value).is_integer())
+    if not ok:
+        kind = ("a number" if dtype.is_floating_point else
+                "0 or 1" if dtype == torch.bool else "an integer")
+        raise GraphpoolError(where, "value", f"{kind} (padding for {dtype} maps)",
+                             repr(value), "pass a padding value the maps' dtype can hold")
     big = tuple(max(axis) for axis in zip(*sizes))
     channels = maps[0].size(-1 if layout.channels_last else 0)
     shape = (len(maps), *big, channels) if layout.channels_last else (len(maps), channels, *big)

@@ -31,9 +31,10 @@ from torch import Tensor, nn
 
 from ..errors import GraphpoolError
 from ..kernels.reductions import ALIASES
-from ..readouts import READOUTS, Readout, resolve_readout
+from ..readouts import READOUTS, MaxReadout, MinReadout, Readout, SumReadout, resolve_readout
 from ..kernels import segment_reduce
-from .layout import GridNodes, Layout, as_nodes, batch_nodes, describe_input, resolve_layout
+from .layout import (GridNodes, Layout, as_nodes, batch_nodes, check_flag, describe_input,
+                     is_proxy, resolve_layout, trace_function, trace_leaf)
 
 __all__ = ["global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d", "POOL_TYPES"]
 
@@ -73,6 +74,29 @@ def resolve_pool(reduce: ReduceSpec, where: str) -> Tuple[List[Readout], str]:
                                  "list at least one readout, e.g. ('mean', 'max')")
         return [readout_module(r, where) for r in reduce], "concat"
     return [readout_module(reduce, where)], "single"
+
+
+_INTEGER_READOUTS = (SumReadout, MaxReadout, MinReadout)
+
+
+def check_dtype(where: str, argument: str, fmap: object, readouts: Sequence[Readout],
+                how: str = "single") -> None:
+    """Refuse maps the readouts cannot reduce, naming the user's argument: bool and complex
+    maps always, integer maps unless every readout is a sum, max or min (no mean, no
+    ``"avgmax"`` average, no learnable readout)."""
+    first = fmap[0] if isinstance(fmap, (list, tuple)) and len(fmap) else fmap
+    if not isinstance(first, Tensor) or first.dtype.is_floating_point:
+        return  # the shape checks report non-tensors
+    dtype = first.dtype
+    if dtype == torch.bool or dtype.is_complex:
+        expected = "a floating point tensor (or an integer one for sum, max and min)"
+    elif how != "average" and all(isinstance(r, _INTEGER_READOUTS) for r in readouts):
+        return
+    else:
+        expected = ("a floating point tensor for this reduce (integer maps work only with "
+                    "sum, max and min)")
+    raise GraphpoolError(where, argument, expected, describe_input(fmap),
+                         f"convert it, e.g. {argument}.float()")
 
 
 def _pool(nodes: GridNodes, readouts: Sequence[Readout], how: str, flatten: bool) -> Tensor:
@@ -122,9 +146,15 @@ def global_pool(fmap: Union[Tensor, Sequence[Tensor]], reduce: ReduceSpec = "mea
         >>> global_pool(fmap, "catavgmax").shape
         torch.Size([1, 6])
     """
-    layout = resolve_layout(layout, "global_pool")
-    readouts, how = resolve_pool(reduce, "global_pool")
-    nodes = as_nodes(fmap, layout, mask=mask, where="global_pool")
+    where = "global_pool"
+    layout = resolve_layout(layout, where)
+    flatten = check_flag(where, "flatten", flatten)
+    if is_proxy(fmap) or is_proxy(mask):  # torch.fx.symbolic_trace: one call_function node
+        return trace_function(global_pool, where, "fmap", fmap, reduce, layout.value,
+                              mask=mask, flatten=flatten)
+    readouts, how = resolve_pool(reduce, where)
+    check_dtype(where, "fmap", fmap, readouts, how)
+    nodes = as_nodes(fmap, layout, mask=mask, where=where)
     return _pool(nodes, readouts, how, flatten)
 
 
@@ -146,7 +176,7 @@ class _GlobalPool(nn.Module):
         # forward may call its segment_reduce directly (same kernels, fewer Python layers).
         self._direct = (readouts[0].reduce if self.how == "single" and isinstance(reduce, str)
                         else None)
-        self.flatten = flatten
+        self.flatten = check_flag(where, "flatten", flatten)
         self._reduce_text = repr(reduce.lower()) if isinstance(reduce, str) else repr(reduce)
 
     def feat_mult(self) -> int:
@@ -159,10 +189,16 @@ class _GlobalPool(nn.Module):
         """Pool ``fmap`` (a map in :attr:`layout`, a padded map + ``mask``, or a list)."""
         if self._direct is not None and mask is None and isinstance(fmap, Tensor):
             where = type(self).__name__
+            if not fmap.dtype.is_floating_point:
+                check_dtype(where, "fmap", fmap, list(self.readouts), self.how)
             x, segments, _ = batch_nodes(fmap, self.layout, where=where)
             out = segment_reduce(x, segments, self._direct, _where=where).squeeze(-2)
             return out if self.flatten else _keep_spatial_axes(out, self.layout)
-        nodes = as_nodes(fmap, self.layout, mask=mask, where=type(self).__name__)
+        where = type(self).__name__
+        if is_proxy(fmap) or is_proxy(mask):  # torch.fx.symbolic_trace: a leaf module
+            return trace_leaf(self, where, "fmap", fmap, mask)
+        check_dtype(where, "fmap", fmap, list(self.readouts), self.how)
+        nodes = as_nodes(fmap, self.layout, mask=mask, where=where)
         return _pool(nodes, list(self.readouts), self.how, self.flatten)
 
     def extra_repr(self) -> str:

@@ -10,6 +10,7 @@ the rows are gathered window by window (the only copy) and grouped uniformly.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -19,8 +20,9 @@ from torch import Tensor
 from ..errors import GraphpoolError
 from ..readouts import Readout
 from ..segments import Segments
-from .layout import Layout, as_nodes, describe_input, nodes_to_map, resolve_layout
-from .pool import readout_module
+from .layout import (Layout, as_int, as_nodes, describe_input, is_proxy, nodes_to_map,
+                     resolve_layout, trace_function)
+from .pool import check_dtype, readout_module
 
 __all__ = ["WindowSegments", "window_segments", "window_pool", "ReceptiveField",
            "receptive_field"]
@@ -29,12 +31,14 @@ Pair = Union[int, Tuple[int, int]]
 
 
 def _pair(where: str, name: str, value: object) -> Tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair)):
-        raise GraphpoolError(where, name, "an int >= 1 or a pair of them", repr(value),
-                             f"pass e.g. {name}=2 or {name}=(2, 3)")
-    return int(pair[0]), int(pair[1])
+    pair = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) == 2:
+        try:
+            return tuple(as_int(where, name, v, 1, "") for v in pair)  # type: ignore
+        except GraphpoolError:
+            pass
+    raise GraphpoolError(where, name, "an int >= 1 or a pair of them", repr(value),
+                         f"pass e.g. {name}=2 or {name}=(2, 3)")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,8 @@ class WindowSegments:
 
 
 def window_segments(height: int, width: int, kernel: Pair, stride: Optional[Pair] = None, *,
-                    device: Optional[torch.device] = None) -> WindowSegments:
+                    device: Optional[torch.device] = None,
+                    _where: str = "window_segments") -> WindowSegments:
     r"""The ``kernel`` windows with ``stride`` (default: ``kernel``) of an ``height x width`` map.
 
     Example:
@@ -67,11 +72,9 @@ def window_segments(height: int, width: int, kernel: Pair, stride: Optional[Pair
         >>> w.index.view(4, 4).tolist()
         [[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]]
     """
-    where = "window_segments"
-    for name, value in (("height", height), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise GraphpoolError(where, name, "an int >= 0", repr(value),
-                                 f"pass the {name} of the map in pixels")
+    where = _where
+    height = as_int(where, "height", height, 0, "the height of the map in pixels")
+    width = as_int(where, "width", width, 0, "the width of the map in pixels")
     kh, kw = _pair(where, "kernel", kernel)
     sh, sw = _pair(where, "stride", kernel if stride is None else stride)
     if kh > height or kw > width:
@@ -112,13 +115,17 @@ def window_pool(fmap: Tensor, kernel: Pair, stride: Optional[Pair] = None,
     """
     where = "window_pool"
     layout = resolve_layout(layout, where, spatial_dims=2)
+    if is_proxy(fmap):  # torch.fx.symbolic_trace: one call_function node
+        return trace_function(window_pool, where, "fmap", fmap, kernel, stride, reduce,
+                              layout.value)
     if not isinstance(fmap, Tensor):
         raise GraphpoolError(where, "fmap", f"a tensor {layout.shape_text}", describe_input(fmap),
                              "window pooling needs images of one size: pool a list image "
                              "by image, or pad it with pad_images")
     module = readout_module(reduce, where)
+    check_dtype(where, "fmap", fmap, [module])
     nodes = as_nodes(fmap, layout, where=where)
-    windows = window_segments(*nodes.spatial, kernel, stride, device=fmap.device)
+    windows = window_segments(*nodes.spatial, kernel, stride, device=fmap.device, _where=where)
     pooled = module(windows.gather(nodes.x), windows.segments)
     return nodes_to_map(pooled, layout, windows.out_size)
 
@@ -144,6 +151,11 @@ def receptive_field(layers: Sequence[Tuple[int, int]]) -> List[ReceptiveField]:
         >>> receptive_field([(3, 1), (2, 2), (3, 1)])
         [ReceptiveField(size=3, jump=1), ReceptiveField(size=4, jump=2), ReceptiveField(size=8, jump=2)]
     """
+    if isinstance(layers, (str, bytes, Mapping, Tensor)) or not isinstance(layers, Iterable):
+        raise GraphpoolError("receptive_field", "layers", "a list of (kernel, stride) pairs",
+                             describe_input(layers), "pass e.g. [(3, 1), (2, 2)]"
+                             + ("; convert a tensor with layers.tolist()"
+                                if isinstance(layers, Tensor) else ""))
     size, jump, out = 1, 1, []
     for i, layer in enumerate(layers):
         if (not isinstance(layer, (tuple, list)) or len(layer) != 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import GraphpoolError, describe
@@ -25,15 +26,38 @@ from ..resolve import as_segments
 __all__ = ["edge_energy_readout", "EdgeEnergyReadout"]
 
 
+def _is_integer(t: Tensor) -> bool:
+    """An integer (not bool, float or complex) tensor: ids must be counted, not tested."""
+    return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+
+
+def _is_proxy(value: object) -> bool:
+    return isinstance(value, torch.fx.Proxy)
+
+
 def _check_edges(where: str, x: Tensor, edge_index: Any, edge_type: Any,
                  num_edge_types: Optional[int], validate: bool) -> int:
+    if _is_proxy(x) or _is_proxy(edge_index):
+        raise GraphpoolError(where, "x", "a tensor", describe(x), "torch.fx.symbolic_trace "
+                             "cannot look inside the index checks: use torch.export.export "
+                             "or torch.compile, or a Tracer that treats EdgeEnergyReadout as "
+                             "a leaf module")
     if not isinstance(x, Tensor) or x.dim() < 2:
         raise GraphpoolError(where, "x", "a tensor [*, N, F] (nodes on dim -2, features last)",
                              describe(x), "add a feature axis with x.unsqueeze(-1)")
+    if x.dtype == torch.bool or x.is_complex():
+        # bool has no subtraction; for complex, (x_u - x_v)**2 is not an energy |x_u - x_v|**2
+        raise GraphpoolError(where, "x", "a real (floating point or integer) tensor",
+                             describe(x), "convert it, e.g. x.float(); for complex features "
+                             "pass torch.view_as_real(x).flatten(-2)")
     if (not isinstance(edge_index, Tensor) or edge_index.dim() != 2
-            or edge_index.size(0) != 2 or edge_index.is_floating_point()):
+            or edge_index.size(0) != 2 or not _is_integer(edge_index)):
         raise GraphpoolError(where, "edge_index", "an integer tensor of shape [2, E]",
-                             describe(edge_index), "pass PyG's data.edge_index")
+                             describe(edge_index), "pass PyG's data.edge_index (a torch.long "
+                             "tensor of node ids; a bool mask is not a list of ids)")
+    if edge_index.device != x.device:
+        raise GraphpoolError(where, "edge_index", f"a tensor on {x.device} (the device of x)",
+                             describe(edge_index), f"move it with edge_index.to('{x.device}')")
     num_nodes = x.size(-2)
     if validate and edge_index.numel() and (int(edge_index.min()) < 0
                                             or int(edge_index.max()) >= num_nodes):
@@ -50,11 +74,14 @@ def _check_edges(where: str, x: Tensor, edge_index: Any, edge_type: Any,
         raise GraphpoolError(where, "num_edge_types", "an int >= 1 when edge_type is given",
                              repr(num_edge_types),
                              "pass the number of edge types; it fixes the output width")
-    if (not isinstance(edge_type, Tensor) or edge_type.is_floating_point()
+    if (not isinstance(edge_type, Tensor) or not _is_integer(edge_type)
             or tuple(edge_type.shape) != (edge_index.size(1),)):
         raise GraphpoolError(where, "edge_type", f"an integer tensor of shape "
                              f"[{edge_index.size(1)}] (one type per edge)", describe(edge_type),
                              "pass one type id per column of edge_index")
+    if edge_type.device != x.device:
+        raise GraphpoolError(where, "edge_type", f"a tensor on {x.device} (the device of x)",
+                             describe(edge_type), f"move it with edge_type.to('{x.device}')")
     if validate and edge_type.numel() and (int(edge_type.min()) < 0
                                            or int(edge_type.max()) >= num_edge_types):
         raise GraphpoolError(where, "edge_type", f"type ids in [0, {num_edge_types})",
@@ -95,6 +122,10 @@ def edge_energy_readout(x: Tensor, edge_index: Tensor, batch: Any = None, *,
         num_graphs: number of graphs ``B`` (trailing graphs may be empty).
         validate: check index values (one host sync).
 
+    Floating point features keep their dtype; integer features are reduced in
+    ``torch.long`` (narrower integers would wrap around). Bool and complex features are
+    refused.
+
     Returns:
         ``[*, B, T * F]``, type-major: features ``t*F : (t+1)*F`` are type ``t``.
 
@@ -126,6 +157,8 @@ def edge_energy_readout(x: Tensor, edge_index: Tensor, batch: Any = None, *,
                              "build edge_index and batch from the same PyG Batch")
     group = graph if edge_type is None else graph * types + edge_type.long()
     edge_sets = Segments.from_index(group, seg.num_segments * types, validate=validate)
+    if not x.is_floating_point() and x.dtype != torch.long:
+        x = x.long()  # int8/uint8/int32 differences and squares would wrap around
     energy = (x.index_select(-2, src) - x.index_select(-2, dst)).square()
     out = segment_reduce(energy, edge_sets, reduce, _where=_where)
     return out.unflatten(-2, (seg.num_segments, types)).flatten(-2)
