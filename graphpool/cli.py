@@ -1,5 +1,9 @@
 """The ``graphpool`` command. Each subcommand lives in ``graphpool/commands/<name>.py``
-and exposes ``add_parser(subparsers)``, which registers it and sets ``run``."""
+and exposes ``add_parser(subparsers)``, which registers it and sets ``run`` (and optionally
+``check``, for combinations of options).
+
+Every argument is checked before any work starts (types in ``graphpool/commands/_args.py``):
+a bad one prints argparse's ``usage: ... error: argument --name: ...`` and exits with 2."""
 from __future__ import annotations
 
 import argparse
@@ -18,16 +22,23 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``graphpool`` parser; ``parser.commands`` maps each subcommand to its parser."""
     parser = argparse.ArgumentParser(prog="graphpool", description=(
         "Graph readouts on segment kernels: CNN global pooling is a graph readout."))
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         importlib.import_module(module).add_parser(subparsers)
+    parser.commands = subparsers.choices
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check = getattr(args, "check", None)
+    problem = check(args) if check is not None else None
+    if problem:
+        parser.commands[args.command].error(problem)
     return int(args.run(args) or 0)
 
 

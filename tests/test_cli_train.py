@@ -28,16 +28,18 @@ BAD_ARGUMENTS = [
     (["--folds", "1"], ["--folds", "expected an integer >= 2, got 1"]),
     (["--folds", "ten"], ["--folds", "expected an integer >= 2, got 'ten'"]),
     (["--dataset", "MUTAG,FOO"], ["--dataset", "unknown dataset 'FOO'",
-                                  "choose from MUTAG, PROTEINS, NCI1, PTC_MR"]),
+                                  "choose from 'MUTAG', 'PROTEINS', 'NCI1', 'PTC_MR'"]),
     (["--readout", "sum,median"], ["--readout", "unknown readout 'median'",
-                                   "choose from sum, mean, max, min"]),
+                                   "choose from 'sum', 'mean', 'max', 'min'"]),
     (["--aggr", "median"], ["--aggr", "unknown readout 'median'"]),
     (["--protocol", "nested"], ["--protocol", "invalid choice: 'nested'", "'paper', 'heldout'"]),
     (["--dropout", "1.5"], ["--dropout", "expected a number in [0, 1), got '1.5'"]),
     (["--val-fraction", "0"], ["--val-fraction", "expected a number in (0, 1), got '0'"]),
     (["--epochs", "0"], ["--epochs", "expected an integer >= 1, got 0"]),
     (["--hidden", ","], ["--hidden", "expected a comma-separated list"]),
-    (["--lr", "0"], ["--lr", "expected a number > 0"]),
+    (["--lr", "0"], ["--lr", "expected a finite number > 0"]),
+    (["--lr", "inf"], ["--lr", "expected a finite number > 0, got 'inf'"]),
+    (["--seed", "-1"], ["--seed", "expected an integer from 0 to"]),
     (["--model", "gcn"], ["--model", "invalid choice: 'gcn'"]),
 ]
 
@@ -53,9 +55,12 @@ def test_bad_arguments_exit_with_a_message_that_names_the_option(capsys, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_max_folds_above_folds_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match=r"--max-folds 6 is more than --folds 5"):
+def test_max_folds_above_folds_is_refused(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
         main(["train", "--folds", "5", "--max-folds", "6", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert ("graphpool train: error: argument --max-folds: expected at most --folds (5), "
+            "got 6" in capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .train import _at_least
+from ._args import make_parent, positive_int, writable_file
 
 __all__ = ["add_parser"]
 
@@ -24,15 +24,16 @@ def _bench(args: argparse.Namespace) -> int:
                         progress=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
     print(bench.markdown(results))
     if args.json:
-        bench.to_json(results, bench.check_targets(results), args.json)
+        bench.to_json(results, bench.check_targets(results), str(make_parent(args.json)))
     return 0
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="quick benchmark against PyG, torch and torch_scatter")
-    p.add_argument("--rounds", type=_at_least(1), default=3,
+    p.add_argument("--rounds", type=positive_int, default=3,
                    help="timed rounds per candidate (at least 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cpu or cuda (exits cleanly when there is no GPU)")
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--json", type=writable_file, default=None, metavar="PATH",
+                   help="also write the results to this JSON file (checked before the run)")
     p.set_defaults(run=_bench)

@@ -10,7 +10,7 @@ import argparse
 import textwrap
 import time
 
-from .train import _at_least
+from ._args import add_progress_flags, positive_int
 
 __all__ = ["add_parser"]
 
@@ -69,7 +69,7 @@ def _demo(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     demo = subparsers.add_parser("demo", help="readout checks and a quick GIN cross-validation "
                                  "on bundled MUTAG (about a minute)", description=__doc__)
-    demo.add_argument("--epochs", type=_at_least(1), default=DEMO_EPOCHS,
-                      help=f"training epochs per fold and readout (default: {DEMO_EPOCHS})")
-    demo.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    demo.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS,
+                      help=f"training epochs per fold and readout, >= 1 (default: {DEMO_EPOCHS})")
+    add_progress_flags(demo)
     demo.set_defaults(run=_demo)

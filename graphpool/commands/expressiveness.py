@@ -6,37 +6,23 @@ import importlib.util
 import json
 import sys
 import time
-from typing import Callable, List
+from typing import List
+
+from ._args import comma_list, make_parent, name_in, plot_path, positive_int
 
 __all__ = ["add_parser"]
 
 
-def _names(check: Callable[[List[str]], None]) -> Callable[[str], List[str]]:
-    """An argparse type: a comma-separated list of names, checked by ``check``."""
+def _families() -> List[str]:
+    from graphpool.analysis.families import FAMILY_NAMES
 
-    def parse(text: str) -> List[str]:
-        from graphpool.errors import GraphpoolError
-
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        try:
-            check(names)
-        except GraphpoolError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-        return names
-
-    return parse
+    return list(FAMILY_NAMES)
 
 
-def _check_families(names: List[str]) -> None:
-    from graphpool.analysis.families import resolve_families
+def _readouts() -> List[str]:
+    from graphpool.analysis.expressiveness import readout_names
 
-    resolve_families(names, "graphpool expressiveness")
-
-
-def _check_readouts(names: List[str]) -> None:
-    from graphpool.analysis.expressiveness import resolve_readout_names
-
-    resolve_readout_names(names, "graphpool expressiveness")
+    return list(readout_names())
 
 
 def _expressiveness(args: argparse.Namespace) -> int:
@@ -44,8 +30,9 @@ def _expressiveness(args: argparse.Namespace) -> int:
     from graphpool.analysis.matrix import plot_matrices
 
     if args.plot and importlib.util.find_spec("matplotlib") is None:
-        print("graphpool expressiveness: error: --plot needs matplotlib; "
-              "pip install 'graphpool[plot]' or drop --plot", file=sys.stderr)
+        # Here rather than in plot_path: the other checks exit, this one returns 2 to main.
+        print("graphpool expressiveness: error: argument --plot: needs matplotlib, which is "
+              "not installed; pip install 'graphpool[plot]' or drop --plot", file=sys.stderr)
         return 2
     start = time.perf_counter()
     matrices = [distinguishability(args.families, args.readouts, trials=args.trials)]
@@ -53,7 +40,7 @@ def _expressiveness(args: argparse.Namespace) -> int:
         matrices.append(learned_accuracy(args.families, args.readouts, seeds=args.seeds,
                                          epochs=args.epochs))
     if args.plot:
-        plot_matrices(matrices, args.plot)
+        plot_matrices(matrices, make_parent(args.plot))
     if args.json:
         print(json.dumps(dict(zip(("exact", "learned"), (m.to_dict() for m in matrices))),
                          indent=1))
@@ -71,20 +58,22 @@ def add_parser(subparsers) -> None:
         description="Exact distinguishability of synthetic graph pairs under random "
         "injective node encodings (no training), and held-out accuracy of small models "
         "(node MLP or GIN -> readout -> MLP) trained on synthetic tasks.")
-    parser.add_argument("--families", type=_names(_check_families), default=None,
+    parser.add_argument("--families", type=comma_list(name_in("family", _families)),
                         help="comma-separated family names, e.g. gin,count,grid (default: "
                         "all; an unknown name lists the choices)")
-    parser.add_argument("--readouts", type=_names(_check_readouts), default=None,
+    parser.add_argument("--readouts", type=comma_list(name_in("readout", _readouts)),
                         help="comma-separated readout names, e.g. sum,mean,edge-dir "
                         "(default: all; an unknown name lists the choices)")
     parser.add_argument("--exact-only", action="store_true",
                         help="skip training: print only the exact distinguishability matrix")
-    parser.add_argument("--seeds", type=int, default=3, help="training seeds (default 3)")
-    parser.add_argument("--epochs", type=int, default=60,
-                        help="full-batch training steps per model (default 60)")
-    parser.add_argument("--trials", type=int, default=3,
-                        help="random encodings tried per pair (default 3)")
-    parser.add_argument("--plot", metavar="PATH", help="save the matrices as a heatmap "
-                        "(PNG/PDF/SVG by extension; needs matplotlib)")
+    parser.add_argument("--seeds", type=positive_int, default=3,
+                        help="training seeds, >= 1 (default 3)")
+    parser.add_argument("--epochs", type=positive_int, default=60,
+                        help="full-batch training steps per model, >= 1 (default 60)")
+    parser.add_argument("--trials", type=positive_int, default=3,
+                        help="random encodings tried per pair, >= 1 (default 3)")
+    parser.add_argument("--plot", metavar="PATH", type=plot_path,
+                        help="save the matrices as a heatmap, format by extension: "
+                        ".png, .pdf, .svg, ... (needs matplotlib)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.set_defaults(run=_expressiveness)

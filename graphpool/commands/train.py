@@ -11,83 +11,48 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
+
+from ._args import (add_progress_flags, comma_list, finite_positive_float, fraction, integer,
+                    name_in, positive_int, writable_dir)
 
 __all__ = ["add_parser", "add_train_arguments", "train", "report"]
 
+_at_least = integer  # the old name, still imported by benchmarks/run.py
 
-def _listed(convert: Callable[[str], object]) -> Callable[[str], list]:
-    def parse(text: str) -> list:
-        values = [convert(item.strip()) for item in text.split(",") if item.strip()]
-        if not values:
-            raise argparse.ArgumentTypeError("expected a comma-separated list, got nothing")
-        return values
-    return parse
+# sklearn's random_state (the folds and inner splits) takes seeds below 2**32, and the inner
+# splits add the fold number: int32 leaves room.
+MAX_SEED = 2 ** 31 - 1
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _probability(text)
-    if value == 0.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0.0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _dataset(text: str) -> str:
+def _datasets():
     from ..datasets import BUNDLED_TU_DATASETS
 
-    if text not in BUNDLED_TU_DATASETS:
-        raise argparse.ArgumentTypeError(
-            f"unknown dataset {text!r}; choose from {', '.join(BUNDLED_TU_DATASETS)}")
-    return text
+    return BUNDLED_TU_DATASETS
 
 
-def _readout(text: str) -> str:
-    """A readout name, normalised to its key in ``READOUTS`` (``"add"`` becomes ``"sum"``)."""
+def _readouts():
+    from ..readouts import READOUTS
+
+    return list(READOUTS)
+
+
+def _readout_name(text: str) -> Optional[str]:
+    """A readout name's key in ``READOUTS`` (``"add"`` becomes ``"sum"``), or ``None``."""
     from ..errors import GraphpoolError
     from ..readouts import READOUTS, resolve_readout
 
     try:
         kind = type(resolve_readout(text))
     except GraphpoolError:
-        raise argparse.ArgumentTypeError(
-            f"unknown readout {text!r}; choose from {', '.join(READOUTS)}") from None
+        return None
     return next(name for name, cls in READOUTS.items() if cls is kind)
 
 
-def _aggr(text: str) -> str:
-    return "same" if text == "same" else _readout(text)
+_dataset = name_in("dataset", _datasets)
+_readout = name_in("readout", _readouts, _readout_name)
+_aggr = name_in("readout", lambda: ["same", *_readouts()],
+                lambda text: "same" if text == "same" else _readout_name(text))
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,46 +70,85 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from ..experiments.protocols import PROTOCOLS
 
     add = parser.add_argument
-    add("--dataset", type=_listed(_dataset), default=["MUTAG"],
+    add("--dataset", type=comma_list(_dataset), default=["MUTAG"],
         help=f"comma-separated, from {', '.join(BUNDLED_TU_DATASETS)} (default: MUTAG)")
-    add("--readout", type=_listed(_readout), default=["sum", "mean", "max"],
+    add("--readout", type=comma_list(_readout), default=["sum", "mean", "max"],
         help="comma-separated graph readouts (default: sum,mean,max)")
     add("--protocol", choices=PROTOCOLS, default="paper",
         help="paper: epoch and setting chosen on the fold-averaged test curve (the GIN "
              "paper's, optimistic); heldout: chosen per fold on an inner validation split")
-    add("--folds", type=_at_least(2), default=10, help="outer folds, >= 2 (default: 10)")
-    add("--max-folds", type=_at_least(1), default=None,
+    add("--folds", type=integer(2), default=10, help="outer folds, >= 2 (default: 10)")
+    add("--max-folds", type=positive_int, default=None,
         help="run only the first N folds, to save time (default: all)")
-    add("--epochs", type=_at_least(1), default=350, help="epochs (default: 350, the paper's)")
-    add("--iters-per-epoch", type=_at_least(1), default=None,
+    add("--epochs", type=positive_int, default=350, help="epochs (default: 350, the paper's)")
+    add("--iters-per-epoch", type=positive_int, default=None,
         help="batches per epoch drawn at random, as the paper's code (50); default: one "
              "shuffled pass over the training graphs")
-    add("--hidden", type=_listed(_at_least(1)), default=[32],
+    add("--hidden", type=comma_list(positive_int), default=[32],
         help="hidden width(s), comma-separated; a list is a grid (paper: 16,32)")
-    add("--batch-size", type=_listed(_at_least(1)), default=[32],
+    add("--batch-size", type=comma_list(positive_int), default=[32],
         help="batch size(s), comma-separated (paper: 32,128)")
-    add("--dropout", type=_listed(_probability), default=[0.5],
+    add("--dropout", type=comma_list(fraction(zero=True)), default=[0.5],
         help="dropout(s), comma-separated (paper: 0,0.5)")
-    add("--lr", type=_positive_float, default=0.01, help="Adam learning rate, halved every 50 "
-        "epochs (default: 0.01)")
+    add("--lr", type=finite_positive_float, default=0.01,
+        help="Adam learning rate, finite and > 0, halved every 50 epochs (default: 0.01)")
     add("--model", choices=("gin0", "gin-eps"), default="gin0",
         help="GIN-0 (epsilon = 0) or GIN-eps (learned epsilon)")
     add("--aggr", type=_aggr, default="sum",
         help="neighbourhood aggregation: a readout name, or 'same' as the graph readout "
              "(default: sum, which is GIN)")
-    add("--val-fraction", type=_share, default=0.1,
+    add("--val-fraction", type=fraction(zero=False), default=0.1,
         help="share of each training split held out for validation (heldout protocol)")
-    add("--seed", type=int, default=0, help="seeds the folds and every run (default: 0)")
-    add("--threads", type=_at_least(1), default=1,
+    add("--seed", type=integer(0, MAX_SEED), default=0,
+        help="seeds the folds and every run, >= 0 (default: 0)")
+    add("--threads", type=positive_int, default=1,
         help="torch CPU threads (default: 1; these small graphs gain nothing from more, and "
              "threads contending with other processes slow it down many times)")
-    add("--data-root", default=None,
+    add("--data-root", type=writable_dir, default=None,
         help="root for TUDataset (default: $GRAPHPOOL_DATA/TUDataset or "
              "~/.cache/graphpool/TUDataset)")
-    add("--no-progress", action="store_true", help="no tqdm progress bars")
+    add_progress_flags(parser)
 
 
-_NOT_IN_COMMAND = ("command", "run", "no_progress", "no_plot", "data_root", "out")
+# Namespace entries that are not settings of the run (the parser's own, where files go).
+_NOT_SETTINGS = ("command", "run", "check")
+_NOT_IN_COMMAND = (*_NOT_SETTINGS, "no_progress", "no_plot", "data_root", "out")
+
+
+def _class_sizes(dataset: str) -> List[int]:
+    """Graphs per class of a bundled dataset, read from its label file (no loading)."""
+    from collections import Counter
+
+    from ..datasets.tu import BUNDLED_ROOT
+
+    labels = (BUNDLED_ROOT / dataset / "raw" / f"{dataset}_graph_labels.txt").read_text()
+    return sorted(Counter(labels.split()).values())
+
+
+def check(args: argparse.Namespace) -> Optional[str]:
+    """What is wrong with a combination of options (``None`` when nothing): run after
+    parsing, before any work, by :func:`graphpool.cli.main`, which reports it as a usage
+    error. Each option alone was checked by its argparse type."""
+    import math
+
+    if args.max_folds is not None and args.max_folds > args.folds:
+        return (f"argument --max-folds: expected at most --folds ({args.folds}), got "
+                f"{args.max_folds}; use --max-folds {args.folds} or less, or raise --folds")
+    for dataset in args.dataset:
+        sizes = _class_sizes(dataset)
+        if args.folds > sizes[0]:
+            return (f"argument --folds: expected at most {sizes[0]} for {dataset} (each "
+                    f"stratified fold needs a graph of every class, and its smallest class "
+                    f"has {sizes[0]}), got {args.folds}; use --folds {sizes[0]} or less")
+        if args.protocol == "heldout":
+            train = sum(sizes) - math.ceil(sum(sizes) / args.folds)
+            val = math.ceil(args.val_fraction * train)
+            if not len(sizes) <= val <= train - len(sizes):
+                return (f"argument --val-fraction: expected a share that holds out at least "
+                        f"one graph per class ({len(sizes)}) of the {train} training graphs "
+                        f"of {dataset} and keeps as many, got {args.val_fraction:g} "
+                        f"({val} graphs); use e.g. --val-fraction 0.1")
+    return None
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -198,9 +202,6 @@ def train(args: argparse.Namespace) -> int:
     from ..experiments.config import config_grid
     from ..experiments.runner import run_experiments
 
-    if args.max_folds is not None and args.max_folds > args.folds:
-        raise SystemExit(f"graphpool train: error: --max-folds {args.max_folds} is more than "
-                         f"--folds {args.folds}; use at most {args.folds}")
     torch.set_num_threads(args.threads)
     configs = config_grid(args.hidden, args.batch_size, args.dropout, epochs=args.epochs,
                           lr=args.lr, train_eps=args.model == "gin-eps", aggr=args.aggr,
@@ -215,7 +216,7 @@ def train(args: argparse.Namespace) -> int:
                            val_fraction=args.val_fraction, data_root=args.data_root,
                            progress=not args.no_progress)
     wall = time.perf_counter() - start
-    settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "data_root")}
+    settings = {k: v for k, v in vars(args).items() if k not in (*_NOT_SETTINGS, "data_root")}
     metadata = {"command": command_line(args), "settings": settings,
                 "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu_start, 1),
                 "torch_threads": torch.get_num_threads(),
@@ -235,7 +236,8 @@ def add_parser(subparsers) -> None:
         "a readout x dataset table of test accuracy (mean ± std over folds) next to the GIN "
         "paper's and writes accuracy.csv, accuracy.json and accuracy.png to --out.")
     add_train_arguments(parser)
-    parser.add_argument("--out", default="graphpool-results",
-                        help="folder for accuracy.csv/.json/.png (default: graphpool-results)")
+    parser.add_argument("--out", type=writable_dir, default="graphpool-results",
+                        help="folder for accuracy.csv/.json/.png, checked for writing before "
+                             "training starts (default: graphpool-results)")
     parser.add_argument("--no-plot", action="store_true", help="skip the bar chart")
-    parser.set_defaults(run=train)
+    parser.set_defaults(run=train, check=check)
