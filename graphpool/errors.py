@@ -55,3 +55,27 @@ def describe(t: Any) -> str:
     if isinstance(t, torch.Tensor):
         return f"a {t.dtype} tensor of shape {tuple(t.shape)} on {t.device}"
     return f"{type(t).__name__} {t!r}"
+
+
+def env_choice(name: str, choices: tuple, default: str) -> str:
+    """The value of environment variable ``name``, which must be one of ``choices``."""
+    import os
+
+    value = os.environ.get(name, default)
+    if value not in choices:
+        raise GraphpoolError("environment", name, f"one of {', '.join(map(repr, choices))}",
+                             repr(value), f"set {name} to one of those, or unset it")
+    return value
+
+
+def refuse_fx(where: str, *values: Any) -> None:
+    """A clear refusal of ``torch.fx.symbolic_trace`` Proxies: a readout's kernels depend on
+    the grouping's values, which a symbolic trace does not have."""
+    import torch.fx
+
+    if any(isinstance(v, torch.fx.Proxy) for v in values):
+        raise GraphpoolError(where, "x", "a tensor (torch.fx.symbolic_trace passes a Proxy)",
+                             "a torch.fx Proxy",
+                             "trace with torch.export.export or torch.compile, which support "
+                             "graphpool, or keep graphpool modules as leaves of your "
+                             "fx.Tracer (override is_leaf_module)")

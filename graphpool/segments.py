@@ -27,7 +27,7 @@ break the graph. Shape, dtype and device checks always run.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -38,37 +38,110 @@ from .kernels import compiled
 __all__ = ["Segments"]
 
 _KINDS = ("uniform", "mask", "csr", "scatter")
+_INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def _check_tensor(where: str, name: str, t: Any, fix: str) -> None:
+    """Tensors that graphpool can read: real storage, not a meta or transform-wrapped one."""
+    if t.device.type == "meta":
+        raise GraphpoolError(where, name, "a tensor with data (cpu or cuda)", describe(t),
+                             "meta tensors have no values to group by; use torch.export or "
+                             "FakeTensorMode (torch.compile) for shape-only tracing")
+    if not torch.compiler.is_compiling() and torch._C._functorch.is_functorch_wrapped_tensor(t):
+        raise GraphpoolError(where, name, "a plain tensor (not transformed by torch.func)",
+                             "a tensor wrapped by vmap/grad/jvp",
+                             "build the grouping outside the torch.func transform (only x "
+                             "may be transformed)")
 
 
 def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
     if not isinstance(t, Tensor):
         raise GraphpoolError(where, name, "a 1-D integer torch.Tensor", describe(t), fix)
-    if t.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+    if t.dtype not in _INTEGER:
         raise GraphpoolError(where, name, "an integer tensor (torch.long)", describe(t),
                              f"convert it with {name}.long()")
     if t.dim() != 1:
         raise GraphpoolError(where, name, "a 1-D tensor", describe(t), fix)
+    _check_tensor(where, name, t, fix)
     if t.dtype == torch.int64 and t.is_contiguous():
         return t
     return t.long().contiguous()
 
 
-def _as_device(device: Any) -> torch.device:
+def _private(t: Tensor, source: Any) -> Tensor:
+    """``t``, copied if it shares memory with the user's ``source`` tensor: a Segments owns
+    its tensors, so no write the user makes later can change a grouping in use."""
+    if torch.compiler.is_compiling():  # a compiled graph reads its inputs when it runs
+        return t
+    if isinstance(source, Tensor) and t.untyped_storage().data_ptr() == \
+            source.untyped_storage().data_ptr():
+        return t.clone()
+    return t
+
+
+def _as_device(device: Any, where: str = "Segments") -> torch.device:
     """``device`` as tensors report it (``"cuda"`` -> ``cuda:0``), so comparisons hold."""
-    if not isinstance(device, torch.device):
-        device = torch.device(device)
-    if device.type == "cpu" or device.index is not None:
-        return device
-    return torch.empty(0, device=device).device
+    try:
+        if not isinstance(device, torch.device):
+            device = torch.device(device)
+        if device.type == "cpu" or device.index is not None:
+            return device
+        return torch.empty(0, device=device).device
+    except (RuntimeError, TypeError, AssertionError) as err:
+        raise GraphpoolError(where, "device", "a device torch can use ('cpu', 'cuda:0', ...)",
+                             repr(device), f"pass an available device ({err})") from None
 
 
-def _check_count(where: str, name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
+def check_count(where: str, name: str, value: Any, minimum: int = 0) -> int:
+    """``value`` as an int >= ``minimum``: Python ints, 0-d integer tensors and symbolic
+    ints; bools, floats, numpy scalars and sequences are refused."""
+    if isinstance(value, Tensor) and value.dim() == 0 and value.dtype in _INTEGER:
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, torch.SymInt):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        fix = (f"pass int({name})" if type(value).__module__ == "numpy"
+               else f"pass a Python int >= {minimum}")
+        raise GraphpoolError(where, name, f"an int >= {minimum}",
+                             f"{type(value).__name__} {value!r}", fix)
+    if value < minimum:
         raise GraphpoolError(where, name, f"an int >= {minimum}", repr(value),
                              f"pass a Python int >= {minimum}")
     return value
+
+
+def check_flag(where: str, name: str, value: Any, allow_none: bool = False) -> Optional[bool]:
+    """A promise or switch must be exactly ``True`` or ``False`` (or ``None`` if allowed):
+    truthy stand-ins (``1``, ``np.bool_``, a tensor) are refused, never trusted."""
+    if value is None and allow_none:
+        return None
+    if value is True or value is False:
+        return value
+    choices = "True, False or None" if allow_none else "True or False"
+    raise GraphpoolError(where, name, choices, f"{type(value).__name__} {value!r}",
+                         f"pass a Python bool, e.g. {name}=bool(...)")
+
+
+def alloc(where: str, name: str, shape: Any, **kwargs: Any) -> Tensor:
+    """``torch.empty(shape)``, or a GraphpoolError blaming ``name`` when it cannot be had."""
+    try:
+        return torch.empty(shape, **kwargs)
+    except (RuntimeError, OverflowError, MemoryError) as err:
+        raise GraphpoolError(where, name, "a size whose tensors fit in memory",
+                             f"{name} giving a tensor of shape {tuple(shape)}",
+                             f"pass a smaller {name} ({str(err).splitlines()[0][:80]})"
+                             ) from None
+
+
+def _jit_tracing() -> bool:
+    return torch.jit.is_tracing()
+
+
+def _helpers_usable(t: Tensor) -> bool:
+    """Whether the C index helpers may read ``t``: not while torch.compile, jit.trace or a
+    torch.func transform is running (they see through none of them)."""
+    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and not torch._C._are_functorch_transforms_active() and compiled.cpu_index(t))
 
 
 class Segments:
@@ -95,6 +168,13 @@ class Segments:
         has_empty (bool or None): whether some set is empty, when known without reading
             tensor values again (``None``: unknown).
 
+    A Segments owns its tensors: constructors copy a user tensor they keep (the index of
+    an unsorted grouping, a ``ptr``, a mask), and ``counts``, ``index``, ``ptr`` and
+    ``mask`` hand out copies. No write through any alias of the user's tensors, and no
+    write into a tensor read from a Segments, can change a grouping in use (by a cached
+    readout or by a backward pass still to come). Copies cost one pass over the copied
+    tensor: ``N`` ids for an unsorted index, ``B + 1`` for a ptr.
+
     Example:
         >>> import torch
         >>> from graphpool import Segments
@@ -107,27 +187,26 @@ class Segments:
         [0, 0, 1, 3]
     """
 
-    __slots__ = ("num_segments", "num_nodes", "kind", "size", "mask", "has_empty", "device",
-                 "_counts", "_index", "_ptr")
+    __slots__ = ("num_segments", "num_nodes", "kind", "size", "has_empty", "device",
+                 "checked", "_c", "_i", "_p", "_m")
 
     def __init__(self, *, kind: str, num_segments: int, num_nodes: int,
                  device: torch.device, counts: Optional[Tensor] = None,
                  index: Optional[Tensor] = None, ptr: Optional[Tensor] = None,
                  size: Optional[int] = None, mask: Optional[Tensor] = None,
-                 has_empty: Optional[bool] = None) -> None:
-        # internal: users go through the constructors. Counts may be left for later when a
-        # ptr, a uniform size or an index determines them.
+                 has_empty: Optional[bool] = None, checked: bool = True) -> None:
+        # internal: users go through the constructors, which hand over tensors that this
+        # object alone owns. Counts may be left for later when a ptr, a uniform size or an
+        # index determines them. `checked`: the ptr/index values are known to be in range.
         assert kind in _KINDS, kind
         self.kind = kind
         self.num_segments = num_segments
         self.num_nodes = num_nodes
         self.device = device
-        self._counts = counts
         self.size = size
-        self.mask = mask
         self.has_empty = has_empty
-        self._index = index
-        self._ptr = ptr
+        self.checked = checked
+        self._c, self._i, self._p, self._m = counts, index, ptr, mask
 
     # ------------------------------------------------------------------ builders
     @classmethod
@@ -143,8 +222,10 @@ class Segments:
             sorted: whether ``index`` is non-decreasing. ``None`` detects it: always
                 for a CPU index (one pass of the compiled helper), while validating
                 otherwise (an unvalidated CUDA index is treated as unsorted); ``True``
-                promises it (checked when validating).
-            validate: check index values (range, sortedness).
+                promises it (checked when validating, and always on the CPU, where the
+                order is known for free). Only the Python bools and ``None`` are taken.
+            validate: check index values (range, sortedness). A CPU index is always
+                range-checked (its one pass finds the range anyway).
 
         Example:
             >>> import torch
@@ -153,19 +234,30 @@ class Segments:
             ('scatter', 2, [1, 2])
         """
         where = "Segments.from_index"
+        user = index
         index = _check_integer_vector(where, "index", index,
                                       "pass a 1-D tensor with one set id per row of x")
+        sorted = check_flag(where, "sorted", sorted, allow_none=True)
+        validate = check_flag(where, "validate", validate)
         n = index.numel()
         if num_segments is not None:
-            num_segments = _check_count(where, "num_segments", num_segments)
+            num_segments = check_count(where, "num_segments", num_segments)
         compiling = torch.compiler.is_compiling()
-        check_values = validate and not compiling
-        fast = not compiling and compiled.cpu_index(index)
+        tracing = _jit_tracing()
+        if tracing and num_segments is None:
+            raise GraphpoolError(where, "num_segments", "an int while torch.jit.trace runs "
+                                 "(the trace would fix the number of sets of the example)",
+                                 "None", "pass num_graphs=B, or use torch.export / "
+                                 "torch.compile, which keep it symbolic")
+        fast = _helpers_usable(index)
+        check_values = (validate or fast or index.is_cpu) and not compiling
         ptr = empty = None
         if n == 0:
             lo, hi, is_sorted = 0, -1, True
         elif fast:  # one pass over a CPU index (no device sync): stats, and ptr if sorted
-            lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(index, num_segments)
+            lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(
+                index, None if num_segments is None else
+                alloc(where, "num_segments", (num_segments + 1,), dtype=torch.int64))
         elif check_values or num_segments is None:
             stats = torch.stack([index.min(), index.max(),
                                  (index[1:] >= index[:-1]).all().long()]).tolist()
@@ -183,21 +275,30 @@ class Segments:
                 raise GraphpoolError(
                     where, "num_segments", f"an int >= {hi + 1} (index.max() + 1)",
                     num_segments, f"pass num_segments >= {hi + 1} or leave it out to infer it")
-            if sorted is True and not is_sorted:
-                raise GraphpoolError(where, "sorted", "True only for a non-decreasing index",
-                                     "True for an unsorted index",
-                                     "pass sorted=None to detect it, or sort the rows")
+        if sorted is True and is_sorted is False:
+            raise GraphpoolError(where, "sorted", "True only for a non-decreasing index",
+                                 "True for an unsorted index",
+                                 "pass sorted=None to detect it, or sort the rows")
         if sorted is None:
             sorted = bool(is_sorted)
-        if sorted and fast and ptr is None and is_sorted:  # num_segments was inferred
-            _, _, _, ptr, empty = compiled.index_to_ptr(index, num_segments)
-        if sorted and ptr is not None:
+        if tracing:  # the order of the example is not that of later inputs: scatter
+            sorted = False
+        if sorted and fast and ptr is None:  # num_segments was inferred
+            _, _, _, ptr, empty = compiled.index_to_ptr(
+                index, alloc(where, "num_segments", (num_segments + 1,), dtype=torch.int64))
+        checked = check_values
+        if sorted and ptr is not None:  # the ptr is ours; the index is derived on demand
             return cls(kind="csr", num_segments=num_segments, num_nodes=n,
-                       device=index.device, index=index, ptr=ptr, has_empty=empty > 0)
-        counts = torch.zeros(num_segments, dtype=torch.long, device=index.device)
+                       device=index.device, ptr=ptr, has_empty=empty > 0, checked=checked)
+        counts = alloc(where, "num_segments", (num_segments,), dtype=torch.long,
+                       device=index.device).zero_()
         counts.index_add_(0, index, torch.ones_like(index))
-        return cls(kind="csr" if sorted else "scatter", num_segments=num_segments,
-                   num_nodes=n, device=index.device, counts=counts, index=index)
+        if sorted:
+            return cls(kind="csr", num_segments=num_segments, num_nodes=n,
+                       device=index.device, counts=counts, checked=checked)
+        return cls(kind="scatter", num_segments=num_segments, num_nodes=n,
+                   device=index.device, counts=counts, index=_private(index, user),
+                   checked=checked)
 
     @classmethod
     def from_ptr(cls, ptr: Tensor, num_nodes: Optional[int] = None, *,
@@ -209,6 +310,8 @@ class Segments:
                 ``ptr[-1] == N``.
             num_nodes: ``N``; read from ``ptr[-1]`` (one host sync) when omitted.
             validate: check that ``ptr`` starts at 0, ends at ``N`` and never decreases.
+                Without it the check still runs before a kernel first reads rows by
+                ``ptr`` (no kernel ever reads out of bounds).
 
         Example:
             >>> import torch
@@ -216,40 +319,34 @@ class Segments:
             [3, 0, 2]
         """
         where = "Segments.from_ptr"
+        user = ptr
         ptr = _check_integer_vector(where, "ptr", ptr,
                                     "pass [0, n_0, n_0 + n_1, ..., N] (length B + 1)")
+        validate = check_flag(where, "validate", validate)
         if ptr.numel() == 0:
             raise GraphpoolError(where, "ptr", "at least one entry ([0] for zero sets)",
                                  "an empty tensor", "pass torch.tensor([0]) for zero sets")
         if num_nodes is not None:
-            num_nodes = _check_count(where, "num_nodes", num_nodes)
+            num_nodes = check_count(where, "num_nodes", num_nodes)
         has_empty = None
         compiling = torch.compiler.is_compiling()
         check_values = validate and not compiling
         if check_values or num_nodes is None:
-            if not compiling and compiled.cpu_index(ptr):
-                # one C pass, no torch ops; a valid ptr's empty sets come with it
-                first, last, monotone, empty = compiled.ptr_stats(ptr)
-                has_empty = empty > 0
-            else:
-                first, last, monotone = torch.stack([
-                    ptr[0], ptr[-1], (ptr[1:] >= ptr[:-1]).all().long()]).tolist()
+            first, last, monotone, empty = _ptr_stats(ptr)
+            has_empty = empty if empty is None else empty > 0
             if num_nodes is None:
                 num_nodes = last
             if check_values:
-                if first != 0:
-                    raise GraphpoolError(where, "ptr", "ptr[0] == 0", f"ptr[0] == {first}",
-                                         "a CSR pointer starts at 0; prepend 0 or subtract ptr[0]")
-                if not monotone:
-                    raise GraphpoolError(where, "ptr", "a non-decreasing pointer",
-                                         f"a decreasing one ({ptr.tolist()[:8]}...)",
-                                         "build ptr as cat([0], counts.cumsum(0))")
-                if last != num_nodes:
-                    raise GraphpoolError(where, "ptr", f"ptr[-1] == N == {num_nodes} rows",
-                                         f"ptr[-1] == {last}",
-                                         "ptr must end at the number of rows of x")
+                _check_ptr_values(where, ptr, first, last, monotone, num_nodes)
+        ptr = _private(ptr, user)
+        if _jit_tracing():  # a traced graph must not index rows by an unchecked ptr
+            counts = ptr[1:] - ptr[:-1]
+            index = torch.repeat_interleave(torch.arange(ptr.numel() - 1, device=ptr.device),
+                                            counts)  # sized by the counts when replayed
+            return cls(kind="scatter", num_segments=ptr.numel() - 1, num_nodes=num_nodes,
+                       device=ptr.device, counts=counts, index=index, checked=check_values)
         return cls(kind="csr", num_segments=ptr.numel() - 1, num_nodes=num_nodes,
-                   device=ptr.device, ptr=ptr, has_empty=has_empty)
+                   device=ptr.device, ptr=ptr, has_empty=has_empty, checked=check_values)
 
     @classmethod
     def uniform(cls, num_segments: int, size: int, *,
@@ -264,10 +361,10 @@ class Segments:
             [0, 3, 6]
         """
         where = "Segments.uniform"
-        num_segments = _check_count(where, "num_segments", num_segments)
-        size = _check_count(where, "size", size)
+        num_segments = check_count(where, "num_segments", num_segments)
+        size = check_count(where, "size", size)
         return cls(kind="uniform", num_segments=num_segments, num_nodes=num_segments * size,
-                   device=_as_device("cpu" if device is None else device),
+                   device=_as_device("cpu" if device is None else device, where),
                    size=size, has_empty=size == 0 and num_segments > 0)
 
     @classmethod
@@ -286,8 +383,9 @@ class Segments:
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
             raise GraphpoolError(where, "mask", "a [B, Nmax] bool tensor", describe(mask),
                                  "pass the mask of to_dense_batch (True = real node)")
+        _check_tensor(where, "mask", mask, "")
         return cls(kind="mask", num_segments=mask.size(0), num_nodes=mask.size(1),
-                   device=mask.device, counts=mask.sum(1), mask=mask)
+                   device=mask.device, counts=mask.sum(1), mask=mask.clone())
 
     @classmethod
     def from_pyg(cls, data: Any, *, validate: bool = True) -> "Segments":
@@ -311,47 +409,76 @@ class Segments:
         return cls.from_ptr(torch.tensor([0, num_nodes], device=device), num_nodes=num_nodes,
                             validate=False)
 
-    # --------------------------------------------------------------- conversions
-    # Derived tensors are computed on first use and kept, except while torch.compile
-    # traces: it forbids writing to objects from inside an autograd.Function.
+    # ----------------------------------------------------- internal tensors (not copied)
+    # Kernels read these; derived ones are computed on first use and kept, except while
+    # torch.compile traces (it forbids writing to objects inside an autograd.Function).
     def _keep(self, name: str, value: Tensor) -> Tensor:
         if not torch.compiler.is_compiling():
             setattr(self, name, value)
         return value
 
     @property
-    def counts(self) -> Tensor:
-        """``[B]`` rows per set (long)."""
-        if self._counts is not None:
-            return self._counts
+    def _counts(self) -> Tensor:
+        if self._c is not None:
+            return self._c
         if self.kind == "uniform":
-            return self._keep("_counts", torch.full((self.num_segments,), self.size,
-                                                    dtype=torch.long, device=self.device))
-        assert self._ptr is not None, self  # every other grouping is built with counts or ptr
-        return self._keep("_counts", self._ptr[1:] - self._ptr[:-1])
+            return self._keep("_c", torch.full((self.num_segments,), self.size,
+                                               dtype=torch.long, device=self.device))
+        assert self._p is not None, self  # every other grouping is built with counts or ptr
+        return self._keep("_c", self._p[1:] - self._p[:-1])
 
     @property
-    def index(self) -> Tensor:
-        """``[N]`` set id of every row (for a mask: of every real row, in row-major order)."""
-        if self._index is not None:
-            return self._index
+    def _index(self) -> Tensor:
+        if self._i is not None:
+            return self._i
         n = self.num_nodes if self.kind != "mask" else None
-        return self._keep("_index", torch.repeat_interleave(
-            torch.arange(self.num_segments, device=self.device), self.counts, output_size=n))
+        return self._keep("_i", torch.repeat_interleave(
+            torch.arange(self.num_segments, device=self.device), self._counts, output_size=n))
 
     @property
-    def ptr(self) -> Tensor:
-        """``[B + 1]`` CSR pointer; only sorted groupings have one."""
-        if self._ptr is not None:
-            return self._ptr
+    def _ptr(self) -> Tensor:
+        if self._p is not None:
+            return self._p
         if self.kind == "scatter":
             raise GraphpoolError(
                 "Segments.ptr", "segments", "sorted segments (kind 'csr', 'uniform' or "
                 "'mask')", "an unsorted index",
                 "sort the rows first: perm = index.argsort(stable=True); "
                 "x, index = x[perm], index[perm]")
-        counts = self.counts
-        return self._keep("_ptr", torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
+        counts = self._counts
+        return self._keep("_p", torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
+
+    def _checked_ptr(self) -> Tensor:
+        """The ptr, after checking its values if no one has yet (``validate=False``): a
+        kernel that reads rows by ``ptr`` must never read out of bounds."""
+        ptr = self._ptr
+        if not self.checked and not torch.compiler.is_compiling():
+            first, last, monotone, _ = _ptr_stats(ptr)
+            _check_ptr_values("segment_reduce", ptr, first, last, monotone, self.num_nodes)
+            self.checked = True
+        return ptr
+
+    # ------------------------------------------------------- public tensors (copies)
+    @property
+    def counts(self) -> Tensor:
+        """``[B]`` rows per set (long); a copy."""
+        return self._counts.clone()
+
+    @property
+    def index(self) -> Tensor:
+        """``[N]`` set id of every row (for a mask: of every real row, in row-major order);
+        a copy."""
+        return self._index.clone()
+
+    @property
+    def ptr(self) -> Tensor:
+        """``[B + 1]`` CSR pointer (a copy); only sorted groupings have one."""
+        return self._ptr.clone()
+
+    @property
+    def mask(self) -> Optional[Tensor]:
+        """``[B, Nmax]`` bool mask of a padded grouping (a copy), else ``None``."""
+        return None if self._m is None else self._m.clone()
 
     def broadcast(self, values: Tensor) -> Tensor:
         r"""Copy each set's row of ``values`` (``[*, B, F]``) to every row of that set.
@@ -372,24 +499,21 @@ class Segments:
             expanded = values.unsqueeze(-2).expand(*values.shape[:-1], self.size,
                                                    values.size(-1))
             return expanded.flatten(-3, -2)
-        return values.index_select(-2, self.index)
-
-    def _copy(self) -> "Segments":
-        """A shallow copy (the cache hands these out); cheaper than copy.copy."""
-        new = Segments.__new__(Segments)
-        for name in Segments.__slots__:
-            setattr(new, name, getattr(self, name))
-        return new
+        if self.kind == "csr":
+            self._checked_ptr()
+        return values.index_select(-2, self._index)
 
     def to(self, device: torch.device | str) -> "Segments":
         """The same grouping with its tensors on ``device``."""
+        device = _as_device(device, "Segments.to")
+
         def move(t: Optional[Tensor]) -> Optional[Tensor]:
-            return None if t is None else t.to(device)
+            return None if t is None else t.to(device, copy=True)
         return Segments(kind=self.kind, num_segments=self.num_segments,
-                        num_nodes=self.num_nodes, device=_as_device(device),
-                        counts=move(self._counts), index=move(self._index),
-                        ptr=move(self._ptr), size=self.size, mask=move(self.mask),
-                        has_empty=self.has_empty)
+                        num_nodes=self.num_nodes, device=device,
+                        counts=move(self._c), index=move(self._i), ptr=move(self._p),
+                        size=self.size, mask=move(self._m), has_empty=self.has_empty,
+                        checked=self.checked)
 
     def __len__(self) -> int:
         return self.num_segments
@@ -398,3 +522,26 @@ class Segments:
         extra = f", size={self.size}" if self.kind == "uniform" else ""
         return (f"Segments(kind={self.kind!r}, num_segments={self.num_segments}, "
                 f"num_nodes={self.num_nodes}{extra})")
+
+
+def _ptr_stats(ptr: Tensor) -> Tuple[int, int, bool, Optional[int]]:
+    """``(ptr[0], ptr[-1], non-decreasing, number of empty sets or None)``."""
+    if _helpers_usable(ptr):
+        return compiled.ptr_stats(ptr)  # one C pass, no torch ops
+    first, last, monotone = torch.stack([
+        ptr[0], ptr[-1], (ptr[1:] >= ptr[:-1]).all().long()]).tolist()
+    return first, last, bool(monotone), None
+
+
+def _check_ptr_values(where: str, ptr: Tensor, first: int, last: int, monotone: bool,
+                      num_nodes: int) -> None:
+    if first != 0:
+        raise GraphpoolError(where, "ptr", "ptr[0] == 0", f"ptr[0] == {first}",
+                             "a CSR pointer starts at 0; prepend 0 or subtract ptr[0]")
+    if not monotone:
+        raise GraphpoolError(where, "ptr", "a non-decreasing pointer",
+                             f"a decreasing one ({ptr[:8].tolist()}...)",
+                             "build ptr as cat([0], counts.cumsum(0))")
+    if last != num_nodes:
+        raise GraphpoolError(where, "ptr", f"ptr[-1] == N == {num_nodes} rows",
+                             f"ptr[-1] == {last}", "ptr must end at the number of rows of x")

@@ -275,7 +275,8 @@ needs_kernels = pytest.mark.skipif(compiled.library() is None,
 ])
 def test_index_to_ptr(index, num_segments, expected):
     index = torch.tensor(index, dtype=torch.long)
-    lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(index, num_segments)
+    buffer = None if num_segments is None else torch.empty(num_segments + 1, dtype=torch.long)
+    lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(index, buffer)
     if index.numel():
         assert (lo, hi, is_sorted) == (int(index.min()), int(index.max()),
                                        bool((index[1:] >= index[:-1]).all()))

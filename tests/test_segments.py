@@ -32,26 +32,31 @@ def test_from_index(index, num, kind, counts, ptr):
 
 def test_unvalidated_index_order(monkeypatch):
     index = torch.tensor([0, 0, 1])
-    # A CPU index is read in one cheap pass (no device sync), so its order is still known.
-    expected = "csr" if compiled.library() is not None else "scatter"
-    assert Segments.from_index(index, 2, validate=False).kind == expected
+    # A CPU index is always read (one cheap pass, no device sync), so its order is known,
+    # with or without the compiled helpers.
+    assert Segments.from_index(index, 2, validate=False).kind == "csr"
     assert Segments.from_index(index, 2, sorted=True, validate=False).kind == "csr"
-    # Without the compiled helpers, nothing is read: the order is unknown.
     monkeypatch.setenv("GRAPHPOOL_COMPILED", "0")
     compiled.library.cache_clear()
     try:
-        assert Segments.from_index(index, 2, validate=False).kind == "scatter"
+        assert Segments.from_index(index, 2, validate=False).kind == "csr"
+        assert Segments.from_index(torch.tensor([1, 0]), 2, validate=False).kind == "scatter"
     finally:
         compiled.library.cache_clear()
 
 
-@pytest.mark.parametrize("bad", [[0, 0, 5], [-1, 0, 1]])
-def test_unvalidated_bad_index_is_caught_by_the_kernel_not_a_crash(bad):
-    if compiled.library() is None:
-        pytest.skip("the compiled kernels are not available")
+@pytest.mark.parametrize("bad, match", [([0, 0, 5], "num_segments.*>= 6"),
+                                        ([-1, 0, 1], "'index'.*non-negative")])
+def test_unvalidated_bad_cpu_index_is_still_caught(bad, match):
+    # validate=False skips no check of a CPU index: its one pass finds the range anyway
+    with pytest.raises(GraphpoolError, match=match):
+        Segments.from_index(torch.tensor(bad), 2, sorted=True, validate=False)
+
+
+def test_unvalidated_bad_ptr_is_caught_before_any_kernel_reads_it(backend):
     x = torch.randn(3, 2)
-    seg = Segments.from_index(torch.tensor(bad), 2, sorted=True, validate=False)
-    with pytest.raises(GraphpoolError, match=r"'segments'.*validate=True"):
+    seg = Segments.from_ptr(torch.tensor([0, 1000000]), num_nodes=3, validate=False)
+    with pytest.raises(GraphpoolError, match=r"'(ptr|segments)'"):
         segment_reduce(x, seg, "sum")
 
 

@@ -31,7 +31,8 @@ def test_the_same_tensor_resolves_once():
     first = as_segments(x, batch, num_segments=3)
     second = as_segments(x, batch, num_segments=3)
     assert len(CACHE) == 1
-    assert second is not first and second.ptr is first.ptr and second.index is batch
+    assert second is first  # an immutable value that owns its tensors
+    assert second.index is not batch and torch.equal(second.index, batch)
 
 
 def test_in_place_changes_are_seen():
@@ -56,7 +57,7 @@ def test_arguments_are_part_of_the_key(first, second):
 def test_validation_still_runs_for_a_bad_index_after_an_unvalidated_call():
     x, batch = torch.randn(3, 1), torch.tensor([0, 1, 5])
     gp.readout(x, batch, "sum", num_graphs=6, validate=False)
-    with pytest.raises(GraphpoolError, match="num_segments"):
+    with pytest.raises(GraphpoolError, match="num_graphs|num_segments"):
         gp.readout(x, batch, "sum", num_graphs=2)
 
 

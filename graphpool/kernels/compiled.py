@@ -28,12 +28,12 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ..errors import GraphpoolError
+from ..errors import GraphpoolError, env_choice
 
 if TYPE_CHECKING:  # segments.py uses the index helpers below
     from ..segments import Segments
@@ -48,7 +48,9 @@ PARALLEL_THRESHOLD = 1 << 16
 # malloc serves smaller ones from its heap, where pages are reused instead of faulted.
 HUGE_PAGE_BYTES = 32 << 20
 _HUGE_PAGES = (hasattr(mmap, "MADV_HUGEPAGE")
-               and os.environ.get("GRAPHPOOL_HUGE_PAGES", "1") != "0")
+               and env_choice("GRAPHPOOL_HUGE_PAGES", ("0", "1"), "1") == "1")
+
+env_choice("GRAPHPOOL_COMPILED", ("0", "1"), "1")  # a bad value fails at import, named
 
 _i64, _int, _vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 _Stats = ctypes.c_int64 * 4
@@ -80,7 +82,8 @@ def _build(target: Path) -> None:
 @functools.lru_cache(maxsize=None)
 def library() -> Optional[ctypes.CDLL]:
     """The loaded kernels, building them on first use; ``None`` when they cannot be had."""
-    if os.environ.get("GRAPHPOOL_COMPILED", "1") == "0" or not sys.platform.startswith("linux"):
+    if env_choice("GRAPHPOOL_COMPILED", ("0", "1"), "1") == "0" or \
+            not sys.platform.startswith("linux"):
         return None
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(),
                                      _cpu_signature().encode()])).hexdigest()[:16]
@@ -91,8 +94,12 @@ def library() -> Optional[ctypes.CDLL]:
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", "") or err
-        warnings.warn(f"graphpool: compiled CSR kernels unavailable ({detail}); using the "
-                      "native torch kernels, which give the same results", RuntimeWarning)
+        where = (f" in GRAPHPOOL_CACHE={os.environ['GRAPHPOOL_CACHE']!r}"
+                 if os.environ.get("GRAPHPOOL_CACHE") else "")
+        warnings.warn(f"graphpool: compiled CSR kernels unavailable{where} ({detail}); using "
+                      "the native torch kernels, which give the same results; set "
+                      "GRAPHPOOL_CACHE to a writable folder or GRAPHPOOL_COMPILED=0",
+                      RuntimeWarning)
         return None
     lib.gp_csr_reduce.argtypes = [_int, _int, _vp, _i64, _i64, _i64, _i64, _i64, _i64, _vp,
                                   _i64, _vp, _int]
@@ -117,17 +124,19 @@ def cpu_index(index: Tensor) -> bool:
             and library() is not None)
 
 
-def index_to_ptr(index: Tensor, num_segments: Optional[int]
+def index_to_ptr(index: Tensor, ptr: Optional[Tensor]
                  ) -> Tuple[int, int, bool, Optional[Tensor], int]:
     """``(min, max, non-decreasing, ptr, number of empty sets)`` of a set index, in one
-    pass. ``ptr`` is ``None`` unless ``num_segments`` is given and the index is
-    non-decreasing; values outside ``[0, num_segments)`` give a ``ptr`` the kernels
-    reject."""
+    pass. ``ptr`` is an ``int64 [B + 1]`` buffer to fill, or ``None`` for the statistics
+    only; it is returned filled if the index is non-decreasing, else ``None``. Values
+    outside ``[0, B)`` give a ``ptr`` the kernels reject."""
+    _check_buffer("graphpool index_to_ptr", "index", index, torch.int64)
+    if ptr is not None:
+        _check_buffer("graphpool index_to_ptr", "ptr", ptr, torch.int64)
     stats = _Stats()
-    ptr = torch.empty(num_segments + 1 if num_segments is not None else 0, dtype=torch.int64)
     empty = library().gp_index_to_ptr(index.data_ptr(), index.numel(),
-                                      -1 if num_segments is None else num_segments, stats,
-                                      ptr.data_ptr())
+                                      -1 if ptr is None else ptr.numel() - 1, stats,
+                                      0 if ptr is None else ptr.data_ptr())
     lo, hi, is_sorted, _ = stats
     return lo, hi, bool(is_sorted), (ptr if empty >= 0 else None), empty
 
@@ -135,6 +144,7 @@ def index_to_ptr(index: Tensor, num_segments: Optional[int]
 def ptr_stats(ptr: Tensor) -> Tuple[int, int, bool, int]:
     """``(ptr[0], ptr[-1], non-decreasing, number of empty sets)`` of a non-empty CSR
     pointer, in one pass."""
+    _check_ptr("graphpool ptr_stats", ptr)
     stats = _Stats()
     library().gp_ptr_stats(ptr.data_ptr(), ptr.numel(), stats)
     first, last, monotone, empty = stats
@@ -191,48 +201,114 @@ def _check_status(status: int, ptr: Tensor) -> None:
     assert status == 0, status
 
 
+def _check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
+                  numel: Optional[int] = None, contiguous: bool = True, dims: int = 0) -> None:
+    """Every buffer handed to C is checked here: a CPU tensor with storage, of the dtype,
+    size and layout the kernel assumes, so that no call can read or write out of bounds."""
+    problem = None
+    if not isinstance(t, Tensor):
+        problem = "a tensor"
+    elif t.device.type != "cpu" or torch._C._functorch.is_functorch_wrapped_tensor(t):
+        problem = "a plain CPU tensor"
+    elif dtype is not None and t.dtype != dtype:
+        problem = f"dtype {dtype}"
+    elif dims and t.dim() < dims:
+        problem = f"at least {dims} dims"
+    elif numel is not None and t.numel() != numel:
+        problem = f"{numel} elements"
+    elif contiguous and not t.is_contiguous():
+        problem = "a contiguous tensor"
+    elif any(st < 0 for st in t.stride()):
+        problem = "non-negative strides"
+    if problem is not None:
+        got = f"a {t.dtype} tensor of shape {tuple(t.shape)} on {t.device}" \
+            if isinstance(t, Tensor) else repr(t)
+        raise GraphpoolError(op, name, problem, got,
+                             "call the readout functions, which prepare these buffers")
+
+
+def _check_ptr(op: str, ptr: Tensor) -> int:
+    _check_buffer(op, "ptr", ptr, torch.int64)
+    if ptr.dim() != 1 or ptr.numel() < 1:
+        raise GraphpoolError(op, "ptr", "a [B + 1] pointer", f"shape {tuple(ptr.shape)}",
+                             "pass Segments.ptr")
+    return ptr.numel() - 1
+
+
+def _x3(op: str, x: Tensor) -> Tensor:
+    if not isinstance(x, Tensor) or x.dtype not in DTYPE_CODES:
+        _check_buffer(op, "x", x, torch.float32)
+    _check_buffer(op, "x", x, x.dtype, contiguous=False, dims=2)
+    x3 = _as_3d(x)
+    if x3 is None:
+        raise GraphpoolError(op, "x", "leading dims that merge without a copy",
+                             f"strides {x.stride()}", "pass x.contiguous()")
+    return x3
+
+
 def _reduce(x: Tensor, ptr: Tensor, how: str, acc_dtype: torch.dtype) -> Tensor:
-    if x.dim() == 2:  # the common case, without building a view
-        L, sL = 1, 0
-        N, F = x.shape
-        sN, sF = x.stride()
-    else:
-        x3 = _as_3d(x)
-        L, N, F = x3.shape
-        sL, sN, sF = x3.stride()
-    B = ptr.numel() - 1
-    out = torch.empty((*x.shape[:-2], B, F),
-                      dtype=acc_dtype if how in ("sum", "mean") else x.dtype)
-    status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x.data_ptr(),
+    op = "graphpool::csr_reduce"
+    x3 = _x3(op, x)
+    B = _check_ptr(op, ptr)
+    if how not in OP_CODES:
+        raise GraphpoolError(op, "how", f"one of {tuple(OP_CODES)}", repr(how),
+                             "pass a primitive the kernel implements")
+    L, N, F = x3.shape
+    sL, sN, sF = x3.stride()
+    # the kernel writes its accumulator type for sums (float32 for half types, else the
+    # dtype of x) and the dtype of x for max/min: the buffer is always of that type
+    kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
+        if how in ("sum", "mean") else x.dtype
+    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype)
+    _check_buffer(op, "out", out, kernel_dtype, L * B * F)
+    status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
                                      L, N, F, sL, sN, sF, ptr.data_ptr(), B,
                                      out.data_ptr(), _threads(L * N * F))
     if status:
         _check_status(status, ptr)
-    return out
+    wanted = acc_dtype if how in ("sum", "mean") else x.dtype
+    return out if out.dtype == wanted else out.to(wanted)
 
 
 def _extremum_backward(x: Tensor, ptr: Tensor, out: Tensor, grad_out: Tensor) -> Tensor:
-    x3 = _as_3d(x)
+    op = "graphpool::csr_extremum_backward"
+    x3 = _x3(op, x)
+    B = _check_ptr(op, ptr)
+    L, N, F = x3.shape
     y = out.to(x.dtype).contiguous()
     grad = grad_out.to(x.dtype).contiguous()
+    _check_buffer(op, "out", y, x.dtype, L * B * F)
+    _check_buffer(op, "grad_out", grad, x.dtype, L * B * F)
     grad_x = empty(tuple(x3.shape), x.dtype)
+    _check_buffer(op, "grad_x", grad_x, x.dtype, L * N * F)
     status = library().gp_csr_extremum_backward(
-        DTYPE_CODES[x.dtype], x3.data_ptr(), x3.size(0), x3.size(1), x3.size(2),
-        x3.stride(0), x3.stride(1), x3.stride(2), ptr.data_ptr(), ptr.numel() - 1,
-        y.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), _threads(x3.numel()))
+        DTYPE_CODES[x.dtype], x3.data_ptr(), L, N, F, x3.stride(0), x3.stride(1),
+        x3.stride(2), ptr.data_ptr(), B, y.data_ptr(), grad.data_ptr(), grad_x.data_ptr(),
+        _threads(x3.numel()))
     _check_status(status, ptr)
     return grad_x.view(x.shape)
 
 
 def _broadcast(values: Tensor, ptr: Tensor, num_nodes: int) -> Tensor:
+    op = "graphpool::csr_broadcast"
+    _check_buffer(op, "values", values, None, contiguous=False, dims=2)
+    if values.element_size() not in (2, 4, 8):
+        raise GraphpoolError(op, "values", "elements of 2, 4 or 8 bytes", str(values.dtype),
+                             "cast the values to a float type")
+    B = _check_ptr(op, ptr)
+    num_nodes = int(num_nodes)
     values = values.contiguous()
     lead, feats = values.shape[:-2], values.size(-1)
+    if values.size(-2) != B:
+        raise GraphpoolError(op, "values", f"{B} rows on dim -2 (one per set)",
+                             f"shape {tuple(values.shape)}", "pass one row per set")
     out = empty((*lead, num_nodes, feats), values.dtype)
     if out.numel() == 0:
         return out
+    _check_buffer(op, "out", out, values.dtype, math.prod(lead) * num_nodes * feats)
     status = library().gp_csr_broadcast(
         values.element_size(), values.data_ptr(), math.prod(lead), num_nodes, feats,
-        ptr.data_ptr(), ptr.numel() - 1, out.data_ptr(), _threads(out.numel()))
+        ptr.data_ptr(), B, out.data_ptr(), _threads(out.numel()))
     _check_status(status, ptr)
     return out
 
@@ -269,8 +345,8 @@ def _tracing() -> bool:
 def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
     """Sum, mean, max or min of every set; sums and means in ``acc_dtype``."""
     if _tracing():
-        return _reduce_op(x, seg.ptr, how, acc_dtype)
-    return _reduce(x, seg.ptr, how, acc_dtype)
+        return _reduce_op(x, seg._ptr, how, acc_dtype)
+    return _reduce(x, seg._ptr, how, acc_dtype)
 
 
 combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of these ops
@@ -279,12 +355,12 @@ combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of thes
 def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -> Tensor:
     """``grad_x`` of max/min with the even tie split, in one pass over ``x``."""
     if _tracing():
-        return _extremum_backward_op(x, seg.ptr, out, grad_out)
-    return _extremum_backward(x, seg.ptr, out, grad_out)
+        return _extremum_backward_op(x, seg._ptr, out, grad_out)
+    return _extremum_backward(x, seg._ptr, out, grad_out)
 
 
 def broadcast(values: Tensor, seg: Segments) -> Tensor:
     """``seg.broadcast(values)`` for a CSR grouping, written once, in parallel."""
     if _tracing():
-        return _broadcast_op(values, seg.ptr, seg.num_nodes)
-    return _broadcast(values, seg.ptr, seg.num_nodes)
+        return _broadcast_op(values, seg._ptr, seg.num_nodes)
+    return _broadcast(values, seg._ptr, seg.num_nodes)

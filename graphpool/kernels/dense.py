@@ -24,7 +24,7 @@ def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tenso
     elif seg.kind == "uniform":
         view = x.unflatten(-2, (seg.num_segments, seg.size))
     else:
-        view = torch.where(seg.mask.unsqueeze(-1), x, x.new_full((), identity))
+        view = torch.where(seg._m.unsqueeze(-1), x, x.new_full((), identity))
     if view.size(-2) == 0:
         shape = (*view.shape[:-2], 1) if keep else view.shape[:-2]
         return view.new_full((*shape, view.size(-1)), identity, dtype=acc_dtype)
@@ -32,7 +32,7 @@ def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tenso
     if how == "mean":  # uniform sets: torch's own mean, the same kernel as x.mean(dims)
         if seg.kind == "uniform":
             return view.mean(-2, keepdim=keep, dtype=dtype)
-        return _divide_by_count(view.sum(-2, dtype=dtype), seg.counts)
+        return _divide_by_count(view.sum(-2, dtype=dtype), seg._counts)
     if how == "sum":
         return view.sum(-2, keepdim=keep, dtype=dtype)
     return _TORCH_REDUCE[how](view, -2, keepdim=keep)

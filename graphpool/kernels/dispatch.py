@@ -26,14 +26,18 @@ Every path returns the same values and the same gradients: the backward is share
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import math
 import os
-from numbers import Number
-from typing import Callable, Iterator
+from numbers import Number, Real
+from typing import Any, Callable, Iterator, Tuple
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
-from ..errors import GraphpoolError, describe
+from ..errors import GraphpoolError, describe, refuse_fx
+from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch_mode
 from ..segments import Segments
 from . import compiled, dense, ext, native
 from .reductions import _divide_by_count, resolve_reduction
@@ -45,27 +49,30 @@ _BACKENDS = ("auto", "native", "compiled", "torch_scatter")
 _HALF = (torch.float16, torch.bfloat16)
 
 
-def _check_backend(name: str) -> str:
+def _check_backend(name: str, where: str = "set_backend", argument: str = "name") -> str:
     if name not in _BACKENDS:
-        raise GraphpoolError("set_backend", "name", f"one of {_BACKENDS}", repr(name),
+        raise GraphpoolError(where, argument, f"one of {_BACKENDS}", repr(name),
                              "pick one of the listed backends")
     if name == "torch_scatter" and not ext.AVAILABLE:
-        raise GraphpoolError("set_backend", "name", "a backend that is installed",
+        raise GraphpoolError(where, argument, "a backend that is installed",
                              "'torch_scatter', which cannot be imported",
                              "pip install --no-build-isolation torch-scatter, or use 'auto'")
     if name == "compiled" and compiled.library() is None:
-        raise GraphpoolError("set_backend", "name", "a backend that can be built",
+        raise GraphpoolError(where, argument, "a backend that can be built",
                              "'compiled', which could not be compiled or loaded",
                              "install a C++ compiler with OpenMP (g++), unset "
                              "GRAPHPOOL_COMPILED=0, or use 'auto'")
     return name
 
 
-_backend = _check_backend(os.environ.get("GRAPHPOOL_BACKEND", "auto"))
+_default = _check_backend(os.environ.get("GRAPHPOOL_BACKEND", "auto"), "environment",
+                          "GRAPHPOOL_BACKEND")
+# use_backend overrides the default in its own context only (a thread, an asyncio task)
+_override: contextvars.ContextVar = contextvars.ContextVar("graphpool_backend", default=None)
 
 
 def set_backend(name: str) -> None:
-    r"""Choose the kernels for index/ptr groupings.
+    r"""Choose the kernels for index/ptr groupings, for every thread.
 
     * ``"auto"`` (default): the compiled CSR kernels for floating point ``x`` on the CPU
       (see :mod:`graphpool.kernels.compiled`), torch_scatter for other sums when it is
@@ -76,7 +83,7 @@ def set_backend(name: str) -> None:
 
     The environment variable ``GRAPHPOOL_BACKEND`` sets the initial value. Uniform and
     masked groupings always take the dense path; under ``torch.compile``, torch_scatter
-    is not used.
+    is not used. :func:`use_backend` changes the backend for one block of one thread.
 
     Example:
         >>> import graphpool
@@ -84,35 +91,64 @@ def set_backend(name: str) -> None:
         'native'
         >>> graphpool.set_backend("auto")
     """
-    global _backend
-    _backend = _check_backend(name)
+    global _default
+    _default = _check_backend(name)
 
 
+@torch.compiler.assume_constant_result  # a compiled graph keeps the backend it was traced with
 def get_backend() -> str:
-    """The backend in force: ``"auto"``, ``"native"`` or ``"torch_scatter"``."""
-    return _backend
+    """The backend in force here: the innermost :func:`use_backend` of this thread or
+    task, else the one of :func:`set_backend`."""
+    override = _override.get()
+    return _default if override is None else override
 
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Context manager form of :func:`set_backend`; restores the previous backend."""
-    previous = _backend
-    set_backend(name)
+    """Use backend ``name`` inside the block, in this thread (or asyncio task) only: other
+    threads keep theirs, and the previous backend is back when the block ends.
+
+    Example:
+        >>> import graphpool
+        >>> with graphpool.use_backend("native"):
+        ...     graphpool.get_backend()
+        'native'
+    """
+    token = _override.set(_check_backend(name, "use_backend"))
     try:
         yield
     finally:
-        set_backend(previous)
+        _override.reset(token)
 
 
-def _pick_path(seg: Segments, x: Tensor, how: str) -> Path:
+def plain_torch(x: Tensor) -> bool:
+    """Whether ``x`` must be reduced with plain torch ops that PyTorch's machinery sees:
+    under ``torch.jit.trace``, ``torch.func`` transforms, a ``TorchDispatchMode``
+    (``make_fx``, FlopCounterMode, ...) or for a tensor subclass. The ctypes kernels and
+    torch_scatter are invisible to these, so they are never used there."""
+    if torch.compiler.is_compiling():  # dynamo sees the operators; FakeTensors need no care
+        return False
+    return (torch.jit.is_tracing() or torch._C._are_functorch_transforms_active()
+            or type(x) not in (Tensor, torch.nn.Parameter)
+            or _dispatch_mode() is not None)
+
+
+def _forward_ad(x: Tensor) -> bool:
+    """Whether ``x`` carries a tangent of ``torch.autograd.forward_ad`` (outside compile)."""
+    return (not torch.compiler.is_compiling() and torch._C._is_fwd_grad_enabled()
+            and fwAD.unpack_dual(x).tangent is not None)
+
+
+def _pick_path(seg: Segments, x: Tensor, how: str, plain: bool = False) -> Path:
     if seg.kind in ("uniform", "mask"):
         return dense.combine
     compiling = torch.compiler.is_compiling()
-    if (_backend in ("auto", "compiled") and (compiled.OPERATORS or not compiling)
+    backend = get_backend()
+    if (not plain and backend in ("auto", "compiled") and (compiled.OPERATORS or not compiling)
             and compiled.supports(x, seg)):
         return compiled.combine
-    if (how == "sum" and _backend in ("auto", "torch_scatter") and ext.AVAILABLE
-            and not compiling):
+    if (how == "sum" and backend in ("auto", "torch_scatter") and ext.AVAILABLE
+            and not compiling and not plain):
         return ext.combine
     if seg.kind == "csr" and x.is_floating_point():
         return native.csr
@@ -141,20 +177,27 @@ class _SegmentReduce(torch.autograd.Function):
     (same values, tested).
     """
 
+    generate_vmap_rule = True  # torch.func.vmap runs forward/backward on batched tensors
+
     @staticmethod
-    def forward(ctx, x: Tensor, seg: Segments, path: Path, how: str,
+    def forward(x: Tensor, seg: Segments, path: Path, how: str,
                 acc_dtype: torch.dtype) -> Tensor:
-        out = path(x, seg, how, acc_dtype)
-        ctx.seg, ctx.path, ctx.how, ctx.x_dtype = seg, path, how, x.dtype
-        if how != "sum":
-            ctx.save_for_backward(x, out)
-        return out
+        return path(x, seg, how, acc_dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, seg, path, how, acc_dtype = inputs
+        ctx.seg, ctx.path, ctx.how, ctx.x_dtype, ctx.acc_dtype = seg, path, how, x.dtype, \
+            acc_dtype
+        if how not in ("sum", "mean"):
+            ctx.save_for_backward(x, output)
+            ctx.save_for_forward(x, output)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         seg: Segments = ctx.seg
         if ctx.how == "mean":  # fused by the path: the adjoint of sum, scaled per set
-            grad_out = _divide_by_count(grad_out, seg.counts)
+            grad_out = _divide_by_count(grad_out, seg._counts)
         if ctx.how in ("sum", "mean"):  # a broadcast copies: cast the [*, B, F] side first
             grad_out = grad_out.to(ctx.x_dtype)
         if ctx.path is compiled.combine and not torch.is_grad_enabled():  # one-pass kernels
@@ -163,24 +206,56 @@ class _SegmentReduce(torch.autograd.Function):
             x, out = ctx.saved_tensors
             return compiled.extremum_backward(x, seg, out, grad_out), None, None, None, None
         if ctx.how in ("sum", "mean"):
-            hit = seg.mask.unsqueeze(-1) if seg.mask is not None else None
+            hit = seg._m.unsqueeze(-1) if seg._m is not None else None
             share = seg.broadcast(grad_out)
         else:
             x, out = ctx.saved_tensors
-            hit = x == seg.broadcast(out)
-            if seg.mask is not None:
-                hit = hit & seg.mask.unsqueeze(-1)
-            ties = ctx.path(hit.to(grad_out.dtype), seg, "sum", grad_out.dtype)
-            share = seg.broadcast(grad_out / ties)
+            hit, ties = _ties(ctx.path, x, out, seg)
+            # the share in the exact type of the counts, rounded once to the dtype of x
+            share = seg.broadcast((grad_out.to(ties.dtype) / ties).to(ctx.x_dtype))
         grad_x = share if hit is None else torch.where(hit, share, 0)
         return grad_x.to(ctx.x_dtype), None, None, None, None
 
 
+
+class _SegmentReduceJvp(_SegmentReduce):
+    """:class:`_SegmentReduce` with forward-mode AD, for ``torch.func.jvp`` and
+    ``torch.autograd.forward_ad`` (dynamo cannot trace a custom ``jvp``, so the class
+    used under ``torch.compile`` has none). The tangent of max/min is the even split of
+    the backward: the mean of the tangents of the rows that attain the extremum."""
+
+    @staticmethod
+    def jvp(ctx, x_t: Tensor, *_) -> Tensor:
+        seg: Segments = ctx.seg
+        if ctx.how in ("sum", "mean"):
+            return ctx.path(x_t, seg, ctx.how, ctx.acc_dtype)
+        x, out = ctx.saved_tensors
+        hit, ties = _ties(ctx.path, x, out, seg)
+        picked = ctx.path(torch.where(hit, x_t, 0).to(ties.dtype), seg, "sum", ties.dtype)
+        return (picked / ties.clamp(min=1)).to(x_t.dtype)
+
+
+def _ties(path: Path, x: Tensor, out: Tensor, seg: Segments) -> Tuple[Tensor, Tensor]:
+    """Rows that attain each set's extremum, and how many per set and feature, counted in
+    float32 for half types (exact up to 2**24 ties; a half type would round from 2**11
+    on and overflow at 65504)."""
+    hit = x == seg.broadcast(out)
+    if seg._m is not None:
+        hit = hit & seg._m.unsqueeze(-1)
+    dtype = torch.float32 if x.dtype in _HALF or not x.is_floating_point() else x.dtype
+    return hit, path(hit.to(dtype), seg, "sum", dtype)
+
+
 def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
                  fill_value: Number, where: str) -> None:
+    refuse_fx(where, x)
     if not isinstance(x, Tensor):
         raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
                              "pass node features as a tensor")
+    if x.device.type == "meta":
+        raise GraphpoolError(where, "x", "a tensor with data (cpu or cuda)", describe(x),
+                             "for shape-only tracing use torch.export or torch.compile "
+                             "(FakeTensorMode), which graphpool supports")
     if not isinstance(seg, Segments):
         raise GraphpoolError(where, "segments", "a graphpool.Segments", describe(seg),
                              "build one with Segments.from_index(batch) or similar")
@@ -208,11 +283,28 @@ def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
     if not x.is_floating_point() and not integer_ok:
         raise GraphpoolError(where, "x", f"a floating point tensor for reduce={reduce_name!r}",
                              describe(x), "convert it with x.float()")
-    if not isinstance(fill_value, Number) or (
-            not x.is_floating_point() and not float(fill_value).is_integer()):
-        kind = "a number" if x.is_floating_point() else "an integer (x is integer)"
-        raise GraphpoolError(where, "fill_value", kind, repr(fill_value),
+    _check_fill_value(where, fill_value, x.dtype)
+
+
+def _check_fill_value(where: str, fill_value: Any, dtype: torch.dtype) -> None:
+    """A real number that ``dtype`` represents: never rounded to ``inf`` or wrapped."""
+    if isinstance(fill_value, Tensor) and fill_value.dim() == 0 and not fill_value.is_complex():
+        fill_value = fill_value.item()
+    if isinstance(fill_value, bool) or not isinstance(fill_value, Real):
+        raise GraphpoolError(where, "fill_value", "a real number", describe(fill_value),
                              "pass the value empty sets should get, e.g. 0")
+    value = float(fill_value)
+    if dtype.is_floating_point:
+        if math.isfinite(value) and abs(value) > torch.finfo(dtype).max:
+            raise GraphpoolError(where, "fill_value", f"a number that {dtype} can hold "
+                                 f"(|v| <= {torch.finfo(dtype).max:g}) or +-inf / nan",
+                                 repr(fill_value), "pick a smaller value, or convert x")
+        return
+    info = torch.iinfo(dtype)
+    if not math.isfinite(value) or not value.is_integer() or not info.min <= value <= info.max:
+        raise GraphpoolError(where, "fill_value", f"an integer in [{info.min}, {info.max}] "
+                             f"(x is {dtype})", repr(fill_value),
+                             "pass an integer that fits, or convert x to a float type")
 
 
 def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
@@ -252,20 +344,25 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     """
     red = resolve_reduction(reduce, _where)
     _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
-    path = _pick_path(segments, x, red.combine)
+    plain = plain_torch(x)
+    path = _pick_path(segments, x, red.combine, plain)
     acc = torch.float32 if red.combine == "sum" and x.dtype in _HALF else x.dtype
     finalize = red.finalize
     how = red.combine
     if finalize is not None and red.name in getattr(path, "fused", ()):
         how, finalize = red.name, None
-    if x.requires_grad and torch.is_grad_enabled():
+    if torch.jit.is_tracing():  # plain torch ops, so that the trace records them all
+        out = path(x, segments, how, acc)
+    elif plain or _forward_ad(x):
+        out = _SegmentReduceJvp.apply(x, segments, path, how, acc)
+    elif x.requires_grad and torch.is_grad_enabled():
         out = _SegmentReduce.apply(x, segments, path, how, acc)
     else:  # nothing to differentiate: skip the autograd.Function's overhead
         out = path(x, segments, how, acc)
     if finalize is not None:
-        out = finalize(out, segments.counts)
+        out = finalize(out, segments._counts)
     if out.dtype != x.dtype:
         out = out.to(x.dtype)
     if segments.has_empty is not False and not (red.combine == "sum" and fill_value == 0):
-        out = out.masked_fill((segments.counts == 0).unsqueeze(-1), fill_value)
+        out = out.masked_fill((segments._counts == 0).unsqueeze(-1), fill_value)
     return out

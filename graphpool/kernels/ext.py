@@ -26,7 +26,7 @@ def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tenso
     assert how == "sum", "torch_scatter is used for sums only"
     x = x.to(acc_dtype)
     if seg.kind == "csr":
-        ptr = seg.ptr.expand(*x.shape[:-2], seg.num_segments + 1)
+        ptr = seg._checked_ptr().expand(*x.shape[:-2], seg.num_segments + 1)
         return torch_scatter.segment_csr(x, ptr, reduce="sum")
-    return torch_scatter.scatter(x, seg.index, dim=x.dim() - 2, dim_size=seg.num_segments,
+    return torch_scatter.scatter(x, seg._index, dim=x.dim() - 2, dim_size=seg.num_segments,
                                  reduce="sum")

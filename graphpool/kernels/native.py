@@ -15,7 +15,7 @@ from .reductions import _identity
 
 
 def csr(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
-    offsets = seg.ptr.expand(*x.shape[:-2], seg.num_segments + 1)
+    offsets = seg._checked_ptr().expand(*x.shape[:-2], seg.num_segments + 1)
     return torch.segment_reduce(x.to(acc_dtype), how, offsets=offsets, axis=x.dim() - 2,
                                 unsafe=True)
 
@@ -23,8 +23,8 @@ def csr(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
 def scatter(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
     shape = (*x.shape[:-2], seg.num_segments, x.size(-1))
     if how == "sum":
-        return x.new_zeros(shape, dtype=acc_dtype).index_add(-2, seg.index, x.to(acc_dtype))
-    index = seg.index.view(-1, 1).expand(x.shape)
+        return x.new_zeros(shape, dtype=acc_dtype).index_add(-2, seg._index, x.to(acc_dtype))
+    index = seg._index.view(-1, 1).expand(x.shape)
     out = x.new_full(shape, _identity(how, x.dtype))
     return out.scatter_reduce(-2, index, x, "amax" if how == "max" else "amin",
                               include_self=False)

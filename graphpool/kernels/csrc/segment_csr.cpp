@@ -35,9 +35,11 @@ inline float load(BF16 v) {
 template <typename Out, typename Acc>
 inline Out store(Acc v) { return static_cast<Out>(v); }
 template <>
-inline BF16 store<BF16, float>(float v) {  // exact for values that came from bf16
+inline BF16 store<BF16, float>(float v) {  // round to nearest even, as torch does
   uint32_t u;
   std::memcpy(&u, &v, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return BF16{static_cast<uint16_t>((u >> 16) | 0x40u)};
+  u += 0x7fffu + ((u >> 16) & 1u);
   return BF16{static_cast<uint16_t>(u >> 16)};
 }
 
