@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 
 import graphpool
-from graphpool import Segments, segment_reduce
+from graphpool import GraphpoolError, Segments, segment_reduce
 from graphpool.kernels import compiled, ext
 
 from .groupings import groupings, groups_from_counts
@@ -352,3 +355,36 @@ def test_huge_page_buffers_fall_back_when_the_kernel_refuses_madvise(monkeypatch
     monkeypatch.setattr(compiled, "HUGE_PAGE_BYTES", 1)
     buffer = compiled.empty((3, 4), torch.float32)
     assert buffer.shape == (3, 4) and buffer.fill_(2.0).sum() == 24.0
+
+
+@pytest.mark.skipif(not compiled.SANITIZE, reason="runs in the sanitizer run (.ci/sanitize)")
+def test_the_sanitizer_run_catches_an_out_of_bounds_write():
+    # The old half-precision bug, called raw: float32 sums written into a float16 buffer.
+    # The checked entry points refuse this; the raw C call must abort under ASan.
+    code = textwrap.dedent("""
+        import torch
+        from graphpool.kernels import compiled
+        x, ptr = torch.ones(2000, 64, dtype=torch.float16), torch.arange(0, 2001, 2)
+        out = torch.empty(1000, 64, dtype=torch.float16)
+        compiled.library().gp_csr_reduce(2, 0, x.data_ptr(), 1, 2000, 64, 0, 64, 1,
+                                         ptr.data_ptr(), 1000, out.data_ptr(), 1)
+        """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode != 0
+    assert "AddressSanitizer: heap-buffer-overflow" in run.stderr
+
+
+@needs_kernels
+def test_the_checked_entry_points_refuse_a_buffer_of_the_wrong_dtype():
+    x, ptr = torch.ones(4, 2, dtype=torch.float16), torch.tensor([0, 2, 4])
+    with pytest.raises(GraphpoolError, match="'ptr'.*int64"):
+        compiled._reduce(x, ptr.int(), "sum", torch.float32)
+    with pytest.raises(GraphpoolError, match="'grad_out'.*2 elements|'grad_out'.*4 elements"):
+        compiled._extremum_backward(x, ptr, torch.ones(2, 2, dtype=torch.float16),
+                                    torch.ones(1, 2, dtype=torch.float16))
+    with pytest.raises(GraphpoolError, match="'values'.*2 rows"):
+        compiled._broadcast(torch.ones(3, 2), ptr, 4)
+    # a half sum comes back in the accumulation dtype asked for, from a float32 buffer
+    out = compiled._reduce(x, ptr, "sum", torch.float16)
+    assert out.dtype == torch.float16 and out.tolist() == [[2.0, 2.0], [2.0, 2.0]]

@@ -42,6 +42,13 @@ SOURCE = Path(__file__).with_name("csrc") / "segment_csr.cpp"
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 OP_CODES = {"sum": 0, "max": 1, "min": 2, "mean": 3}
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
+# GRAPHPOOL_SANITIZE=1 builds the kernels with AddressSanitizer and UBSan (a library of
+# its own in the cache); python must then run with the ASan runtime preloaded, as
+# `.ci/sanitize` does: any out-of-bounds access or undefined behaviour aborts the run.
+SANITIZE = env_choice("GRAPHPOOL_SANITIZE", ("0", "1"), "0") == "1"
+if SANITIZE:
+    FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+             "-fno-sanitize-recover=all", *FLAGS[1:]]
 # Below this many elements (256 KiB of float32) one thread beats waking the pool.
 PARALLEL_THRESHOLD = 1 << 16
 # Buffers from this size on are backed by transparent huge pages (see `empty`); glibc's
