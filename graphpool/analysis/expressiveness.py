@@ -2,8 +2,9 @@ r"""What can each readout tell apart? Two measurements on the synthetic families
 
 * **Exact distinguishability** (:func:`distinguishability`): encode node types with
   random vectors (injective almost surely), optionally run untrained message passing,
-  read out both graphs of a pair and check whether the readouts differ. No training:
-  it measures what the readout *keeps*.
+  read out both graphs of a pair and check whether the readouts differ by more than a
+  proven bound on float64 rounding (:func:`rounding_floor`), so the answer is the same
+  on every machine. No training: it measures what the readout *keeps*.
 * **Learned accuracy** (:func:`learned_accuracy`): train a small classifier (node
   encoder -> readout -> MLP) on a family's task and report held-out accuracy, mean and
   standard deviation over seeds. It measures what can be *learned* through the readout.
@@ -33,8 +34,9 @@ from .families import NUM_EDGE_TYPES, Family, Task, resolve_families
 from .matrix import Matrix
 
 __all__ = ["readout_names", "resolve_readout_names", "GraphReadout", "random_node_states",
-           "distinguishability", "ReadoutClassifier", "train_and_test", "learned_accuracy",
-           "ENCODERS"]
+           "node_states_with_error", "rounding_floor", "distinguishability",
+           "ReadoutClassifier", "train_and_test", "learned_accuracy", "ENCODERS",
+           "UNIT_ROUNDOFF", "TANH_ERROR", "FLOOR_SAFETY"]
 
 _EDGE_READOUTS = {"edge": None, "edge-dir": NUM_EDGE_TYPES}
 
@@ -127,12 +129,14 @@ def random_node_states(batch: Batch, rounds: int = 0, *, dim: int = 32,
             + \textstyle\sum_{u \in \mathcal{N}(v)} h^{r}_u\big) + c_r\Big)
 
     with :math:`E, W_r, c_r` standard normal (:math:`W_r` scaled by
-    :math:`1/\sqrt{d}`) and :math:`\epsilon_r \sim U(0, 1)`, in float64. For one-hot
-    ``x``, distinct types get distinct vectors and no integer combination of them
-    vanishes (almost surely), so sums over different multisets differ; :math:`W_r` is
-    invertible and :math:`\tanh` injective, so a round is as discriminative as one
-    1-WL refinement. The neighbour sum uses :func:`~graphpool.segment_reduce` with
-    edges grouped by target node.
+    :math:`1/\sqrt{d}`) and :math:`\epsilon_r \sim U(0, 1)`, in float64, drawn from
+    ``generator`` in the order :math:`E`, then :math:`W_r, c_r, \epsilon_r` for each
+    round. For one-hot ``x``, distinct types get distinct vectors and no integer
+    combination of them vanishes (almost surely), so sums over different multisets
+    differ; :math:`W_r` is invertible and :math:`\tanh` injective, so a round is as
+    discriminative as one 1-WL refinement. The neighbour sum uses
+    :func:`~graphpool.segment_reduce` with edges grouped by target node.
+    :func:`node_states_with_error` also returns a bound on their rounding error.
 
     Example:
         >>> from graphpool.analysis.families import to_pyg, typed_graph
@@ -140,17 +144,84 @@ def random_node_states(batch: Batch, rounds: int = 0, *, dim: int = 32,
         >>> random_node_states(batch, 1, dim=4, generator=torch.Generator().manual_seed(0)).shape
         torch.Size([2, 4])
     """
+    return node_states_with_error(batch, rounds, dim=dim, generator=generator)[0]
+
+
+#: Unit roundoff of float64, :math:`u = 2^{-53}`.
+UNIT_ROUNDOFF = torch.finfo(torch.float64).eps / 2
+
+#: Assumed accuracy of float64 ``tanh`` (absolute, its values lie in :math:`[-1, 1]`):
+#: 4 units in the last place. SLEEF's ``u10`` kernels (ATen's vectorised path) are
+#: within 1 ulp and glibc's ``tanh`` within 2.
+TANH_ERROR = 4 * UNIT_ROUNDOFF
+
+
+def _gamma(k: int) -> float:
+    r""":math:`\gamma_k = k u / (1 - k u)`: a sum or dot product of ``k`` terms, in any
+    order, with or without FMA, is within :math:`\gamma_k \sum_i |a_i b_i|` of the exact
+    value (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.1)."""
+    k = max(k, 0)
+    return k * UNIT_ROUNDOFF / (1 - k * UNIT_ROUNDOFF)
+
+
+def node_states_with_error(batch: Batch, rounds: int = 0, *, dim: int = 32,
+                           generator: Optional[torch.Generator] = None
+                           ) -> Tuple[Tensor, Tensor]:
+    r""":func:`random_node_states` (the same draws) and an entrywise bound on their
+    rounding error: ``(h, err)`` with :math:`|h - h^{\text{exact}}| \le \mathrm{err}`.
+
+    :math:`h^{\text{exact}}` is the same recurrence in exact arithmetic with the same
+    float64 parameters (:math:`E, W_r, c_r`, the rounded :math:`1 + \epsilon_r` and
+    :math:`\sqrt d`): both graphs of a pair share those, so only arithmetic on node
+    states can make a collision look like a separation. A running error analysis
+    (Higham §3.3), where :math:`|\tilde a|` are the computed magnitudes, :math:`g` the
+    largest in-degree and :math:`\gamma_k` as in :func:`_gamma`:
+
+    .. math::
+        e^{0} &= \gamma_T\, |x|\, |E| \qquad (T \text{ node types}) \\
+        e_a &= (1 + \epsilon)\, e^{r}_v + \textstyle\sum_{u \in \mathcal{N}(v)} e^{r}_u
+              + \gamma_{g + 2} \big((1 + \epsilon) |h^{r}_v|
+              + \textstyle\sum_{u \in \mathcal{N}(v)} |h^{r}_u|\big) \\
+        e_z &= e_a |W| / \sqrt d + \gamma_{d + 2} \big(|\tilde a|\, |W| / \sqrt d + |c|\big) \\
+        e^{r+1} &= \min(e_z, 2) + \text{TANH\_ERROR}
+
+    since :math:`|\tanh'| \le 1`: the pre-activation is a sum of at most
+    :math:`g + 1` node terms, then a dot product of :math:`d` terms, a division and a
+    bias addition (two more roundings). The bound holds for every summation order,
+    thread count and SIMD width; the safety factor of :func:`rounding_floor` absorbs
+    its second-order terms and the rounding of its own evaluation.
+
+    Example:
+        >>> from graphpool.analysis.families import to_pyg, typed_graph
+        >>> batch = Batch.from_data_list([to_pyg(typed_graph("a" * 6, "cycle"), "a")])
+        >>> h, err = node_states_with_error(batch, 3, generator=torch.Generator().manual_seed(0))
+        >>> bool(0 < err.max() < 1e-9)
+        True
+    """
     x = batch.x.double()
-    h = x @ torch.randn(x.size(-1), dim, generator=generator, dtype=torch.float64)
+    embedding = torch.randn(x.size(-1), dim, generator=generator, dtype=torch.float64)
+    h = x @ embedding
+    err = _gamma(x.size(-1)) * (x.abs() @ embedding.abs())
     src, dst = batch.edge_index
     targets = Segments.from_index(dst, h.size(0))
+    in_degree = int(torch.bincount(dst, minlength=h.size(0)).max()) if dst.numel() else 0
+    scale = math.sqrt(dim)
     for _ in range(rounds):
         weight = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
         bias = torch.randn(dim, generator=generator, dtype=torch.float64)
         eps = torch.rand((), generator=generator, dtype=torch.float64)
         neighbours = segment_reduce(h.index_select(0, src), targets, "sum")
-        h = torch.tanh(((1 + eps) * h + neighbours) @ weight / math.sqrt(dim) + bias)
-    return h
+        pre = (1 + eps) * h + neighbours
+        h_next = torch.tanh(pre @ weight / scale + bias)
+        # Error bound of this round, from the previous states (h, err).
+        coefficient = float(1 + eps)
+        err_pre = (coefficient * err + segment_reduce(err.index_select(0, src), targets, "sum")
+                   + _gamma(in_degree + 2) * (coefficient * h.abs() + segment_reduce(
+                       h.abs().index_select(0, src), targets, "sum")))
+        err_z = (err_pre @ weight.abs() / scale
+                 + _gamma(dim + 2) * (pre.abs() @ weight.abs() / scale + bias.abs()))
+        h, err = h_next, err_z.clamp(max=2.0) + TANH_ERROR
+    return h, err
 
 
 def _check_positive(where: str, name: str, value: object) -> None:
@@ -158,14 +229,94 @@ def _check_positive(where: str, name: str, value: object) -> None:
         raise GraphpoolError(where, name, "an int >= 1", repr(value), f"pass {name}=1 or more")
 
 
-def _differ(out: Tensor, rtol: float) -> bool:
-    scale = out.abs().max()
-    return bool((out[0] - out[1]).abs().max() > rtol * scale)
+#: Safety factor of :func:`rounding_floor` on its first-order bound.
+FLOOR_SAFETY = 2.0
+
+
+def _node_bound(name: str, n: int, big_h: float, delta: float) -> float:
+    """Per-graph error bound of a node readout over ``n`` nodes (see rounding_floor)."""
+    if name in ("max", "min"):
+        return delta
+    if name == "mean":
+        return delta + _gamma(n + 1) * big_h
+    if name == "sum":
+        return n * delta + _gamma(n - 1) * n * big_h
+    return n * delta + _gamma(n + 1) * n * big_h  # any sum, mean or selection of n values
+
+
+def _edge_bound(m: int, big_h: float, delta: float) -> float:
+    """Per-graph error bound of an edge-energy readout over ``m`` directed edges."""
+    u = UNIT_ROUNDOFF
+    eta = 2 * delta + u * (2 * big_h + 2 * delta)        # error of one difference
+    term = eta * (4 * big_h + eta) + u * (2 * big_h + eta) ** 2  # of its square
+    return m * term + _gamma(m - 1) * m * (2 * big_h + eta) ** 2
+
+
+def rounding_floor(name: str, h: Tensor, batch: Batch,
+                   error: Union[float, Tensor] = 0.0) -> float:
+    r"""An absolute bound on float64 rounding in one readout column, for a batch of two
+    graphs: if their readouts are equal in exact arithmetic, the computed ones differ
+    by at most this much in every coordinate, whatever the summation order.
+
+    It is scaled to the *node states* (the readout's inputs), never to the readout's
+    output: an output can be exactly 0 for one graph and 2.6e-29 for the other when
+    node states of order 1 round differently. With :math:`H = \max |h|` and
+    :math:`\Delta = \max` ``error`` (the bound on :math:`|h - h^{\text{exact}}|`,
+    from :func:`node_states_with_error`) over both graphs, :math:`n_b` nodes and
+    :math:`m_b` directed edges in graph :math:`b`, the per-graph bounds are
+
+    .. math::
+        \text{sum}: &\ n_b \Delta + \gamma_{n_b - 1}\, n_b H \qquad
+        \text{mean}: \ \Delta + \gamma_{n_b + 1} H \qquad
+        \text{max, min}: \ \Delta \\
+        \text{edge, edge-dir}: &\ m_b \big(\eta (4H + \eta) + u (2H + \eta)^2\big)
+            + \gamma_{m_b - 1}\, m_b (2H + \eta)^2, \quad \eta = 2\Delta + u (2H + 2\Delta)
+
+    (a sum of :math:`k` terms in any order is within :math:`\gamma_{k-1}` times the sum
+    of their magnitudes; the mean adds a division; max and min select an input; an
+    edge term is one subtraction and one squaring of inputs each within
+    :math:`\Delta`, with :math:`|h_u - h_v| \le 2H`). The floor is
+    :data:`FLOOR_SAFETY` times the sum of both graphs' bounds (the factor covers the
+    rounding of evaluating the bound and of the final subtraction). Node readouts not
+    listed (added to :data:`graphpool.READOUTS` later) get
+    :math:`n_b \Delta + \gamma_{n_b + 1} n_b H`, which covers any readout whose
+    coordinates are sums, means or selections of at most :math:`n_b` node values;
+    give a readout of another kind its own bound here.
+
+    Example:
+        >>> from graphpool.analysis.families import to_pyg, typed_graph
+        >>> batch = Batch.from_data_list([to_pyg(typed_graph("ab", "cycle"), "ab")] * 2)
+        >>> h = torch.ones(4, 3, dtype=torch.float64)
+        >>> 1e-16 < rounding_floor("edge", h, batch) < 1e-13
+        True
+        >>> rounding_floor("max", h, batch)  # selection is exact
+        0.0
+    """
+    resolve_readout_names([name], "rounding_floor")
+    big_h = float(h.abs().max()) if h.numel() else 0.0
+    error = torch.as_tensor(error, dtype=torch.float64)  # not float32: it would round
+    delta = float(error.max()) if error.numel() else 0.0
+    sizes = torch.bincount(batch.batch, minlength=batch.num_graphs).tolist()
+    if name in _EDGE_READOUTS:
+        edges = torch.bincount(batch.batch[batch.edge_index[0]],
+                               minlength=batch.num_graphs).tolist()
+        bound = sum(_edge_bound(m, big_h, delta) for m in edges)
+    else:
+        bound = sum(_node_bound(name, n, big_h, delta) for n in sizes)
+    return FLOOR_SAFETY * bound
+
+
+def _differ(out: Tensor, floor: float) -> bool:
+    r"""Whether the readouts ``out[0]`` and ``out[1]`` of a pair differ beyond rounding:
+    :math:`\lVert out_0 - out_1 \rVert_\infty > \text{floor}`, ``floor`` from
+    :func:`rounding_floor`. Absolute, never relative to ``out``: with node states of
+    order 1, an edge energy of 2.6e-29 against 0 is rounding, not a separation."""
+    return bool((out[0] - out[1]).abs().max() > floor)
 
 
 def distinguishability(families: Optional[Sequence[Union[str, Family]]] = None,
                        readouts: Optional[Sequence[str]] = None, *, trials: int = 3,
-                       dim: int = 32, seed: int = 0, rtol: float = 1e-9) -> Matrix:
+                       dim: int = 32, seed: int = 0) -> Matrix:
     r"""Exact distinguishability of every pair of the families, for every readout.
 
     For each pair :math:`(G, H)` and ``trials`` draws of :func:`random_node_states`
@@ -173,13 +324,15 @@ def distinguishability(families: Optional[Sequence[Union[str, Family]]] = None,
     for some draw
 
     .. math::
-        \lVert R(G) - R(H) \rVert_\infty > \mathrm{rtol} \cdot
-        \max(\lVert R(G) \rVert_\infty, \lVert R(H) \rVert_\infty)
+        \lVert R(G) - R(H) \rVert_\infty > \text{floor}
 
-    in float64: ``rtol`` absorbs only summation-order rounding (``1e-16``-scale), so a
-    collision means equal up to rounding. Collisions that theory predicts (mean of
-    :math:`X` and :math:`kX`, max of sets with equal support) hold for *every*
-    encoding; separations hold for almost every one.
+    in float64, where ``floor`` (:func:`rounding_floor`) is a proven bound on the
+    rounding of node states and readout for every summation order, scaled to the node
+    states :math:`\max |h|` and their error bound (:func:`node_states_with_error`), not
+    to the readout output. So ``no`` means "equal up to rounding" and ``yes`` means
+    "differ by more than any rounding could", on every machine. Collisions that theory
+    predicts (mean of :math:`X` and :math:`kX`, max of sets with equal support) hold
+    for *every* encoding; separations hold for almost every one.
 
     Args:
         families: family names or :class:`~graphpool.analysis.families.Family`
@@ -188,7 +341,6 @@ def distinguishability(families: Optional[Sequence[Union[str, Family]]] = None,
         trials: random encodings tried per pair.
         dim: encoding width.
         seed: seed of the first encoding.
-        rtol: relative tolerance of "differ".
 
     Returns:
         a ``"separates"`` :class:`~graphpool.analysis.matrix.Matrix`, one row per
@@ -213,9 +365,10 @@ def distinguishability(families: Optional[Sequence[Union[str, Family]]] = None,
             separated = [False] * len(names)
             for trial in range(trials):
                 gen = torch.Generator().manual_seed(seed + trial)
-                h = random_node_states(batch, pair.rounds, dim=dim, generator=gen)
-                for j, module in enumerate(modules):
-                    separated[j] = separated[j] or _differ(module(h, batch), rtol)
+                h, err = node_states_with_error(batch, pair.rounds, dim=dim, generator=gen)
+                for j, (name, module) in enumerate(zip(names, modules)):
+                    separated[j] = separated[j] or _differ(
+                        module(h, batch), rounding_floor(name, h, batch, err))
             rows.append(f"{family.name}: {pair.name}")
             values.append(tuple(separated))
     return Matrix("exact distinguishability (random injective encodings, no training)",
@@ -293,7 +446,13 @@ def train_and_test(train: List[Data], test: List[Data], readout: str, *,
     The model is initialised from ``seed`` inside :func:`torch.random.fork_rng`, so the
     global random state is left as it was. It runs on one CPU thread (the setting is
     restored afterwards): small graphs gain nothing from more, and the result does not
-    depend on the machine's thread count.
+    depend on the machine's thread count. It still depends on the CPU kernels, that is
+    the SIMD width of ATen's kernels, the BLAS code path and graphpool's compiled
+    kernels: they round float32 sums differently, and training can amplify that into
+    other predictions. Pin them before starting Python for numbers that are the same on
+    every x86-64 machine with the same torch build: ``MKL_CBWR=COMPATIBLE
+    ATEN_CPU_CAPABILITY=default GRAPHPOOL_BACKEND=native`` (see
+    docs/expressiveness.md, "Reproducing the matrices").
 
     Example:
         >>> from graphpool.analysis.families import resolve_families
