@@ -2,8 +2,15 @@ r"""Readouts as functions: ``readout(x, batch, reduce)`` and one function per op
 
 ``batch`` may be ``None`` (all rows are one set), a PyG batch vector, a
 :class:`~graphpool.Segments` or a PyG ``Batch``/``Data``; ``ptr`` may replace
-``batch``. ``num_graphs`` fixes the number of sets (trailing empty sets allowed,
-no host sync). Nodes are on dim ``-2`` and features last.
+``batch`` (or come with it: then both must describe the same grouping).
+``num_graphs`` (alias ``size``, PyG's name) fixes the number of sets (trailing empty
+sets allowed, no host sync). Nodes are on dim ``-2`` and features last; a 1-D ``x``
+holds one value per node.
+
+The per-op functions are drop-in replacements of PyG's ``global_add_pool``,
+``global_mean_pool`` and ``global_max_pool``: ``sum_readout(x, batch, size)``. As there,
+``x`` of 3 or more dims without any grouping (``batch``, ``ptr`` and the number of sets
+all left out) returns ``[*, F]``, without the set axis.
 """
 from __future__ import annotations
 
@@ -12,29 +19,33 @@ from typing import Any, Optional
 
 from torch import Tensor
 
+from .errors import GraphpoolError, describe
 from .kernels import segment_reduce
-from .resolve import as_segments
+from .resolve import _check_nodes, _pick_count, as_segments
 
 __all__ = ["readout", "sum_readout", "mean_readout", "max_readout", "min_readout"]
 
 
 def readout(x: Tensor, batch: Any = None, reduce: str = "sum", *,
-            num_graphs: Optional[int] = None, ptr: Optional[Tensor] = None,
-            fill_value: Number = 0.0, validate: bool = True) -> Tensor:
+            num_graphs: Optional[int] = None, size: Optional[int] = None,
+            ptr: Optional[Tensor] = None, fill_value: Number = 0.0,
+            validate: bool = True) -> Tensor:
     r"""Read out every set of rows of ``x`` with ``reduce`` (``sum``/``add``, ``mean``,
     ``max``, ``min``); see :func:`~graphpool.segment_reduce` for the math.
 
     Args:
-        x: ``[*, N, F]`` node features.
+        x: ``[*, N, F]`` node features, or ``[N]`` (one value per node).
         batch: grouping of the rows (see module docs); ``None`` means one set.
         reduce: name of the reduction.
         num_graphs: number of sets ``B``; inferred from ``batch`` when omitted.
-        ptr: CSR pointer, instead of ``batch``.
+        size: PyG's name for ``num_graphs`` (give one, or both equal).
+        ptr: CSR pointer, instead of ``batch`` or describing the same grouping.
         fill_value: value of empty sets.
         validate: check index values (one host sync); see :class:`~graphpool.Segments`.
 
     Returns:
-        ``[*, B, F]``.
+        ``[*, B, F]`` (``[B]`` for a 1-D ``x``; ``[*, F]`` for ``x`` of 3+ dims
+        without any grouping, as PyG's global pools return).
 
     Example:
         >>> import torch
@@ -46,64 +57,89 @@ def readout(x: Tensor, batch: Any = None, reduce: str = "sum", *,
         >>> readout(x, ptr=torch.tensor([0, 1, 3]), reduce="max")
         tensor([[ 1., 10.],
                 [ 5., 50.]])
+        >>> readout(torch.tensor([1., 2., 4.]), torch.tensor([0, 1, 1]), size=3).tolist()
+        [1.0, 6.0, 0.0]
     """
-    seg = as_segments(x, batch, ptr=ptr, num_segments=num_graphs, validate=validate,
-                      where="readout")
-    return segment_reduce(x, seg, reduce, fill_value=fill_value, _where="readout")
+    return _readout(x, batch, reduce, num_graphs, size, ptr, fill_value, validate, "readout")
 
 
-def sum_readout(x: Tensor, batch: Any = None, *, num_graphs: Optional[int] = None,
-                ptr: Optional[Tensor] = None, fill_value: Number = 0.0,
-                validate: bool = True) -> Tensor:
-    r""":math:`\sum_{v \in \mathcal{V}_b} x_v` for every set :math:`b` (PyG's ``global_add_pool``).
+def _readout(x: Any, batch: Any, reduce: str, num_graphs: Any, size: Any,
+             ptr: Optional[Tensor], fill_value: Number, validate: bool, where: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
+                             "pass node features as a tensor")
+    if x.dim() == 0:
+        raise GraphpoolError(where, "x", "at least 1 dim: [N] or [*, N, F]", describe(x),
+                             "pass one value or row per node")
+    count_name, count = _pick_count(where, num_graphs=num_graphs, size=size)
+    flat = x.unsqueeze(-1) if x.dim() == 1 else x  # [N]: nodes on dim -1, as in PyG
+    seg = as_segments(flat, batch, ptr=ptr, num_segments=count, validate=validate,
+                      where=where, _batch="batch", _count=count_name or "num_graphs")
+    _check_nodes(where, x, -1 if x.dim() == 1 else -2, seg, None, "batch")
+    out = segment_reduce(flat, seg, reduce, fill_value=fill_value, _where=where)
+    if x.dim() == 1:
+        return out.squeeze(-1)
+    if x.dim() >= 3 and batch is None and ptr is None and count is None:
+        return out.squeeze(-2)  # PyG's global pools: [*, N, F] without a batch -> [*, F]
+    return out
+
+
+def sum_readout(x: Tensor, batch: Any = None, size: Optional[int] = None, *,
+                num_graphs: Optional[int] = None, ptr: Optional[Tensor] = None,
+                fill_value: Number = 0.0, validate: bool = True) -> Tensor:
+    r""":math:`\sum_{v \in \mathcal{V}_b} x_v` for every set :math:`b`; a drop-in
+    ``global_add_pool(x, batch, size)``. Arguments as in :func:`readout`.
 
     Example:
         >>> import torch
         >>> sum_readout(torch.ones(3, 2), torch.tensor([0, 1, 1])).tolist()
         [[1.0, 1.0], [2.0, 2.0]]
     """
-    return readout(x, batch, "sum", num_graphs=num_graphs, ptr=ptr, fill_value=fill_value,
-                   validate=validate)
+    return _readout(x, batch, "sum", num_graphs, size, ptr, fill_value, validate,
+                    "sum_readout")
 
 
-def mean_readout(x: Tensor, batch: Any = None, *, num_graphs: Optional[int] = None,
-                 ptr: Optional[Tensor] = None, fill_value: Number = 0.0,
-                 validate: bool = True) -> Tensor:
-    r""":math:`\frac{1}{|\mathcal{V}_b|}\sum_{v \in \mathcal{V}_b} x_v` (``global_mean_pool``).
+def mean_readout(x: Tensor, batch: Any = None, size: Optional[int] = None, *,
+                 num_graphs: Optional[int] = None, ptr: Optional[Tensor] = None,
+                 fill_value: Number = 0.0, validate: bool = True) -> Tensor:
+    r""":math:`\frac{1}{|\mathcal{V}_b|}\sum_{v \in \mathcal{V}_b} x_v`; a drop-in
+    ``global_mean_pool(x, batch, size)``. Arguments as in :func:`readout`.
 
     Example:
         >>> import torch
         >>> mean_readout(torch.tensor([[1.], [2.], [6.]]), torch.tensor([0, 1, 1])).tolist()
         [[1.0], [4.0]]
     """
-    return readout(x, batch, "mean", num_graphs=num_graphs, ptr=ptr, fill_value=fill_value,
-                   validate=validate)
+    return _readout(x, batch, "mean", num_graphs, size, ptr, fill_value, validate,
+                    "mean_readout")
 
 
-def max_readout(x: Tensor, batch: Any = None, *, num_graphs: Optional[int] = None,
-                ptr: Optional[Tensor] = None, fill_value: Number = 0.0,
-                validate: bool = True) -> Tensor:
-    r""":math:`\max_{v \in \mathcal{V}_b} x_v` per feature (``global_max_pool``); ties share
-    the gradient evenly.
+def max_readout(x: Tensor, batch: Any = None, size: Optional[int] = None, *,
+                num_graphs: Optional[int] = None, ptr: Optional[Tensor] = None,
+                fill_value: Number = 0.0, validate: bool = True) -> Tensor:
+    r""":math:`\max_{v \in \mathcal{V}_b} x_v` per feature; a drop-in
+    ``global_max_pool(x, batch, size)``. Ties share the gradient evenly. Arguments as in
+    :func:`readout`.
 
     Example:
         >>> import torch
         >>> max_readout(torch.tensor([[1.], [2.], [6.]]), torch.tensor([0, 1, 1])).tolist()
         [[1.0], [6.0]]
     """
-    return readout(x, batch, "max", num_graphs=num_graphs, ptr=ptr, fill_value=fill_value,
-                   validate=validate)
+    return _readout(x, batch, "max", num_graphs, size, ptr, fill_value, validate,
+                    "max_readout")
 
 
-def min_readout(x: Tensor, batch: Any = None, *, num_graphs: Optional[int] = None,
-                ptr: Optional[Tensor] = None, fill_value: Number = 0.0,
-                validate: bool = True) -> Tensor:
-    r""":math:`\min_{v \in \mathcal{V}_b} x_v` per feature; ties share the gradient evenly.
+def min_readout(x: Tensor, batch: Any = None, size: Optional[int] = None, *,
+                num_graphs: Optional[int] = None, ptr: Optional[Tensor] = None,
+                fill_value: Number = 0.0, validate: bool = True) -> Tensor:
+    r""":math:`\min_{v \in \mathcal{V}_b} x_v` per feature; ties share the gradient
+    evenly. Arguments as in :func:`readout`.
 
     Example:
         >>> import torch
         >>> min_readout(torch.tensor([[1.], [2.], [6.]]), torch.tensor([0, 1, 1])).tolist()
         [[1.0], [2.0]]
     """
-    return readout(x, batch, "min", num_graphs=num_graphs, ptr=ptr, fill_value=fill_value,
-                   validate=validate)
+    return _readout(x, batch, "min", num_graphs, size, ptr, fill_value, validate,
+                    "min_readout")

@@ -139,3 +139,108 @@ def test_torch_compile_fullgraph_with_known_number_of_sets(op):
     expected.sum().backward()
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(x.grad, eager_x.grad)
+
+
+# ------------------------------------------- errors name the public call and argument
+X4 = torch.randn(4, 3)
+IDX = torch.tensor([0, 0, 1, 1])
+
+CONTEXT_CASES = [
+    # (call, where, argument the user passed)
+    (lambda: gp.MeanReadout()(X4, IDX, dim_size=1), "MeanReadout", "dim_size"),
+    (lambda: gp.MeanReadout()(X4, IDX, num_graphs=1), "MeanReadout", "num_graphs"),
+    (lambda: gp.MaxReadout()(X4, torch.tensor([0, -1, 1, 1])), "MaxReadout", "index"),
+    (lambda: gp.SumReadout()(X4, IDX.float()), "SumReadout", "index"),
+    (lambda: gp.SumReadout()(X4, ptr=torch.tensor([0, 3, 2, 4])), "SumReadout", "ptr"),
+    (lambda: gp.SumReadout()(X4, ptr=torch.tensor([0, 2, 4]), dim_size=3), "SumReadout",
+     "dim_size"),
+    (lambda: gp.readout(X4, IDX, num_graphs=1), "readout", "num_graphs"),
+    (lambda: gp.readout(X4, IDX, size=1), "readout", "size"),
+    (lambda: gp.readout(X4, torch.tensor([0, -1, 1, 1])), "readout", "batch"),
+    (lambda: gp.sum_readout(X4, IDX, 1), "sum_readout", "size"),
+    (lambda: gp.mean_readout(X4, IDX, num_graphs=1), "mean_readout", "num_graphs"),
+    (lambda: gp.max_readout(X4, IDX.view(2, 2)), "max_readout", "batch"),
+    (lambda: gp.min_readout(X4, ptr=torch.tensor([1, 4])), "min_readout", "ptr"),
+    (lambda: gp.sum_readout(X4, IDX, size=2, num_graphs=3), "sum_readout", "size"),
+    (lambda: gp.MeanReadout()(X4, IDX, dim_size=2, num_graphs=3), "MeanReadout", "num_graphs"),
+    (lambda: gp.MeanReadout()(X4, torch.tensor([0, 1, 1, 1]), torch.tensor([0, 2, 4])),
+     "MeanReadout", "ptr"),
+    (lambda: gp.SumReadout()(X4, IDX, dim=5), "SumReadout", "dim"),
+    (lambda: gp.SumReadout()(torch.randn(2, 4, 3), IDX, dim=0), "SumReadout", "dim"),
+    (lambda: gp.sum_readout(torch.randn(3), IDX), "sum_readout", "x"),
+]
+
+
+@pytest.mark.parametrize("call,where,argument", CONTEXT_CASES,
+                         ids=[f"{w}-{a}-{i}" for i, (_, w, a) in enumerate(CONTEXT_CASES)])
+def test_errors_name_the_call_and_the_argument_the_user_used(call, where, argument):
+    with pytest.raises(gp.GraphpoolError) as info:
+        call()
+    err = info.value
+    assert (err.where, err.argument) == (where, argument), str(err)
+    assert str(err).startswith(f"{where}: invalid '{argument}'")
+    lower_names = {"num_segments", "Segments.from_index", "Segments.from_ptr"}
+    assert not any(name in str(err) for name in lower_names), str(err)
+    assert err.expected and err.fix
+
+
+def test_renamed_error_says_how_to_fix_it_with_the_users_name():
+    with pytest.raises(gp.GraphpoolError) as info:
+        gp.MeanReadout()(X4, torch.tensor([0, 0, 2, 2]), dim_size=1)
+    assert "dim_size >= 3" in info.value.fix and "index.max() + 1" in info.value.expected
+    with pytest.raises(gp.GraphpoolError) as info:
+        gp.sum_readout(X4, IDX.float())
+    assert "batch.long()" in info.value.fix
+
+
+def test_index_with_a_matching_ptr_is_accepted_and_checked():
+    x = torch.randn(5, 2)
+    index, ptr = torch.tensor([0, 0, 2, 2, 2]), torch.tensor([0, 2, 2, 5])
+    for reduce, module in MODULES.items():
+        expected = module()(x, ptr=ptr)
+        torch.testing.assert_close(module()(x, index, ptr), expected)
+        torch.testing.assert_close(gp.readout(x, index, reduce, ptr=ptr), expected)
+    with pytest.raises(gp.GraphpoolError, match=r"'ptr'.*row 2 in set 2.*in set 1"):
+        gp.SumReadout()(x, torch.tensor([0, 0, 1, 2, 2]), ptr)
+    with pytest.raises(gp.GraphpoolError, match=r"'ptr'.*None when index is a Segments"):
+        gp.SumReadout()(x, gp.Segments.from_ptr(ptr), ptr)
+
+
+def test_multi_dim_features_and_1d_x_in_modules():
+    x = torch.randn(5, 2, 3)   # [N, heads, C], nodes on dim 0
+    index = torch.tensor([0, 1, 1, 2, 2])
+    out = gp.MaxReadout()(x, index, dim=0)
+    assert out.shape == (3, 2, 3)
+    torch.testing.assert_close(out[1], x[1:3].amax(0))
+    values = torch.tensor([1.0, 2.0, 4.0])
+    assert gp.SumReadout()(values, torch.tensor([0, 1, 1])).tolist() == [1.0, 6.0]
+    assert gp.SumReadout()(values, dim=0).tolist() == [7.0]
+
+
+def test_widening_readout_keeps_its_flat_output_for_multi_dim_features():
+    class MeanMax(gp.Readout):
+        def forward(self, x, segments):
+            return torch.cat([gp.readout(x, segments, "mean"), gp.readout(x, segments, "max")],
+                             -1)
+
+    x = torch.randn(4, 2, 3)
+    out = MeanMax()(x, IDX, dim=0)
+    assert out.shape == (2, 12)   # features of [2, 3] flattened, widened to 2 * 6
+    torch.testing.assert_close(out[:, :6], gp.MeanReadout()(x, IDX, dim=0).flatten(1))
+
+
+def test_no_index_with_dim_size_pads_like_pyg():
+    x = torch.randn(4, 3)
+    out = gp.SumReadout()(x, dim_size=3)
+    torch.testing.assert_close(out[0], x.sum(0))
+    assert out[1:].eq(0).all()
+
+
+def test_functions_without_a_batch_follow_pyg_pools_but_honour_size():
+    x = torch.randn(2, 5, 3)
+    torch.testing.assert_close(gp.sum_readout(x), x.sum(-2))                # [*, F], as PyG
+    torch.testing.assert_close(gp.readout(x, None, "max"), x.amax(-2))
+    padded = gp.sum_readout(x, None, 3)   # PyG's pool ignores size here; graphpool pads
+    assert padded.shape == (2, 3, 3) and padded[:, 1:].eq(0).all()
+    torch.testing.assert_close(padded[:, 0], x.sum(-2))
+    assert gp.MeanReadout()(x).shape == (2, 1, 3)                             # modules keep it

@@ -1,6 +1,7 @@
 r"""The base class of every graphpool readout module."""
 from __future__ import annotations
 
+import math
 from numbers import Number
 from typing import Any, ClassVar, Optional
 
@@ -8,10 +9,10 @@ import torch
 from torch import Tensor
 from torch_geometric.nn.aggr import Aggregation
 
-from ..errors import GraphpoolError
+from ..errors import GraphpoolError, describe
 from ..kernels import segment_reduce
 from ..segments import Segments
-from ..resolve import as_segments
+from ..resolve import _check_nodes, _pick_count, as_segments
 
 __all__ = ["Readout"]
 
@@ -25,6 +26,18 @@ class Readout(Aggregation):
     or a PyG ``Batch``) and calls :meth:`forward` with a :class:`~graphpool.Segments`;
     subclasses only implement :meth:`forward`. The basic readouts set :attr:`reduce`
     and share :func:`~graphpool.segment_reduce` with the functions.
+
+    The call takes what PyG's aggregations take:
+
+    * ``index`` and ``ptr`` together (message passing over an ``EdgeIndex`` sorted by
+      destination passes both): the ptr is used; with ``validate`` the index is checked
+      against it (one ``O(N)`` comparison) and a mismatch is an error.
+    * ``dim``: the node axis. Dims before it are leading batch dims, dims after it are
+      features (``GATConv`` aggregates ``[E, heads, C]`` on ``dim=0``); the output has the
+      shape of ``x`` with the node axis resized to the number of sets. A 1-D ``x`` holds
+      one value per node (as in PyG's ``global_*_pool``), with ``dim`` -2, -1 or 0.
+    * ``dim_size`` (PyG's name) or ``num_graphs``: the number of sets. Without an index
+      or ptr all rows form set 0 and the other sets are empty, as in PyG.
 
     Args:
         fill_value: value of empty sets.
@@ -47,15 +60,24 @@ class Readout(Aggregation):
         ``dim_size`` (PyG's name) and ``num_graphs`` both give the number of sets;
         ``max_num_elements`` is accepted for PyG compatibility and unused."""
         where = type(self).__name__
-        if isinstance(x, Tensor) and dim not in (-2, x.dim() - 2):
-            raise GraphpoolError(where, "dim", "-2 (nodes on dim -2, features last)", dim,
-                                 "move the node axis to dim -2, e.g. x.movedim(dim, -2)")
-        if dim_size is not None and num_graphs is not None and dim_size != num_graphs:
-            raise GraphpoolError(where, "num_graphs", f"the same as dim_size={dim_size}",
-                                 num_graphs, "pass only one of them")
-        seg = as_segments(x, index, ptr=ptr, num_segments=num_graphs if dim_size is None
-                          else dim_size, validate=self.validate, where=where)
-        return torch.nn.Module.__call__(self, x, seg)
+        if not isinstance(x, Tensor):
+            raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
+                                 "pass node features as a tensor")
+        count_name, count = _pick_count(where, dim_size=dim_size, num_graphs=num_graphs)
+        node_axis = _node_axis(where, x, dim)
+        lead, trail = x.shape[:node_axis], x.shape[node_axis + 1:]
+        flat = x if len(trail) == 1 else x.reshape(*lead, x.size(node_axis), math.prod(trail))
+        seg = as_segments(flat, index, ptr=ptr, num_segments=count, validate=self.validate,
+                          where=where, _batch="index", _count=count_name or "dim_size")
+        if seg.kind == "mask" and node_axis != x.dim() - 2:
+            raise GraphpoolError(where, "dim", "-2 for a mask grouping (x is [*, B, Nmax, F])",
+                                 dim, "leave dim at its default for padded batches")
+        _check_nodes(where, x, node_axis, seg, None if dim in (-2, x.dim() - 2) else dim,
+                     "index")
+        out = torch.nn.Module.__call__(self, flat, seg)
+        if len(trail) != 1 and isinstance(out, Tensor) and out.size(-1) == math.prod(trail):
+            out = out.reshape(*out.shape[:-1], *trail)
+        return out
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         return segment_reduce(x, segments, self.reduce, fill_value=self.fill_value,
@@ -63,3 +85,22 @@ class Readout(Aggregation):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _node_axis(where: str, x: Tensor, dim: Any) -> int:
+    """The node axis of ``x`` (non-negative) for PyG's ``dim``; a 1-D ``x`` has its nodes
+    on its only axis whatever the default ``dim=-2`` says (like PyG's global pools)."""
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise GraphpoolError(where, "dim", "an int (the node axis of x)", describe(dim),
+                             "pass dim=-2 for [*, N, F] or the index of the node axis")
+    if x.dim() == 0:
+        raise GraphpoolError(where, "x", "at least 1 dim (nodes, then features)", describe(x),
+                             "pass one row per node, e.g. x.view(1, -1)")
+    if x.dim() == 1 and dim in (-2, -1, 0):
+        return 0
+    if not -x.dim() <= dim < x.dim():
+        raise GraphpoolError(where, "dim", f"an axis of x in [{-x.dim()}, {x.dim() - 1}] "
+                             f"(the node axis; default -2)", f"{dim} for {describe(x)}",
+                             "pass the axis of x that holds the nodes, e.g. dim=-2 for "
+                             "[*, N, F]")
+    return dim % x.dim()
