@@ -12,6 +12,7 @@ import torch
 import graphpool
 from graphpool import GraphpoolError, Segments, segment_reduce
 from graphpool.kernels import compiled, ext
+from graphpool.kernels.reductions import MAX, SUM
 
 from .groupings import groupings, groups_from_counts
 from .reference import naive_readout
@@ -188,22 +189,22 @@ def test_path_choice_follows_the_grouping():
 
     x = torch.zeros(4, 2)
     with graphpool.use_backend("native"):
-        assert dispatch._pick_path(Segments.uniform(2, 2), x, "max") is dense.combine
-        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x, "max") is native.csr
-        assert dispatch._pick_path(Segments.from_index(torch.tensor([1, 0, 1, 0])), x, "max") \
+        assert dispatch._pick_path(Segments.uniform(2, 2), x, MAX) is dense.combine
+        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x, MAX) is native.csr
+        assert dispatch._pick_path(Segments.from_index(torch.tensor([1, 0, 1, 0])), x, MAX) \
             is native.scatter
-        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x.long(), "max") \
+        assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x.long(), MAX) \
             is native.scatter
     if compiled.library() is not None:
         with graphpool.use_backend("auto"):
             csr = Segments.from_ptr(torch.tensor([0, 4]))
-            assert dispatch._pick_path(csr, x, "max") is compiled.combine
-            assert dispatch._pick_path(csr, x.long(), "sum") is not compiled.combine
+            assert dispatch._pick_path(csr, x, MAX) is compiled.combine
+            assert dispatch._pick_path(csr, x.long(), SUM) is not compiled.combine
     if ext.AVAILABLE:
         with graphpool.use_backend("torch_scatter"):
             csr = Segments.from_ptr(torch.tensor([0, 4]))
-            assert dispatch._pick_path(csr, x, "sum") is ext.combine
-            assert dispatch._pick_path(csr, x, "max") is native.csr
+            assert dispatch._pick_path(csr, x, SUM) is ext.combine
+            assert dispatch._pick_path(csr, x, MAX) is native.csr
 
 
 @pytest.mark.skipif(not ext.AVAILABLE, reason="torch_scatter is not installed")

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError, env_choice
+from .reductions import MAX, MIN, SUM, Reduction
 
 if TYPE_CHECKING:  # segments.py uses the index helpers below
     from ..segments import Segments
@@ -349,13 +350,19 @@ def _tracing() -> bool:
     return OPERATORS and torch.compiler.is_compiling()
 
 
-def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
-    """Sum, mean, max or min of every set; sums and means in ``acc_dtype``."""
+def combine(x: Tensor, seg: Segments, op: Any, acc_dtype: torch.dtype) -> Tensor:
+    """Sum, max or min (a primitive) or the fused mean (a reduction) of every set; sums and
+    means in ``acc_dtype``."""
+    name = getattr(op, "name", None)
+    if not (combine.accepts(op) or isinstance(op, Reduction) and name in combine.fused):
+        raise GraphpoolError("segment_reduce", "reduce", "sum, max, min or mean on the "
+                             "compiled path", repr(op), "use the native backend")
     if _tracing():
-        return _reduce_op(x, seg._ptr, how, acc_dtype)
-    return _reduce(x, seg._ptr, how, acc_dtype)
+        return _reduce_op(x, seg._ptr, name, acc_dtype)
+    return _reduce(x, seg._ptr, name, acc_dtype)
 
 
+combine.accepts = lambda op: op in (SUM, MAX, MIN)
 combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of these ops
 
 

@@ -2,22 +2,26 @@
 
 A uniform grouping of ``B`` sets of ``S`` rows is a ``[*, B, S, F]`` view of ``x``
 (no copy); a padded batch already has that shape, and padding rows are replaced by
-the reduction's identity before a plain torch reduction over the set axis.
+the primitive's identity before its dense torch reduction over the set axis. The mean
+of uniform sets is fused: torch's own mean, the same kernel as ``x.mean(dims)``.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from ..errors import GraphpoolError
 from ..segments import Segments
-from .reductions import _divide_by_count, _identity
-
-_TORCH_REDUCE = {"sum": torch.sum, "max": torch.amax, "min": torch.amin}
+from .reductions import SUM, Primitive, Reduction, divide_by_count
 
 
-def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
-    """``sum``, ``max``, ``min`` or (fused) ``mean`` of every set, over a ``[*, B, S, F]`` view."""
-    identity = _identity("sum" if how == "mean" else how, x.dtype)
+def combine(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
+    """``op`` (a primitive, or the fused mean) of every set, over a ``[*, B, S, F]`` view."""
+    if not (combine.accepts(op) or isinstance(op, Reduction) and op.name in combine.fused):
+        raise GraphpoolError("segment_reduce", "reduce", "a primitive with a dense form",
+                             repr(op), "register the primitive with dense=...")
+    prim = op.primitive if isinstance(op, Reduction) else op
+    identity = prim.identity(x.dtype)
     keep = seg.kind == "uniform" and seg.num_segments == 1  # [*, S, F] is the one set
     if keep:
         view = x
@@ -29,13 +33,14 @@ def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tenso
         shape = (*view.shape[:-2], 1) if keep else view.shape[:-2]
         return view.new_full((*shape, view.size(-1)), identity, dtype=acc_dtype)
     dtype = acc_dtype if acc_dtype != x.dtype else None
-    if how == "mean":  # uniform sets: torch's own mean, the same kernel as x.mean(dims)
+    if isinstance(op, Reduction):  # the fused mean
         if seg.kind == "uniform":
             return view.mean(-2, keepdim=keep, dtype=dtype)
-        return _divide_by_count(view.sum(-2, dtype=dtype), seg._counts)
-    if how == "sum":
+        return divide_by_count(view.sum(-2, dtype=dtype), seg._counts)
+    if op is SUM:
         return view.sum(-2, keepdim=keep, dtype=dtype)
-    return _TORCH_REDUCE[how](view, -2, keepdim=keep)
+    return prim.dense(view if dtype is None else view.to(dtype), -2, keep)
 
 
+combine.accepts = lambda op: isinstance(op, Primitive) and op.dense is not None
 combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of these ops

@@ -30,7 +30,7 @@ import contextvars
 import math
 import os
 from numbers import Number, Real
-from typing import Any, Callable, Iterator, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -40,11 +40,11 @@ from ..errors import GraphpoolError, describe, refuse_fx
 from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch_mode
 from ..segments import Segments
 from . import compiled, dense, ext, native
-from .reductions import _divide_by_count, resolve_reduction
+from .reductions import SUM, Primitive, Reduction, divide_by_count, resolve_reduction
 
 __all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend"]
 
-Path = Callable[[Tensor, Segments, str, torch.dtype], Tensor]
+Path = Callable[[Tensor, Segments, Any, torch.dtype], Tensor]
 _BACKENDS = ("auto", "native", "compiled", "torch_scatter")
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -139,20 +139,29 @@ def _forward_ad(x: Tensor) -> bool:
             and fwAD.unpack_dual(x).tangent is not None)
 
 
-def _pick_path(seg: Segments, x: Tensor, how: str, plain: bool = False) -> Path:
+def _pick_path(seg: Segments, x: Tensor, op: Primitive, plain: bool = False) -> Path:
+    """The first path that applies and declares ``op`` (see the module docs)."""
     if seg.kind in ("uniform", "mask"):
-        return dense.combine
-    compiling = torch.compiler.is_compiling()
-    backend = get_backend()
-    if (not plain and backend in ("auto", "compiled") and (compiled.OPERATORS or not compiling)
-            and compiled.supports(x, seg)):
-        return compiled.combine
-    if (how == "sum" and backend in ("auto", "torch_scatter") and ext.AVAILABLE
-            and not compiling and not plain):
-        return ext.combine
-    if seg.kind == "csr" and x.is_floating_point():
-        return native.csr
-    return native.scatter
+        candidates = [dense.combine]
+    else:
+        compiling = torch.compiler.is_compiling()
+        backend = get_backend()
+        candidates = []
+        if (not plain and backend in ("auto", "compiled")
+                and (compiled.OPERATORS or not compiling) and compiled.supports(x, seg)):
+            candidates.append(compiled.combine)
+        if backend in ("auto", "torch_scatter") and ext.AVAILABLE and not compiling \
+                and not plain:
+            candidates.append(ext.combine)
+        if seg.kind == "csr" and x.is_floating_point():
+            candidates.append(native.csr)
+        candidates.append(native.scatter)
+    for path in candidates:
+        if path.accepts(op):
+            return path
+    raise GraphpoolError("segment_reduce", "reduce", "a reduction whose primitive some "
+                         f"path implements for a {seg.kind!r} grouping", repr(op),
+                         "give the primitive its torch forms (scatter=, segment=, dense=)")
 
 
 class _SegmentReduce(torch.autograd.Function):
@@ -180,32 +189,33 @@ class _SegmentReduce(torch.autograd.Function):
     generate_vmap_rule = True  # torch.func.vmap runs forward/backward on batched tensors
 
     @staticmethod
-    def forward(x: Tensor, seg: Segments, path: Path, how: str,
+    def forward(x: Tensor, seg: Segments, path: Path, op: Any,
                 acc_dtype: torch.dtype) -> Tensor:
-        return path(x, seg, how, acc_dtype)
+        return path(x, seg, op, acc_dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        x, seg, path, how, acc_dtype = inputs
-        ctx.seg, ctx.path, ctx.how, ctx.x_dtype, ctx.acc_dtype = seg, path, how, x.dtype, \
+        x, seg, path, op, acc_dtype = inputs
+        ctx.seg, ctx.path, ctx.op, ctx.x_dtype, ctx.acc_dtype = seg, path, op, x.dtype, \
             acc_dtype
-        if how not in ("sum", "mean"):
+        ctx.rule = _gradient_rule(op)
+        if ctx.rule == "extremum":
             ctx.save_for_backward(x, output)
             ctx.save_for_forward(x, output)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         seg: Segments = ctx.seg
-        if ctx.how == "mean":  # fused by the path: the adjoint of sum, scaled per set
-            grad_out = _divide_by_count(grad_out, seg._counts)
-        if ctx.how in ("sum", "mean"):  # a broadcast copies: cast the [*, B, F] side first
+        if ctx.rule == "mean":  # fused by the path: the adjoint of sum, scaled per set
+            grad_out = divide_by_count(grad_out, seg._counts)
+        if ctx.rule != "extremum":  # a broadcast copies: cast the [*, B, F] side first
             grad_out = grad_out.to(ctx.x_dtype)
         if ctx.path is compiled.combine and not torch.is_grad_enabled():  # one-pass kernels
-            if ctx.how in ("sum", "mean"):
+            if ctx.rule != "extremum":
                 return compiled.broadcast(grad_out, seg), None, None, None, None
             x, out = ctx.saved_tensors
             return compiled.extremum_backward(x, seg, out, grad_out), None, None, None, None
-        if ctx.how in ("sum", "mean"):
+        if ctx.rule != "extremum":
             hit = seg._m.unsqueeze(-1) if seg._m is not None else None
             share = seg.broadcast(grad_out)
         else:
@@ -227,11 +237,11 @@ class _SegmentReduceJvp(_SegmentReduce):
     @staticmethod
     def jvp(ctx, x_t: Tensor, *_) -> Tensor:
         seg: Segments = ctx.seg
-        if ctx.how in ("sum", "mean"):
-            return ctx.path(x_t, seg, ctx.how, ctx.acc_dtype)
+        if ctx.rule != "extremum":
+            return ctx.path(x_t, seg, ctx.op, ctx.acc_dtype)
         x, out = ctx.saved_tensors
         hit, ties = _ties(ctx.path, x, out, seg)
-        picked = ctx.path(torch.where(hit, x_t, 0).to(ties.dtype), seg, "sum", ties.dtype)
+        picked = ctx.path(torch.where(hit, x_t, 0).to(ties.dtype), seg, SUM, ties.dtype)
         return (picked / ties.clamp(min=1)).to(x_t.dtype)
 
 
@@ -243,7 +253,14 @@ def _ties(path: Path, x: Tensor, out: Tensor, seg: Segments) -> Tuple[Tensor, Te
     if seg._m is not None:
         hit = hit & seg._m.unsqueeze(-1)
     dtype = torch.float32 if x.dtype in _HALF or not x.is_floating_point() else x.dtype
-    return hit, path(hit.to(dtype), seg, "sum", dtype)
+    return hit, path(hit.to(dtype), seg, SUM, dtype)
+
+
+def _gradient_rule(op: Any) -> Optional[str]:
+    """``"broadcast"``, ``"mean"`` (a fused mean), ``"extremum"`` or ``None`` (autograd)."""
+    if isinstance(op, Reduction):  # fused by the path: only the mean is
+        return "mean" if op.name == "mean" and op.primitive is SUM else None
+    return op.gradient
 
 
 def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
@@ -345,24 +362,24 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     red = resolve_reduction(reduce, _where)
     _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
     plain = plain_torch(x)
-    path = _pick_path(segments, x, red.combine, plain)
-    acc = torch.float32 if red.combine == "sum" and x.dtype in _HALF else x.dtype
-    finalize = red.finalize
-    how = red.combine
-    if finalize is not None and red.name in getattr(path, "fused", ()):
-        how, finalize = red.name, None
-    if torch.jit.is_tracing():  # plain torch ops, so that the trace records them all
-        out = path(x, segments, how, acc)
+    prim = red.primitive
+    path = _pick_path(segments, x, prim, plain)
+    acc = torch.float32 if prim is SUM and x.dtype in _HALF else x.dtype
+    op, finalize = prim, red.finalize
+    if finalize is not None and red.name in path.fused:
+        op, finalize = red, None
+    if torch.jit.is_tracing() or _gradient_rule(op) is None:
+        out = path(x, segments, op, acc)  # plain torch ops: traced, or torch's autograd
     elif plain or _forward_ad(x):
-        out = _SegmentReduceJvp.apply(x, segments, path, how, acc)
+        out = _SegmentReduceJvp.apply(x, segments, path, op, acc)
     elif x.requires_grad and torch.is_grad_enabled():
-        out = _SegmentReduce.apply(x, segments, path, how, acc)
+        out = _SegmentReduce.apply(x, segments, path, op, acc)
     else:  # nothing to differentiate: skip the autograd.Function's overhead
-        out = path(x, segments, how, acc)
+        out = path(x, segments, op, acc)
     if finalize is not None:
         out = finalize(out, segments._counts)
     if out.dtype != x.dtype:
         out = out.to(x.dtype)
-    if segments.has_empty is not False and not (red.combine == "sum" and fill_value == 0):
+    if segments.has_empty is not False and not (prim is SUM and fill_value == 0):
         out = out.masked_fill((segments._counts == 0).unsqueeze(-1), fill_value)
     return out

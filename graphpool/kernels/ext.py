@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import GraphpoolError
 from ..segments import Segments
+from .reductions import SUM, Primitive
 
 try:  # pragma: no cover - depends on the environment
     import torch_scatter
@@ -22,11 +24,17 @@ except ImportError:  # pragma: no cover
 AVAILABLE = torch_scatter is not None
 
 
-def combine(x: Tensor, seg: Segments, how: str, acc_dtype: torch.dtype) -> Tensor:
-    assert how == "sum", "torch_scatter is used for sums only"
+def combine(x: Tensor, seg: Segments, op: Primitive, acc_dtype: torch.dtype) -> Tensor:
+    if not combine.accepts(op):
+        raise GraphpoolError("segment_reduce", "reduce", "'sum' on the torch_scatter path",
+                             repr(op), "use another backend for this reduction")
     x = x.to(acc_dtype)
     if seg.kind == "csr":
         ptr = seg._checked_ptr().expand(*x.shape[:-2], seg.num_segments + 1)
         return torch_scatter.segment_csr(x, ptr, reduce="sum")
     return torch_scatter.scatter(x, seg._index, dim=x.dim() - 2, dim_size=seg.num_segments,
                                  reduce="sum")
+
+
+combine.accepts = lambda op: op is SUM
+combine.fused = frozenset()
