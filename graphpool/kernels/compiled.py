@@ -128,8 +128,8 @@ def available() -> bool:
 
 def cpu_index(index: Tensor) -> bool:
     """Whether the index helpers below take ``index`` (a contiguous int64 CPU tensor)."""
-    return (index.is_cpu and index.dtype == torch.int64 and index.is_contiguous()
-            and library() is not None)
+    return (type(index) is Tensor and index.is_cpu and index.dtype == torch.int64
+            and index.is_contiguous() and library() is not None)
 
 
 def index_to_ptr(index: Tensor, ptr: Optional[Tensor]
@@ -216,8 +216,9 @@ def _check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
     problem = None
     if not isinstance(t, Tensor):
         problem = "a tensor"
-    elif t.device.type != "cpu" or torch._C._functorch.is_functorch_wrapped_tensor(t):
-        problem = "a plain CPU tensor"
+    elif (t.device.type != "cpu" or type(t) not in (Tensor, torch.nn.Parameter)
+          or torch._C._functorch.is_functorch_wrapped_tensor(t)):
+        problem = "a plain CPU tensor (no subclass, no torch.func wrapper)"
     elif dtype is not None and t.dtype != dtype:
         problem = f"dtype {dtype}"
     elif dims and t.dim() < dims:
