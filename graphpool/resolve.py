@@ -15,8 +15,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .errors import GraphpoolError, describe
-from .segments import Segments
+from .errors import GraphpoolError, describe, refuse_fx
+from .segments import Segments, check_count, check_nodes_tensor, probe_output
 from .segments_cache import CACHE
 
 __all__ = ["as_segments"]
@@ -126,6 +126,16 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
     """
     count = _count or ("num_segments" if where == "as_segments" else "num_graphs")
     batch, ptr = _plain(batch), _plain(ptr)
+    refuse_fx(where, x, batch, ptr)
+    if num_segments is not None:
+        num_segments = check_count(where, count, num_segments)
+    if isinstance(x, Tensor):
+        check_nodes_tensor(where, x)
+        if num_segments is not None:  # fail before any O(B) bookkeeping is allocated
+            probe_output(where, count, x, num_segments)
+    if ptr is not None and not isinstance(ptr, Tensor):
+        raise GraphpoolError(where, "ptr", "a 1-D integer torch.Tensor [B + 1]", describe(ptr),
+                             "pass torch.as_tensor(ptr)")
     try:
         seg = _resolve(x, batch, ptr, num_segments, validate, where, _batch, count)
     except GraphpoolError as err:
@@ -165,7 +175,8 @@ def _resolve(x: Any, batch: Any, ptr: Optional[Tensor], num_segments: Optional[i
         if isinstance(ptr, Tensor):
             _check_device(where, "ptr", ptr, x)
         seg = CACHE.resolve(ptr, ("ptr", nodes, validate),
-                            lambda: Segments.from_ptr(ptr, num_nodes=nodes, validate=validate))
+                            lambda: Segments.from_ptr(ptr, num_nodes=nodes, validate=validate),
+                            validate)
         if isinstance(batch, Tensor):
             _check_index_matches_ptr(where, batch, ptr, seg, x, validate, batch_name)
         return seg
@@ -174,7 +185,8 @@ def _resolve(x: Any, batch: Any, ptr: Optional[Tensor], num_segments: Optional[i
     if isinstance(batch, Tensor):
         _check_device(where, batch_name, batch, x)
         return CACHE.resolve(batch, ("index", num_segments, validate),
-                             lambda: Segments.from_index(batch, num_segments, validate=validate))
+                             lambda: Segments.from_index(batch, num_segments, validate=validate),
+                             validate)
     if batch is None:
         if not isinstance(x, Tensor):
             raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),

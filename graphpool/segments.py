@@ -27,6 +27,8 @@ break the graph. Shape, dtype and device checks always run.
 """
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, Optional, Tuple
 
 import torch
@@ -84,9 +86,9 @@ def _as_device(device: Any, where: str = "Segments") -> torch.device:
     try:
         if not isinstance(device, torch.device):
             device = torch.device(device)
-        if device.type == "cpu" or device.index is not None:
+        if device.type == "cpu":
             return device
-        return torch.empty(0, device=device).device
+        return torch.empty(0, device=device).device  # an unavailable device fails here
     except (RuntimeError, TypeError, AssertionError) as err:
         raise GraphpoolError(where, "device", "a device torch can use ('cpu', 'cuda:0', ...)",
                              repr(device), f"pass an available device ({err})") from None
@@ -126,11 +128,47 @@ def alloc(where: str, name: str, shape: Any, **kwargs: Any) -> Tensor:
     """``torch.empty(shape)``, or a GraphpoolError blaming ``name`` when it cannot be had."""
     try:
         return torch.empty(shape, **kwargs)
-    except (RuntimeError, OverflowError, MemoryError) as err:
+    except (RuntimeError, OverflowError, MemoryError, TypeError) as err:
         raise GraphpoolError(where, name, "a size whose tensors fit in memory",
                              f"{name} giving a tensor of shape {tuple(shape)}",
                              f"pass a smaller {name} ({str(err).splitlines()[0][:80]})"
                              ) from None
+
+
+def check_nodes_tensor(where: str, x: Tensor) -> None:
+    """``x`` can be read out: a dense (strided) tensor with data."""
+    if x.layout != torch.strided:
+        raise GraphpoolError(where, "x", "a dense (strided) tensor", f"a {x.layout} tensor",
+                             "convert it with x.to_dense()")
+    if x.device.type == "meta":
+        raise GraphpoolError(where, "x", "a tensor with data (cpu or cuda)", describe(x),
+                             "for shape-only tracing use torch.export or torch.compile "
+                             "(FakeTensorMode), which graphpool supports")
+
+
+def probe_output(where: str, name: str, x: Tensor, num_segments: int) -> None:
+    """Fail with a GraphpoolError naming ``name`` when a ``[*, B, F]`` output for ``x``
+    cannot be allocated, before anything of size ``B`` is. Outputs under 1 GiB are not
+    probed; larger ones are allocated once and freed (untouched memory costs nothing)."""
+    if torch.compiler.is_compiling() or isinstance(num_segments, torch.SymInt):
+        return
+    rows = math.prod(x.shape[:-2]) if x.dim() > 2 else 1
+    numel = rows * num_segments * (x.size(-1) if x.dim() >= 2 else 1)
+    if numel * x.element_size() >= 1 << 30:
+        alloc(where, name, (numel,), dtype=x.dtype, device=x.device)
+
+
+def _outside_transforms(fn):
+    """Build grouping tensors with torch.func transforms switched off: they depend on the
+    grouping only (never on ``x``), so they are plain tensors valid at every transform
+    level (vmap, grad, jvp, hessian nest levels)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if torch.compiler.is_compiling() or not torch._C._are_functorch_transforms_active():
+            return fn(*args, **kwargs)
+        with torch._C._DisableFuncTorch():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _jit_tracing() -> bool:
@@ -210,6 +248,7 @@ class Segments:
 
     # ------------------------------------------------------------------ builders
     @classmethod
+    @_outside_transforms
     def from_index(cls, index: Tensor, num_segments: Optional[int] = None, *,
                    sorted: Optional[bool] = None, validate: bool = True) -> "Segments":
         r"""Group rows by a set index (PyG's ``batch`` vector): row ``i`` is in set ``index[i]``.
@@ -301,6 +340,7 @@ class Segments:
                    checked=checked)
 
     @classmethod
+    @_outside_transforms
     def from_ptr(cls, ptr: Tensor, num_nodes: Optional[int] = None, *,
                  validate: bool = True) -> "Segments":
         r"""Group sorted rows by a CSR pointer: set ``b`` is rows ``ptr[b]:ptr[b+1]``.
@@ -368,6 +408,7 @@ class Segments:
                    size=size, has_empty=size == 0 and num_segments > 0)
 
     @classmethod
+    @_outside_transforms
     def from_mask(cls, mask: Tensor) -> "Segments":
         r"""A padded batch: ``x`` is ``[*, B, Nmax, F]`` and ``mask[b, i]`` marks real rows.
 
@@ -410,14 +451,14 @@ class Segments:
                             validate=False)
 
     # ----------------------------------------------------- internal tensors (not copied)
-    # Kernels read these; derived ones are computed on first use and kept, except while
-    # torch.compile traces (it forbids writing to objects inside an autograd.Function).
+    # Kernels read these; derived ones are computed on first use and kept.
     def _keep(self, name: str, value: Tensor) -> Tensor:
-        if not torch.compiler.is_compiling():
+        if not torch.compiler.is_compiling():  # no writes to objects while tracing
             setattr(self, name, value)
         return value
 
     @property
+    @_outside_transforms
     def _counts(self) -> Tensor:
         if self._c is not None:
             return self._c
@@ -425,9 +466,11 @@ class Segments:
             return self._keep("_c", torch.full((self.num_segments,), self.size,
                                                dtype=torch.long, device=self.device))
         assert self._p is not None, self  # every other grouping is built with counts or ptr
-        return self._keep("_c", self._p[1:] - self._p[:-1])
+        ptr = self._checked_ptr()  # counts of an unchecked ptr could be negative
+        return self._keep("_c", ptr[1:] - ptr[:-1])
 
     @property
+    @_outside_transforms
     def _index(self) -> Tensor:
         if self._i is not None:
             return self._i
@@ -436,6 +479,7 @@ class Segments:
             torch.arange(self.num_segments, device=self.device), self._counts, output_size=n))
 
     @property
+    @_outside_transforms
     def _ptr(self) -> Tensor:
         if self._p is not None:
             return self._p
@@ -448,13 +492,13 @@ class Segments:
         counts = self._counts
         return self._keep("_p", torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
 
-    def _checked_ptr(self) -> Tensor:
+    def _checked_ptr(self, where: str = "segment_reduce") -> Tensor:
         """The ptr, after checking its values if no one has yet (``validate=False``): a
         kernel that reads rows by ``ptr`` must never read out of bounds."""
         ptr = self._ptr
-        if not self.checked and not torch.compiler.is_compiling():
+        if not self.checked and self.kind == "csr" and not torch.compiler.is_compiling():
             first, last, monotone, _ = _ptr_stats(ptr)
-            _check_ptr_values("segment_reduce", ptr, first, last, monotone, self.num_nodes)
+            _check_ptr_values(where, ptr, first, last, monotone, self.num_nodes)
             self.checked = True
         return ptr
 

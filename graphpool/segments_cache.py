@@ -19,7 +19,7 @@ grouping (an index pass, allocations and Python, tens of microseconds). Entries 
 when their tensor is freed, oldest first beyond ``maxsize`` entries, and copies beyond
 ``max_bytes`` in all. A CUDA index resolved with ``validate=False`` skips the cache (the
 comparison would cost a host sync); so does code traced by ``torch.compile`` or
-``torch.jit.trace``, and inference tensors. Explicit constructors (``Segments.from_index``
+``torch.jit.trace``, code under a ``torch.func`` transform, and inference tensors. Explicit constructors (``Segments.from_index``
 ...) never use it.
 
 Example:
@@ -66,7 +66,8 @@ class SegmentsCache:
                 validate: bool = True) -> Any:
         """``build()``, or the Segments it returned before for a ``tensor`` that is the same
         object with the same values, and the same ``args``."""
-        if (torch.compiler.is_compiling() or torch.jit.is_tracing() or tensor.is_inference()
+        if (torch.compiler.is_compiling() or torch.jit.is_tracing()
+                or torch._C._are_functorch_transforms_active() or tensor.is_inference()
                 or (not validate and not tensor.is_cpu)
                 or tensor.nbytes > self.max_bytes or tensor.device.type == "meta"
                 or torch._C._functorch.is_functorch_wrapped_tensor(tensor)):

@@ -143,12 +143,20 @@ def load_tu_dataset(name: str, root: Optional[Union[str, Path]] = None):
     from torch_geometric.datasets import TUDataset
 
     where = f"load_tu_dataset({name!r})"
+    given = root
     root = Path(root) if root is not None else default_root()
     raw = root / name / "raw"
     bundled = ", ".join(BUNDLED_TU_DATASETS)
     if name in BUNDLED_TU_DATASETS:
         if not raw.is_dir() or not any(raw.iterdir()):
-            _copy_bundled(name, raw)
+            try:
+                _copy_bundled(name, raw)
+            except OSError as err:
+                argument = "GRAPHPOOL_DATA" if given is None and os.environ.get(
+                    "GRAPHPOOL_DATA") else "root"
+                raise GraphpoolError(where, argument, "a writable folder for the dataset "
+                                     "files", f"{str(root)!r} ({err.strerror})",
+                                     f"point {argument} at a folder you can write to") from None
         missing = [f for f in _bundled_files(name) if not (raw / f).is_file()]
         if missing:
             raise GraphpoolError(where, "root", f"the raw files {', '.join(missing)} in {raw}",

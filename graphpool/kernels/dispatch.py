@@ -38,7 +38,7 @@ from torch import Tensor
 
 from ..errors import GraphpoolError, describe, refuse_fx
 from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch_mode
-from ..segments import Segments
+from ..segments import Segments, check_nodes_tensor, probe_output
 from . import compiled, dense, ext, native
 from .reductions import SUM, Primitive, Reduction, divide_by_count, resolve_reduction
 
@@ -269,13 +269,15 @@ def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
     if not isinstance(x, Tensor):
         raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
                              "pass node features as a tensor")
-    if x.device.type == "meta":
-        raise GraphpoolError(where, "x", "a tensor with data (cpu or cuda)", describe(x),
-                             "for shape-only tracing use torch.export or torch.compile "
-                             "(FakeTensorMode), which graphpool supports")
+    check_nodes_tensor(where, x)
     if not isinstance(seg, Segments):
         raise GraphpoolError(where, "segments", "a graphpool.Segments", describe(seg),
                              "build one with Segments.from_index(batch) or similar")
+    if torch.jit.is_tracing() and seg.kind == "uniform" and seg.num_segments != 1:
+        raise GraphpoolError(where, "segments", "under torch.jit.trace, one uniform set per "
+                             "leading index (the trace would fix the rows per set)",
+                             repr(seg), "use torch.export or torch.compile, which keep sizes "
+                             "symbolic")
     if x.dtype == torch.bool or x.is_complex():
         raise GraphpoolError(where, "x", "a floating point or integer tensor", describe(x),
                              "convert it, e.g. x.float()")
@@ -301,6 +303,9 @@ def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
         raise GraphpoolError(where, "x", f"a floating point tensor for reduce={reduce_name!r}",
                              describe(x), "convert it with x.float()")
     _check_fill_value(where, fill_value, x.dtype)
+    probe_output(where, "segments", x, seg.num_segments)
+    if seg.kind == "csr" and not seg.checked:  # validate=False: still no read out of bounds
+        seg._checked_ptr(where)
 
 
 def _check_fill_value(where: str, fill_value: Any, dtype: torch.dtype) -> None:
