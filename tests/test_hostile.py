@@ -1538,6 +1538,66 @@ ARGS += [  # inputs the promise accepts: each must give the loop's answer
         gp.readout(data(4, 3, dtype=torch.float16, grad=False), torch.tensor([0, 0, 1, 1]), "max", fill_value=1e10)
         """, OkOrRaises(r"^readout: invalid 'fill_value'")),
 ]
+ARGS += [
+    case("batch=sparse", """
+        print(gp.readout(torch.ones(4, 2), torch.tensor([0, 0, 1, 1]).to_sparse()))
+        """, Raises(r"^readout: invalid 'batch'")),
+    case("fill_value=Fraction", """
+        from fractions import Fraction
+        x, b = data(4, 2, grad=False), torch.tensor([0, 0, 2, 2])
+        out = gp.readout(x, b, "max", fill_value=Fraction(1, 4))
+        assert_same(out, naive(x, groups_of_index(b, 3), "max", fill=0.25), "max")
+        """, OkOrRaises(r"^readout: invalid 'fill_value'")),
+    case("fill_value=10**400-float32", """
+        print(gp.readout(torch.ones(4, 2), torch.tensor([0, 0, 2, 2]), "max", fill_value=10**400))
+        """, Raises(r"^readout: invalid 'fill_value'")),
+    case("fill_value=10**400-int64", """
+        print(gp.readout(torch.ones(4, 2, dtype=torch.long), torch.tensor([0, 0, 2, 2]), "max", fill_value=10**400))
+        """, Raises(r"^readout: invalid 'fill_value'")),
+    case("device-Segments.to_cpu:0-is_the_cpu", """
+        x = data(6, 2, grad=False)
+        out = gp.segment_reduce(x, Segments.uniform(2, 3).to("cpu:0"), "sum")
+        assert_same(out, naive(x, groups_of((3, 3)), "sum"), "sum")
+        """, Ok),
+    case("device-Segments.from_index.to_cpu:0-readout", """
+        x = data(6, 2, grad=False)
+        seg = Segments.from_index(torch.tensor([0, 0, 1, 1, 1, 2])).to(torch.device("cpu", 0))
+        assert_same(gp.readout(x, seg, "max"), naive(x, groups_of((2, 3, 1)), "max"), "max")
+        """, Ok),
+    case("device-uniform-cpu:5", """
+        x = data(6, 2, grad=False)
+        out = gp.segment_reduce(x, Segments.uniform(2, 3, device="cpu:5"), "sum")
+        assert_same(out, naive(x, groups_of((3, 3)), "sum"), "sum")
+        """, OkOrRaises(r"invalid 'device'")),
+    case("device-segments_on_meta-segment_reduce_names_segments", """
+        gp.segment_reduce(torch.ones(6, 2), Segments.uniform(2, 3).to("meta"), "sum")
+        """, Raises(r"^segment_reduce: invalid '(segments|x)'")),
+    case("device-segments_on_meta-SumReadout_names_index", """
+        gp.SumReadout()(torch.ones(6, 2), Segments.uniform(2, 3).to("meta"))
+        """, Raises(r"^SumReadout: invalid '(index|x)'")),
+    case("x-float8_e4m3fn", """
+        print(gp.readout(torch.ones(4, 2).to(torch.float8_e4m3fn), torch.tensor([0, 0, 2, 2]), "max"))
+        """, Raises(r"^readout: invalid 'x'")),
+    case("x-quantized_quint8", """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = torch.quantize_per_tensor(torch.ones(4, 2), 0.1, 0, torch.quint8)
+        print(gp.readout(q, torch.tensor([0, 0, 2, 2]), "max"))
+        """, Raises(r"^readout: invalid 'x'")),
+    case("x-nested_tensor", """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nt = torch.nested.nested_tensor([torch.ones(2, 2), torch.ones(3, 2)])
+        print(gp.readout(nt, torch.tensor([0, 0, 2, 2])))
+        """, Raises(r"^readout: invalid 'x'")),
+]
+for dt, op in [("uint16", "max"), ("uint32", "sum"), ("uint64", "min")]:
+    ARGS.append(case(f"x-{dt}-{op}", f"""
+        x, b = data(4, 2, dtype=torch.long, low=0, high=9, grad=False), torch.tensor([0, 0, 2, 2])
+        out = gp.readout(x.to(torch.{dt}), b, {op!r}, fill_value=3)
+        assert out.dtype == torch.{dt}, out.dtype
+        assert_same(out.long(), naive(x, groups_of_index(b, 3), {op!r}, fill=3), {op!r})
+        """, OkOrRaises(r"^readout: invalid 'x'")))
 for dt in ("int32", "int16", "int8", "uint8"):
     ARGS.append(case(f"batch-dtype_{dt}", f"""
         x = data(5, 3, grad=False)
