@@ -181,6 +181,10 @@ def _resolve(x: Any, batch: Any, ptr: Optional[Tensor], num_segments: Optional[i
             _check_index_matches_ptr(where, batch, ptr, seg, x, validate, batch_name)
         return seg
     if isinstance(batch, Segments):
+        if isinstance(x, Tensor) and batch.device != x.device:
+            raise GraphpoolError(where, batch_name, f"a Segments on {x.device} (the device "
+                                 "of x)", f"one on {batch.device}",
+                                 f"move it with .to({str(x.device)!r})")
         return batch
     if isinstance(batch, Tensor):
         _check_device(where, batch_name, batch, x)

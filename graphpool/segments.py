@@ -62,8 +62,9 @@ def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
     if t.dtype not in _INTEGER:
         raise GraphpoolError(where, name, "an integer tensor (torch.long)", describe(t),
                              f"convert it with {name}.long()")
-    if t.dim() != 1:
-        raise GraphpoolError(where, name, "a 1-D tensor", describe(t), fix)
+    if t.dim() != 1 or t.layout != torch.strided:
+        raise GraphpoolError(where, name, "a dense 1-D tensor", describe(t) + (
+            f" ({t.layout})" if t.layout != torch.strided else ""), fix)
     _check_tensor(where, name, t, fix)
     if t.dtype == torch.int64 and t.is_contiguous():
         return t
@@ -87,7 +88,7 @@ def _as_device(device: Any, where: str = "Segments") -> torch.device:
         if not isinstance(device, torch.device):
             device = torch.device(device)
         if device.type == "cpu":
-            return device
+            return torch.device("cpu")  # tensors report 'cpu' whatever index was asked
         return torch.empty(0, device=device).device  # an unavailable device fails here
     except (RuntimeError, TypeError, AssertionError) as err:
         raise GraphpoolError(where, "device", "a device torch can use ('cpu', 'cuda:0', ...)",
@@ -136,7 +137,11 @@ def alloc(where: str, name: str, shape: Any, **kwargs: Any) -> Tensor:
 
 
 def check_nodes_tensor(where: str, x: Tensor) -> None:
-    """``x`` can be read out: a dense (strided) tensor with data."""
+    """``x`` can be read out: a dense (strided, not nested) tensor with data."""
+    if x.is_nested:
+        raise GraphpoolError(where, "x", "a dense tensor (not nested)", "a nested tensor",
+                             "pass torch.cat(list_of_sets) with a batch vector, or "
+                             "x.to_padded_tensor(0) with a mask grouping")
     if x.layout != torch.strided:
         raise GraphpoolError(where, "x", "a dense (strided) tensor", f"a {x.layout} tensor",
                              "convert it with x.to_dense()")

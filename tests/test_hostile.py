@@ -158,11 +158,12 @@ def groups_of_ptr(ptr):
 
 
 def naive(x, groups, op, fill=0.0):
-    """The per-set loop: fold rows one at a time in float64 (integers stay integers)."""
+    """The per-set loop: fold rows one at a time in float64 (integers in int64; integer
+    sums stay int64, as torch.sum gives, and never wrap around)."""
     x = x.detach()
     lead, F = x.shape[:-2], x.shape[-1]
     flat = x.reshape(math.prod(lead), x.shape[-2], F)
-    work = flat.double() if x.is_floating_point() else flat
+    work = flat.double() if x.is_floating_point() else flat.long()
     outs = []
     for l in range(flat.shape[0]):
         rows = []
@@ -177,7 +178,8 @@ def naive(x, groups, op, fill=0.0):
                 acc = acc / len(m)
             rows.append(acc)
         outs.append(torch.stack(rows) if rows else work.new_zeros(0, F))
-    return torch.stack(outs).reshape(*lead, len(groups), F).to(x.dtype)
+    out_dtype = torch.int64 if op == "sum" and not x.is_floating_point() else x.dtype
+    return torch.stack(outs).reshape(*lead, len(groups), F).to(out_dtype)
 
 
 _TORCH_OP = {"sum": lambda t: t.sum(-2), "mean": lambda t: t.mean(-2),
@@ -405,8 +407,10 @@ def check_double(dtype, op, grouping, counts=None, backends=None):
 
 
 def trace_check(fn, example, news):
-    """torch.jit.trace must refuse up front (GraphpoolError) or equal eager on new inputs
-    (a GraphpoolError of eager must be a GraphpoolError of the traced function too)."""
+    """torch.jit.trace must refuse up front (GraphpoolError) or equal eager on new inputs.
+    Where eager raises a GraphpoolError the traced function must raise too: a trace runs
+    torch ops only, so torch's own bounds checks speak there (documented in docs/core.md),
+    but it must never return a result."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -420,7 +424,7 @@ def trace_check(fn, example, news):
         except GraphpoolError:
             try:
                 got = traced(*args)
-            except GraphpoolError:
+            except (GraphpoolError, RuntimeError, IndexError):
                 continue
             raise AssertionError(f"new input {k}: eager raises GraphpoolError, traced "
                                  f"returned {got}")

@@ -48,10 +48,12 @@ def make_x(counts, dtype, values="randn", features=3, seed=0):
 
 
 def check(x, counts, op, **kwargs):
-    expected = naive_readout(x, groups_from_counts(counts), op, **kwargs)
+    integer_sum = op == "sum" and not x.is_floating_point()  # int64, as torch.sum gives
+    expected = naive_readout(x.long() if integer_sum else x, groups_from_counts(counts), op,
+                             **kwargs)
     for name, x_in, seg in groupings(x, counts):
         out = segment_reduce(x_in, seg, op, **kwargs)
-        assert out.dtype == x.dtype, name
+        assert out.dtype == (torch.int64 if integer_sum else x.dtype), name
         torch.testing.assert_close(out, expected, equal_nan=True, msg=lambda m: f"{name}: {m}")
 
 
@@ -74,6 +76,14 @@ def test_ties_inf_nan_propagate_like_a_loop(values, op, backend):
 def test_integer_inputs(op, dtype, backend):
     for case, counts in CASES:
         check(make_x(counts, dtype), counts, op)
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int16])
+def test_integer_sums_never_wrap_around(dtype, backend):
+    x = torch.full((3, 2), 100, dtype=dtype)
+    for name, x_in, seg in groupings(x, [3]):
+        out = segment_reduce(x_in, seg, "sum")
+        assert out.dtype == torch.int64 and out.tolist() == [[300, 300]], name
 
 
 @pytest.mark.parametrize("op", OPS)

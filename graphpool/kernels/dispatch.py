@@ -29,7 +29,7 @@ import contextlib
 import contextvars
 import math
 import os
-from numbers import Number, Real
+from numbers import Integral, Number, Real
 from typing import Any, Callable, Iterator, Optional, Tuple
 
 import torch
@@ -47,6 +47,8 @@ __all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend"]
 Path = Callable[[Tensor, Segments, Any, torch.dtype], Tensor]
 _BACKENDS = ("auto", "native", "compiled", "torch_scatter")
 _HALF = (torch.float16, torch.bfloat16)
+_DTYPES = (*_HALF, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
+           torch.int64, torch.uint8)
 
 
 def _check_backend(name: str, where: str = "set_backend", argument: str = "name") -> str:
@@ -264,7 +266,9 @@ def _gradient_rule(op: Any) -> Optional[str]:
 
 
 def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
-                 fill_value: Number, where: str) -> None:
+                 fill_value: Number, where: str) -> Number:
+    """Check the arguments of :func:`segment_reduce`; returns ``fill_value`` as a number of
+    the kind ``x`` holds."""
     refuse_fx(where, x)
     if not isinstance(x, Tensor):
         raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
@@ -273,14 +277,24 @@ def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
     if not isinstance(seg, Segments):
         raise GraphpoolError(where, "segments", "a graphpool.Segments", describe(seg),
                              "build one with Segments.from_index(batch) or similar")
+    if torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling():
+        raise GraphpoolError(where, "x", "a trace of the dynamo-based exporter",
+                             "torch.onnx.export(..., dynamo=False), whose TorchScript "
+                             "translation of scatter reductions is not checked by graphpool",
+                             "export with torch.onnx.export(..., dynamo=True) (the default) "
+                             "or torch.export.export")
     if torch.jit.is_tracing() and seg.kind == "uniform" and seg.num_segments != 1:
         raise GraphpoolError(where, "segments", "under torch.jit.trace, one uniform set per "
                              "leading index (the trace would fix the rows per set)",
                              repr(seg), "use torch.export or torch.compile, which keep sizes "
                              "symbolic")
-    if x.dtype == torch.bool or x.is_complex():
-        raise GraphpoolError(where, "x", "a floating point or integer tensor", describe(x),
-                             "convert it, e.g. x.float()")
+    if x.dtype not in _DTYPES or x.is_quantized or x.is_nested:
+        kind = "a nested" if x.is_nested else "a quantized" if x.is_quantized else "a"
+        raise GraphpoolError(where, "x", "a floating point or integer tensor (float16, "
+                             "bfloat16, float32, float64, int8/16/32/64, uint8)",
+                             f"{kind} {describe(x)[2:]}",
+                             "convert it, e.g. x.float() (or x.dequantize(), "
+                             "x.to_padded_tensor(0) with a mask grouping)")
     if seg.kind == "mask":
         if x.dim() < 3 or tuple(x.shape[-3:-1]) != (seg.num_segments, seg.num_nodes):
             raise GraphpoolError(
@@ -297,36 +311,47 @@ def _check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
                                  "of the grouping", describe(x),
                                  "the batch/index vector needs one entry per node (row) of x")
     if x.device != seg.device:
-        raise GraphpoolError(where, "batch", f"a tensor on {x.device} (the device of x)",
+        raise GraphpoolError(where, "segments", f"a grouping on {x.device} (the device of x)",
                              f"one on {seg.device}", f"move it with .to({str(x.device)!r})")
     if not x.is_floating_point() and not integer_ok:
         raise GraphpoolError(where, "x", f"a floating point tensor for reduce={reduce_name!r}",
                              describe(x), "convert it with x.float()")
-    _check_fill_value(where, fill_value, x.dtype)
+    fill_value = _check_fill_value(where, fill_value, x.dtype)
     probe_output(where, "segments", x, seg.num_segments)
     if seg.kind == "csr" and not seg.checked:  # validate=False: still no read out of bounds
         seg._checked_ptr(where)
+    return fill_value
 
 
-def _check_fill_value(where: str, fill_value: Any, dtype: torch.dtype) -> None:
-    """A real number that ``dtype`` represents: never rounded to ``inf`` or wrapped."""
+def _check_fill_value(where: str, fill_value: Any, dtype: torch.dtype) -> Number:
+    """``fill_value`` as a Python number that ``dtype`` represents: never rounded to
+    ``inf`` or wrapped."""
     if isinstance(fill_value, Tensor) and fill_value.dim() == 0 and not fill_value.is_complex():
         fill_value = fill_value.item()
     if isinstance(fill_value, bool) or not isinstance(fill_value, Real):
         raise GraphpoolError(where, "fill_value", "a real number", describe(fill_value),
                              "pass the value empty sets should get, e.g. 0")
-    value = float(fill_value)
+    shown = repr(fill_value) if len(repr(fill_value)) < 40 else f"{repr(fill_value)[:36]}..."
     if dtype.is_floating_point:
-        if math.isfinite(value) and abs(value) > torch.finfo(dtype).max:
+        try:
+            value = float(fill_value)
+        except OverflowError:  # an integer beyond any float
+            value = None
+        if value is None or math.isfinite(value) and abs(value) > torch.finfo(dtype).max:
             raise GraphpoolError(where, "fill_value", f"a number that {dtype} can hold "
                                  f"(|v| <= {torch.finfo(dtype).max:g}) or +-inf / nan",
-                                 repr(fill_value), "pick a smaller value, or convert x")
-        return
+                                 shown, "pick a smaller value, or convert x")
+        return value
     info = torch.iinfo(dtype)
-    if not math.isfinite(value) or not value.is_integer() or not info.min <= value <= info.max:
+    exact = fill_value if isinstance(fill_value, Integral) else None
+    if exact is None:
+        value = float(fill_value)
+        exact = int(value) if math.isfinite(value) and value.is_integer() else None
+    if exact is None or not info.min <= exact <= info.max:
         raise GraphpoolError(where, "fill_value", f"an integer in [{info.min}, {info.max}] "
-                             f"(x is {dtype})", repr(fill_value),
+                             f"(x is {dtype})", shown,
                              "pass an integer that fits, or convert x to a float type")
+    return int(exact)
 
 
 def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
@@ -352,7 +377,8 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
         fill_value: value of empty sets (default 0).
 
     Returns:
-        ``[*, B, F]`` tensor of the dtype of ``x``.
+        ``[*, B, F]`` tensor of the dtype of ``x``; sums of integers are ``int64`` (as
+        :func:`torch.sum` gives), so they never wrap around.
 
     Example:
         >>> import torch
@@ -365,11 +391,15 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
         [2.0, nan, 5.0]
     """
     red = resolve_reduction(reduce, _where)
-    _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
+    fill_value = _check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
     plain = plain_torch(x)
     prim = red.primitive
     path = _pick_path(segments, x, prim, plain)
-    acc = torch.float32 if prim is SUM and x.dtype in _HALF else x.dtype
+    acc = x.dtype
+    if prim is SUM and x.dtype in _HALF:
+        acc = torch.float32
+    elif prim is SUM and not x.is_floating_point():  # no wrap-around: torch.sum's int64
+        acc = torch.int64
     op, finalize = prim, red.finalize
     if finalize is not None and red.name in path.fused:
         op, finalize = red, None
@@ -383,7 +413,7 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
         out = path(x, segments, op, acc)
     if finalize is not None:
         out = finalize(out, segments._counts)
-    if out.dtype != x.dtype:
+    if out.dtype != x.dtype and x.is_floating_point():
         out = out.to(x.dtype)
     if segments.has_empty is not False and not (prim is SUM and fill_value == 0):
         out = out.masked_fill((segments._counts == 0).unsqueeze(-1), fill_value)
