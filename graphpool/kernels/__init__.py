@@ -1,5 +1,6 @@
 """Segment-reduce kernels: one dispatch point, a table of reductions, interchangeable paths."""
-from .dispatch import get_backend, segment_reduce, set_backend, use_backend
+from .backends import get_backend, set_backend, use_backend
+from .dispatch import segment_reduce
 from .reductions import REDUCTIONS, Reduction, resolve_reduction
 
 __all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend", "REDUCTIONS",

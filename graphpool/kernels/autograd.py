@@ -1,0 +1,137 @@
+"""The one autograd function behind every path: a shared backward (broadcast for sums
+and means, the even tie split for max/min), a forward-mode rule and a generated vmap
+rule; and when PyTorch's machinery needs plain torch ops instead of the ctypes kernels."""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+import torch
+import torch.autograd.forward_ad as fwAD
+from torch import Tensor
+from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch_mode
+
+from ..segments import Segments
+from . import compiled
+from .reductions import SUM, Reduction, divide_by_count
+
+__all__ = ["SegmentReduce", "SegmentReduceJvp", "plain_torch", "forward_ad", "gradient_rule"]
+
+Path = Callable[[Tensor, Segments, Any, torch.dtype], Tensor]
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def plain_torch(x: Tensor) -> bool:
+    """Whether ``x`` must be reduced with plain torch ops that PyTorch's machinery sees:
+    under ``torch.jit.trace``, ``torch.func`` transforms, a ``TorchDispatchMode``
+    (``make_fx``, FlopCounterMode, ...) or for a tensor subclass. The ctypes kernels and
+    torch_scatter are invisible to these, so they are never used there."""
+    if torch.compiler.is_compiling():  # dynamo sees the operators; FakeTensors need no care
+        return False
+    return (torch.jit.is_tracing() or torch._C._are_functorch_transforms_active()
+            or type(x) not in (Tensor, torch.nn.Parameter)
+            or _dispatch_mode() is not None)
+
+
+def forward_ad(x: Tensor) -> bool:
+    """Whether ``x`` carries a tangent of ``torch.autograd.forward_ad`` (outside compile)."""
+    return (not torch.compiler.is_compiling() and torch._C._is_fwd_grad_enabled()
+            and fwAD.unpack_dual(x).tangent is not None)
+
+
+class SegmentReduce(torch.autograd.Function):
+    r"""Run a path's ``combine`` forward; one shared backward for every path.
+
+    * ``sum``: the adjoint of a segment sum is a broadcast,
+      :math:`\partial L / \partial x_v = \partial L / \partial y_b` for :math:`v \in b`.
+    * ``mean`` (when the path fuses it): the same broadcast of
+      :math:`\partial L / \partial y_b \,/\, \max(n_b, 1)`.
+    * ``max``/``min``: each set's gradient is split evenly over the rows that attain the
+      extremum (per feature), like :func:`torch.amax`:
+
+      .. math::
+          \frac{\partial L}{\partial x_{v}} = \frac{[x_v = y_b]}
+          {|\{u \in b : x_u = y_b\}|} \frac{\partial L}{\partial y_b} .
+
+      Rows holding ``nan`` receive no gradient.
+
+    Padding rows of a mask grouping always get zero. The backward is built from
+    differentiable ops, so double backward works; when no graph of the backward is
+    needed, CSR groupings on the compiled path use its one-pass backward kernels instead
+    (same values, tested).
+    """
+
+    generate_vmap_rule = True  # torch.func.vmap runs forward/backward on batched tensors
+
+    @staticmethod
+    def forward(x: Tensor, seg: Segments, path: Path, op: Any,
+                acc_dtype: torch.dtype) -> Tensor:
+        return path(x, seg, op, acc_dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, seg, path, op, acc_dtype = inputs
+        ctx.seg, ctx.path, ctx.op, ctx.x_dtype, ctx.acc_dtype = seg, path, op, x.dtype, \
+            acc_dtype
+        ctx.rule = gradient_rule(op)
+        if ctx.rule == "extremum":
+            ctx.save_for_backward(x, output)
+            ctx.save_for_forward(x, output)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        seg: Segments = ctx.seg
+        if ctx.rule == "mean":  # fused by the path: the adjoint of sum, scaled per set
+            grad_out = divide_by_count(grad_out, seg._counts)
+        if ctx.rule != "extremum":  # a broadcast copies: cast the [*, B, F] side first
+            grad_out = grad_out.to(ctx.x_dtype)
+        if ctx.path is compiled.combine and not torch.is_grad_enabled():  # one-pass kernels
+            if ctx.rule != "extremum":
+                return compiled.broadcast(grad_out, seg), None, None, None, None
+            x, out = ctx.saved_tensors
+            return compiled.extremum_backward(x, seg, out, grad_out), None, None, None, None
+        if ctx.rule != "extremum":
+            hit = seg._m.unsqueeze(-1) if seg._m is not None else None
+            share = seg.broadcast(grad_out)
+        else:
+            x, out = ctx.saved_tensors
+            hit, ties = _ties(ctx.path, x, out, seg)
+            # the share in the exact type of the counts, rounded once to the dtype of x
+            share = seg.broadcast((grad_out.to(ties.dtype) / ties).to(ctx.x_dtype))
+        grad_x = share if hit is None else torch.where(hit, share, 0)
+        return grad_x.to(ctx.x_dtype), None, None, None, None
+
+
+
+class SegmentReduceJvp(SegmentReduce):
+    """:class:`SegmentReduce` with forward-mode AD, for ``torch.func.jvp`` and
+    ``torch.autograd.forward_ad`` (dynamo cannot trace a custom ``jvp``, so the class
+    used under ``torch.compile`` has none). The tangent of max/min is the even split of
+    the backward: the mean of the tangents of the rows that attain the extremum."""
+
+    @staticmethod
+    def jvp(ctx, x_t: Tensor, *_) -> Tensor:
+        seg: Segments = ctx.seg
+        if ctx.rule != "extremum":
+            return ctx.path(x_t, seg, ctx.op, ctx.acc_dtype)
+        x, out = ctx.saved_tensors
+        hit, ties = _ties(ctx.path, x, out, seg)
+        picked = ctx.path(torch.where(hit, x_t, 0).to(ties.dtype), seg, SUM, ties.dtype)
+        return (picked / ties.clamp(min=1)).to(x_t.dtype)
+
+
+def _ties(path: Path, x: Tensor, out: Tensor, seg: Segments) -> Tuple[Tensor, Tensor]:
+    """Rows that attain each set's extremum, and how many per set and feature, counted in
+    float32 for half types (exact up to 2**24 ties; a half type would round from 2**11
+    on and overflow at 65504)."""
+    hit = x == seg.broadcast(out)
+    if seg._m is not None:
+        hit = hit & seg._m.unsqueeze(-1)
+    dtype = torch.float32 if x.dtype in _HALF or not x.is_floating_point() else x.dtype
+    return hit, path(hit.to(dtype), seg, SUM, dtype)
+
+
+def gradient_rule(op: Any) -> Optional[str]:
+    """``"broadcast"``, ``"mean"`` (a fused mean), ``"extremum"`` or ``None`` (autograd)."""
+    if isinstance(op, Reduction):  # fused by the path: only the mean is
+        return "mean" if op.name == "mean" and op.primitive is SUM else None
+    return op.gradient
