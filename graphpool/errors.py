@@ -71,6 +71,11 @@ def env_choice(name: str, choices: tuple, default: str) -> str:
 def refuse_fx(where: str, *values: Any) -> None:
     """A clear refusal of ``torch.fx.symbolic_trace`` Proxies: a readout's kernels depend on
     the grouping's values, which a symbolic trace does not have."""
+    for v in values:
+        if type(v).__name__ == "Proxy":
+            break
+    else:
+        return  # the common case, without touching torch.fx
     import torch.fx
 
     if any(isinstance(v, torch.fx.Proxy) for v in values):

@@ -7,21 +7,21 @@ tensor once and reuses the result while that tensor holds the same values.
 
 Correct by construction: an entry keeps a private copy of the tensor it was built from,
 and is reused only if the tensor passed now is the same object (a weak reference) *and*
-holds exactly those values (``torch.equal`` with the copy, one pass over ``N`` ids). No
+holds exactly those values (a ``memcmp`` with the copy, one pass over ``N`` ids). No
 write can make it stale, whatever route it takes: in-place ops, ``.data[...]``,
 ``.numpy()`` or ``torch.from_numpy`` / ``torch.from_dlpack`` aliases, storage aliases
 (``set_``, ``untyped_storage()``) or ``b.data = other``. Segments own their tensors and
 hand out copies, so nothing read from one can poison the cache either.
 
 What it costs: the copy (``8 N`` bytes, once per new batch; an unsorted grouping's own
-private copy serves) and the comparison (one read of the batch and the copy per readout:
-2 us for a batch of 3,200 nodes, 0.7 ms for 10^6 on this project's 2-core machine). A hit
-saves building the grouping: 8 us instead of about 15 us for a molecule batch, and for an
-unsorted index also the count pass and the copy; for a sorted index of 10^6 nodes both
-cost one pass over the ids, so large sorted batches gain nothing but lose nothing. Entries leave
-when their tensor is freed, oldest first beyond ``maxsize`` entries, and copies beyond
-``max_bytes`` in all. A CUDA index resolved with ``validate=False`` skips the cache (the
-comparison would cost a host sync); so does code traced by ``torch.compile`` or
+private copy serves) and the comparison (one ``memcmp`` of the batch and the copy per
+readout: about 1 us for a batch of 3,200 nodes). A hit saves building the grouping (an
+index pass, allocations and Python: about 15 us for that batch). Entries leave when their
+tensor is freed, and the oldest first beyond ``maxsize`` entries. Tensors over 1 MiB
+(131,072 ids) are not kept, so the copies never exceed ``max_bytes`` (64 MiB) in all; at
+such sizes verifying a sorted index costs as much as building its grouping (one pass over
+the ids either way). A CUDA index resolved with ``validate=False`` skips the cache (the
+comparison would cost a host sync); so do code traced by ``torch.compile`` or
 ``torch.jit.trace``, code under a ``torch.func`` transform, and inference tensors.
 Explicit constructors (``Segments.from_index`` ...) never use it.
 
@@ -47,12 +47,15 @@ from typing import Any, Callable, Dict, Hashable, Tuple
 import torch
 from torch import Tensor
 
+from .kernels import compiled
+
 __all__ = ["SegmentsCache", "CACHE"]
 
 
 class SegmentsCache:
     """Map ``(tensor, arguments)`` to the Segments built from them; at most ``maxsize``
-    entries and ``max_bytes`` of copies, the oldest leaving first."""
+    entries, the oldest leaving first, of tensors up to ``max_bytes / maxsize`` bytes each
+    (1 MiB: 131,072 ids), so the copies never hold more than ``max_bytes``."""
 
     def __init__(self, maxsize: int = 64, max_bytes: int = 64 << 20) -> None:
         self.maxsize = maxsize
@@ -69,19 +72,18 @@ class SegmentsCache:
                 validate: bool = True) -> Any:
         """``build()``, or the Segments it returned before for a ``tensor`` that is the same
         object with the same values, and the same ``args``."""
-        if (torch.compiler.is_compiling() or torch.jit.is_tracing()
+        if (type(tensor) is not Tensor or tensor.layout != torch.strided or tensor.is_meta
+                or torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
                 or torch._C._are_functorch_transforms_active() or tensor.is_inference()
-                or tensor.layout != torch.strided
                 or (not validate and not tensor.is_cpu)
-                or tensor.nbytes > self.max_bytes or tensor.device.type == "meta"
-                or torch._C._functorch.is_functorch_wrapped_tensor(tensor)):
+                or tensor.nbytes > self.max_bytes // self.maxsize):
             return build()
         key = (id(tensor), args)
         entry = self._entries.get(key)
         if entry is not None:
             ref, copy, seg = entry
             if (ref() is tensor and copy.shape == tensor.shape and copy.dtype == tensor.dtype
-                    and torch.equal(copy, tensor)):
+                    and compiled.same_values(copy, tensor)):
                 return seg
         seg = build()
         self._store(key, tensor, seg)
@@ -94,9 +96,7 @@ class SegmentsCache:
             if entries.get(key, (None,))[0] is ref:
                 entries.pop(key, None)
         entries.pop(key, None)
-        limit = self.max_bytes - tensor.nbytes
-        while entries and (len(entries) >= self.maxsize
-                           or sum(e[1].nbytes for e in list(entries.values())) > limit):
+        while len(entries) >= self.maxsize:  # each copy <= max_bytes / maxsize: bounded
             try:
                 entries.pop(next(iter(entries)), None)
             except (StopIteration, RuntimeError):  # emptied or changed meanwhile

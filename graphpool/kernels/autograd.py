@@ -14,10 +14,19 @@ from ..segments import Segments
 from . import compiled
 from .reductions import SUM, Reduction, divide_by_count
 
-__all__ = ["SegmentReduce", "SegmentReduceJvp", "plain_torch", "forward_ad", "gradient_rule"]
+__all__ = ["SegmentReduce", "SegmentReduceJvp", "plain_torch", "forward_ad", "gradient_rule",
+           "jit_tracing"]
 
 Path = Callable[[Tensor, Segments, Any, torch.dtype], Tensor]
 _HALF = (torch.float16, torch.bfloat16)
+
+
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
+def jit_tracing() -> bool:
+    """Whether ``torch.jit.trace`` is running (the C check behind ``torch.jit.is_tracing``)."""
+    return torch._C._get_tracing_state() is not None
 
 
 def plain_torch(x: Tensor) -> bool:
@@ -27,14 +36,13 @@ def plain_torch(x: Tensor) -> bool:
     torch_scatter are invisible to these, so they are never used there."""
     if torch.compiler.is_compiling():  # dynamo sees the operators; FakeTensors need no care
         return False
-    return (torch.jit.is_tracing() or torch._C._are_functorch_transforms_active()
-            or type(x) not in (Tensor, torch.nn.Parameter)
-            or _dispatch_mode() is not None)
+    return (type(x) not in _PLAIN or torch._C._get_tracing_state() is not None
+            or torch._C._are_functorch_transforms_active() or _dispatch_mode() is not None)
 
 
 def forward_ad(x: Tensor) -> bool:
     """Whether ``x`` carries a tangent of ``torch.autograd.forward_ad`` (outside compile)."""
-    return (not torch.compiler.is_compiling() and torch._C._is_fwd_grad_enabled()
+    return (fwAD._current_level >= 0 and not torch.compiler.is_compiling()
             and fwAD.unpack_dual(x).tangent is not None)
 
 
@@ -60,22 +68,14 @@ class SegmentReduce(torch.autograd.Function):
     (same values, tested).
     """
 
-    generate_vmap_rule = True  # torch.func.vmap runs forward/backward on batched tensors
-
     @staticmethod
-    def forward(x: Tensor, seg: Segments, path: Path, op: Any,
+    def forward(ctx, x: Tensor, seg: Segments, path: Path, op: Any,
                 acc_dtype: torch.dtype) -> Tensor:
-        return path(x, seg, op, acc_dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, seg, path, op, acc_dtype = inputs
-        ctx.seg, ctx.path, ctx.op, ctx.x_dtype, ctx.acc_dtype = seg, path, op, x.dtype, \
-            acc_dtype
-        ctx.rule = gradient_rule(op)
-        if ctx.rule == "extremum":
-            ctx.save_for_backward(x, output)
-            ctx.save_for_forward(x, output)
+        # the classic form: a Function with setup_context pays for inspect.signature on
+        # every apply (about 40 us), which the eager hot path cannot afford
+        out = path(x, seg, op, acc_dtype)
+        _save(ctx, x, seg, path, op, acc_dtype, out)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
@@ -101,12 +101,35 @@ class SegmentReduce(torch.autograd.Function):
         return grad_x.to(ctx.x_dtype), None, None, None, None
 
 
+def _save(ctx, x: Tensor, seg: Segments, path: Path, op: Any, acc_dtype: torch.dtype,
+          out: Tensor, forward: bool = False) -> None:
+    ctx.seg, ctx.path, ctx.op, ctx.x_dtype, ctx.acc_dtype = seg, path, op, x.dtype, acc_dtype
+    ctx.rule = gradient_rule(op)
+    if ctx.rule == "extremum":
+        ctx.save_for_backward(x, out)
+        if forward:
+            ctx.save_for_forward(x, out)
 
-class SegmentReduceJvp(SegmentReduce):
-    """:class:`SegmentReduce` with forward-mode AD, for ``torch.func.jvp`` and
-    ``torch.autograd.forward_ad`` (dynamo cannot trace a custom ``jvp``, so the class
-    used under ``torch.compile`` has none). The tangent of max/min is the even split of
-    the backward: the mean of the tangents of the rows that attain the extremum."""
+
+class SegmentReduceJvp(torch.autograd.Function):
+    """:class:`SegmentReduce` for ``torch.func`` transforms and forward-mode AD: the same
+    forward and backward, a generated vmap rule and a ``jvp`` (dynamo cannot trace a custom
+    ``jvp``, and ``setup_context`` costs an ``inspect.signature`` per call, so the eager
+    and compiled class has neither). The tangent of max/min is the even split of the
+    backward: the mean of the tangents of the rows that attain the extremum."""
+
+    generate_vmap_rule = True  # torch.func.vmap runs forward/backward on batched tensors
+
+    @staticmethod
+    def forward(x: Tensor, seg: Segments, path: Path, op: Any,
+                acc_dtype: torch.dtype) -> Tensor:
+        return path(x, seg, op, acc_dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _save(ctx, *inputs, output, forward=True)
+
+    backward = SegmentReduce.backward
 
     @staticmethod
     def jvp(ctx, x_t: Tensor, *_) -> Tensor:

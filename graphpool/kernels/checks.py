@@ -23,27 +23,20 @@ def check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
                  fill_value: Number, where: str) -> Number:
     """Check the arguments of :func:`segment_reduce`; returns ``fill_value`` as a number of
     the kind ``x`` holds."""
-    refuse_fx(where, x)
-    if not isinstance(x, Tensor):
-        raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
-                             "pass node features as a tensor")
-    check_nodes_tensor(where, x)
-    if not isinstance(seg, Segments):
+    if type(x) is not Tensor and type(x) is not torch.nn.Parameter:
+        refuse_fx(where, x)
+        if not isinstance(x, Tensor):
+            raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
+                                 "pass node features as a tensor")
+    if x.is_nested or x.layout != torch.strided or x.is_meta:
+        check_nodes_tensor(where, x)
+    if type(seg) is not Segments:
         raise GraphpoolError(where, "segments", "a graphpool.Segments", describe(seg),
                              "build one with Segments.from_index(batch) or similar")
-    if torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling():
-        raise GraphpoolError(where, "x", "a trace of the dynamo-based exporter",
-                             "torch.onnx.export(..., dynamo=False), whose TorchScript "
-                             "translation of scatter reductions is not checked by graphpool",
-                             "export with torch.onnx.export(..., dynamo=True) (the default) "
-                             "or torch.export.export")
-    if torch.jit.is_tracing() and seg.kind == "uniform" and seg.num_segments != 1:
-        raise GraphpoolError(where, "segments", "under torch.jit.trace, one uniform set per "
-                             "leading index (the trace would fix the rows per set)",
-                             repr(seg), "use torch.export or torch.compile, which keep sizes "
-                             "symbolic")
-    if x.dtype not in DTYPES or x.is_quantized or x.is_nested:
-        kind = "a nested" if x.is_nested else "a quantized" if x.is_quantized else "a"
+    if torch._C._get_tracing_state() is not None:
+        _check_jit_trace(where, seg)
+    if x.dtype not in DTYPES:  # quantized dtypes included
+        kind = "a quantized" if x.is_quantized else "a"
         raise GraphpoolError(where, "x", "a floating point or integer tensor (float16, "
                              "bfloat16, float32, float64, int8/16/32/64, uint8)",
                              f"{kind} {describe(x)[2:]}",
@@ -77,9 +70,27 @@ def check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
     return fill_value
 
 
+def _check_jit_trace(where: str, seg: Segments) -> None:
+    if torch.onnx.is_in_onnx_export():  # the legacy exporter runs torch.jit.trace
+        raise GraphpoolError(where, "x", "a trace of the dynamo-based exporter",
+                             "torch.onnx.export(..., dynamo=False), whose TorchScript "
+                             "translation of scatter reductions is not checked by graphpool",
+                             "export with torch.onnx.export(..., dynamo=True) (the default) "
+                             "or torch.export.export")
+    if seg.kind == "uniform" and seg.num_segments != 1:
+        raise GraphpoolError(where, "segments", "under torch.jit.trace, one uniform set per "
+                             "leading index (the trace would fix the rows per set)",
+                             repr(seg), "use torch.export or torch.compile, which keep sizes "
+                             "symbolic")
+
+
 def check_fill_value(where: str, fill_value: Any, dtype: torch.dtype) -> Number:
     """``fill_value`` as a Python number that ``dtype`` represents: never rounded to
     ``inf`` or wrapped."""
+    if (fill_value == 0 and type(fill_value) in (float, int)) or (
+            type(fill_value) is float and dtype.is_floating_point and dtype.itemsize >= 4
+            and not abs(fill_value) < math.inf):
+        return fill_value if dtype.is_floating_point else 0  # 0, +-inf, nan: the fast path
     if isinstance(fill_value, Tensor) and fill_value.dim() == 0 and not fill_value.is_complex():
         fill_value = fill_value.item()
     if isinstance(fill_value, bool) or not isinstance(fill_value, Real):

@@ -117,6 +117,7 @@ def library() -> Optional[ctypes.CDLL]:
     lib.gp_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_index_to_ptr.restype = _i64
     lib.gp_ptr_stats.argtypes = [_vp, _i64, _vp]
+    lib.gp_equal_bytes.argtypes = [_vp, _vp, _i64]
     return lib
 
 
@@ -147,6 +148,17 @@ def index_to_ptr(index: Tensor, ptr: Optional[Tensor]
                                       0 if ptr is None else ptr.data_ptr())
     lo, hi, is_sorted, _ = stats
     return lo, hi, bool(is_sorted), (ptr if empty >= 0 else None), empty
+
+
+def same_values(a: Tensor, b: Tensor) -> bool:
+    """``torch.equal(a, b)`` for two contiguous CPU tensors of one dtype and shape: one
+    ``memcmp`` (integers: equal bytes are equal values) when the helpers are built."""
+    lib = library()
+    if (lib is None or type(a) is not Tensor or type(b) is not Tensor or not a.is_cpu
+            or not b.is_cpu or a.dtype != b.dtype or a.dtype.is_floating_point
+            or a.shape != b.shape or not a.is_contiguous() or not b.is_contiguous()):
+        return torch.equal(a, b)
+    return bool(lib.gp_equal_bytes(a.data_ptr(), b.data_ptr(), a.nbytes))
 
 
 def ptr_stats(ptr: Tensor) -> Tuple[int, int, bool, int]:
@@ -209,10 +221,19 @@ def _check_status(status: int, ptr: Tensor) -> None:
     assert status == 0, status
 
 
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
 def _check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
                   numel: Optional[int] = None, contiguous: bool = True, dims: int = 0) -> None:
     """Every buffer handed to C is checked here: a CPU tensor with storage, of the dtype,
-    size and layout the kernel assumes, so that no call can read or write out of bounds."""
+    size and layout the kernel assumes, so that no call can read or write out of bounds.
+    (Torch has no negative strides; a tensor without storage fails ``data_ptr()``.)"""
+    if (type(t) in _PLAIN and t.is_cpu and (dtype is None or t.dtype == dtype)
+            and (not dims or t.dim() >= dims) and (numel is None or t.numel() == numel)
+            and (not contiguous or t.is_contiguous())
+            and not torch._C._functorch.is_functorch_wrapped_tensor(t)):
+        return  # the common case, in one expression
     problem = None
     if not isinstance(t, Tensor):
         problem = "a tensor"
@@ -227,8 +248,6 @@ def _check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
         problem = f"{numel} elements"
     elif contiguous and not t.is_contiguous():
         problem = "a contiguous tensor"
-    elif any(st < 0 for st in t.stride()):
-        problem = "non-negative strides"
     if problem is not None:
         got = f"a {t.dtype} tensor of shape {tuple(t.shape)} on {t.device}" \
             if isinstance(t, Tensor) else repr(t)
@@ -237,6 +256,9 @@ def _check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
 
 
 def _check_ptr(op: str, ptr: Tensor) -> int:
+    if type(ptr) is Tensor and ptr.dtype == torch.int64 and ptr.is_cpu and ptr.dim() == 1 \
+            and ptr.is_contiguous() and ptr.numel() >= 1:
+        return ptr.numel() - 1  # the common case (a wrapped tensor fails data_ptr())
     _check_buffer(op, "ptr", ptr, torch.int64)
     if ptr.dim() != 1 or ptr.numel() < 1:
         raise GraphpoolError(op, "ptr", "a [B + 1] pointer", f"shape {tuple(ptr.shape)}",
@@ -245,9 +267,13 @@ def _check_ptr(op: str, ptr: Tensor) -> int:
 
 
 def _x3(op: str, x: Tensor) -> Tensor:
+    if type(x) in _PLAIN and x.dim() == 2 and x.is_cpu and x.dtype in DTYPE_CODES:
+        return x.unsqueeze(0)  # the common case (a wrapped tensor fails data_ptr())
     if not isinstance(x, Tensor) or x.dtype not in DTYPE_CODES:
         _check_buffer(op, "x", x, torch.float32)
-    _check_buffer(op, "x", x, x.dtype, contiguous=False, dims=2)
+    _check_buffer(op, "x", x, None, contiguous=False, dims=2)
+    if x.dim() == 2:
+        return x.unsqueeze(0)
     x3 = _as_3d(x)
     if x3 is None:
         raise GraphpoolError(op, "x", "leading dims that merge without a copy",
@@ -268,8 +294,7 @@ def _reduce(x: Tensor, ptr: Tensor, how: str, acc_dtype: torch.dtype) -> Tensor:
     # dtype of x) and the dtype of x for max/min: the buffer is always of that type
     kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
         if how in ("sum", "mean") else x.dtype
-    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype)
-    _check_buffer(op, "out", out, kernel_dtype, L * B * F)
+    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype)  # ours: right by making
     status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
                                      L, N, F, sL, sN, sF, ptr.data_ptr(), B,
                                      out.data_ptr(), _threads(L * N * F))

@@ -34,18 +34,24 @@ from torch import Tensor
 from ..errors import GraphpoolError
 from ..segments import Segments
 from . import compiled, dense, ext, native
-from .autograd import Path, SegmentReduce, SegmentReduceJvp, forward_ad, gradient_rule, plain_torch
+from .autograd import (Path, SegmentReduce, SegmentReduceJvp, forward_ad, gradient_rule,
+                       jit_tracing, plain_torch)
 from .backends import get_backend, set_backend, use_backend
 from .checks import check_input
-from .reductions import SUM, Primitive, resolve_reduction
+from .reductions import MAX, MIN, SUM, Primitive, resolve_reduction
 
 __all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend"]
 
 _HALF = (torch.float16, torch.bfloat16)
+_COMPILED_OPS = (SUM, MAX, MIN)  # what compiled.combine.accepts
 
 
 def _pick_path(seg: Segments, x: Tensor, op: Primitive, plain: bool = False) -> Path:
     """The first path that applies and declares ``op`` (see the module docs)."""
+    if (seg.kind == "csr" and not plain and op in _COMPILED_OPS and compiled.supports(x, seg)
+            and get_backend() in ("auto", "compiled")
+            and (compiled.OPERATORS or not torch.compiler.is_compiling())):
+        return compiled.combine  # the common case of a PyG batch on the CPU
     if seg.kind in ("uniform", "mask"):
         candidates = [dense.combine]
     else:
@@ -118,7 +124,7 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     op, finalize = prim, red.finalize
     if finalize is not None and red.name in path.fused:
         op, finalize = red, None
-    if torch.jit.is_tracing() or gradient_rule(op) is None:
+    if (plain and jit_tracing()) or gradient_rule(op) is None:
         out = path(x, segments, op, acc)  # plain torch ops: traced, or torch's autograd
     elif plain or forward_ad(x):
         out = SegmentReduceJvp.apply(x, segments, path, op, acc)

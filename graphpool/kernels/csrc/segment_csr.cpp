@@ -347,4 +347,10 @@ void gp_ptr_stats(const int64_t* ptr, int64_t len, int64_t* stats) {
   stats[3] = empty;
 }
 
+// 1 if the n bytes at a and b are equal (the Segments cache compares a batch tensor with
+// its private copy).
+int gp_equal_bytes(const void* a, const void* b, int64_t n) {
+  return n <= 0 || std::memcmp(a, b, static_cast<size_t>(n)) == 0;
+}
+
 }  // extern "C"
