@@ -5,13 +5,15 @@
     python benchmarks/run.py --device cuda    # on a GPU, when there is one
 
 Prints a markdown table (times, best peer, ratios, GB/s, floor) and the issue's targets,
-and writes everything to JSON (default: benchmarks/results/<device>.json).
+and writes everything to JSON: a scratch file by default, the published
+benchmarks/results/<device>.json (and the table beside it, .md) only with --update.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +31,10 @@ def main() -> int:
                         help="timed rounds per candidate (at least 1)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="cpu or cuda (exits cleanly when there is no GPU)")
-    parser.add_argument("--json", default=None, help="where to write the results")
+    parser.add_argument("--json", default=None, help="where to write the results (default: "
+                        "a scratch file in the temporary folder)")
+    parser.add_argument("--update", action="store_true", help="write the published results "
+                        "benchmarks/results/<device>.json and .md (the table of the docs)")
     parser.add_argument("--sample-ms", type=float, default=bench.SAMPLE_MS,
                         help="length of a timed block of calls (0: time single calls)")
     parser.add_argument("--regimes", default="", help="only regimes whose name contains one "
@@ -60,12 +65,21 @@ def main() -> int:
     print("\n| target | value | goal | met |\n|---|---|---|---|")
     for t in targets:
         print(f"| {t['target']} | {t['value']} | {t['goal']} | {'yes' if t['met'] else 'NO'} |")
-    path = Path(args.json or Path(__file__).parent / "results" / f"{args.device}.json")
+    published = Path(__file__).parent / "results" / f"{args.device}.json"
+    scratch = Path(tempfile.gettempdir()) / f"graphpool-bench-{args.device}.json"
+    path = Path(args.json) if args.json else published if args.update else scratch
     path.parent.mkdir(parents=True, exist_ok=True)
     wall = round(time.perf_counter() - start, 1)
     bench.to_json(results, targets, str(path), wall_s=wall, rounds=rounds,
                   sample_ms=args.sample_ms)
     print(f"\nsuite wall time: {wall} s; wrote {os.path.relpath(path)}")
+    if args.update:  # the printed table beside the JSON, as docs/performance.md quotes it
+        table = [f"machine: {bench.machine()}", "", bench.markdown(results), "",
+                 "| target | value | goal | met |", "|---|---|---|---|",
+                 *(f"| {t['target']} | {t['value']} | {t['goal']} | "
+                   f"{'yes' if t['met'] else 'NO'} |" for t in targets),
+                 "", f"suite wall time: {wall} s; wrote {os.path.relpath(path)}"]
+        published.with_suffix(".md").write_text("\n".join(table) + "\n")
     return 0
 
 

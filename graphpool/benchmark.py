@@ -80,8 +80,9 @@ def make_cases(quick: bool = False) -> List[Case]:
         Case(f"one graph {1_000_000 // k}x64", "graph", torch.float32, (1, 1_000_000 // k, 64), 1),
         Case(f"unsorted {10000 // k}x100x64", "graph", torch.float32, (10000 // k, 100, 64),
              10000 // k, sorted=False),
-        Case("image 64x256x14x14", "image", torch.float32, (64 // k, 256, 14, 14)),
-        Case("image 32x2048x7x7", "image", torch.float32, (32 // k, 2048, 7, 7)),
+        # labels name the shapes really timed (a quick run has 3 and 1 images)
+        Case(f"image {64 // k}x256x14x14", "image", torch.float32, (64 // k, 256, 14, 14)),
+        Case(f"image {32 // k}x2048x7x7", "image", torch.float32, (32 // k, 2048, 7, 7)),
     ]
     return cases
 
@@ -398,11 +399,11 @@ def check_targets(results: Sequence[Result]) -> List[Dict[str, object]]:
             best = min(peers(f).values())
             add(f"molecules {op} forward: best peer / graphpool", best / f["graphpool"], ">= 1", best >= f["graphpool"])
             add(f"molecules {op} forward: best peer / graphpool new batch", best / f[FRESH], ">= 1", best >= f[FRESH])
-    for regime in ("image 64", "image 32"):
+    for regime in dict.fromkeys(r.regime for r in results if r.regime.startswith("image")):
         f = _find(results, regime, "mean", "forward")
         if f:
             ratio = f["graphpool"] / f["x.mean((2, 3))"]
-            add(f"{regime}.. GAP: graphpool / x.mean((2, 3))", ratio, "<= 1.05", ratio <= 1.05)
+            add(f"{regime} GAP: graphpool / x.mean((2, 3))", ratio, "<= 1.05", ratio <= 1.05)
     return out
 
 

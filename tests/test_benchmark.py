@@ -73,3 +73,37 @@ def test_benchmark_script_on_cuda_without_a_gpu_exits_cleanly():
     done = subprocess.run([sys.executable, str(script), "--device", "cuda"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "no CUDA device" in done.stderr
+
+
+def test_quick_regimes_are_labelled_with_the_shapes_they_time():
+    for case in bench.make_cases(quick=True):
+        if case.kind == "image":
+            assert case.regime == "image " + "x".join(map(str, case.shape))
+
+
+def _run_script(monkeypatch, tmp_path, *argv):
+    """benchmarks/run.py's main on one tiny regime, with the published folder in tmp."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "run.py"
+    spec = importlib.util.spec_from_file_location("bench_run", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "__file__", str(tmp_path / "run.py"))
+    monkeypatch.setattr(module.tempfile, "gettempdir", lambda: str(tmp_path / "scratch"))
+    monkeypatch.setattr(bench, "make_cases", lambda quick=False: [
+        bench.Case("molecules 4x5x3", "graph", torch.float32, (4, 5, 3), 4)])
+    monkeypatch.setattr(bench, "peak_forward_allocation", lambda case, op: 0)
+    monkeypatch.setattr(sys, "argv", ["run.py", "--rounds", "1", "--sample-ms", "0", *argv])
+    assert module.main() == 0
+
+
+def test_the_benchmark_writes_published_results_only_when_asked(monkeypatch, tmp_path):
+    _run_script(monkeypatch, tmp_path)
+    assert (tmp_path / "scratch" / "graphpool-bench-cpu.json").is_file()
+    assert not (tmp_path / "results").exists()
+    _run_script(monkeypatch, tmp_path, "--update")
+    assert (tmp_path / "results" / "cpu.json").is_file()
+    assert "| molecules 4x5x3 |" in (tmp_path / "results" / "cpu.md").read_text()
