@@ -8,7 +8,7 @@ from .errors import GraphpoolError
 from .functional import max_readout, mean_readout, min_readout, readout, sum_readout
 from .kernels import REDUCTIONS, get_backend, segment_reduce, set_backend, use_backend
 from .readouts import (READOUTS, MaxReadout, MeanReadout, MinReadout, Readout, SumReadout,
-                       resolve_readout)
+                       TableReadout, resolve_readout)
 from .readouts.edge import EdgeEnergyReadout, edge_energy_readout
 from .segments import Segments
 from .resolve import as_segments
@@ -24,7 +24,7 @@ __all__ = [
     "GraphpoolError", "Segments", "as_segments", "segment_reduce", "REDUCTIONS",
     "set_backend", "get_backend", "use_backend",
     "readout", "sum_readout", "mean_readout", "max_readout", "min_readout",
-    "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "READOUTS",
+    "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "TableReadout", "READOUTS",
     "resolve_readout", "EdgeEnergyReadout", "edge_energy_readout",
     "Layout", "as_nodes", "global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d",
     "grid_graph", "image_to_batch", "batch_to_image", "window_segments", "window_pool",

@@ -103,3 +103,23 @@ def test_registration_errors(bad, match):
     with pytest.raises(GraphpoolError, match=match):
         bad()
     assert "p2" not in gp.REDUCTIONS
+
+
+def test_a_registered_reduction_is_a_readout_module_everywhere_by_name(prod):
+    fmap = torch.rand(2, 3, 4, 4) + 0.5
+    torch.testing.assert_close(gp.GlobalPool2d("prod")(fmap), fmap.flatten(2).prod(-1))
+    torch.testing.assert_close(gp.GlobalPool2d(["mul", "max"])(fmap),
+                               torch.cat([fmap.flatten(2).prod(-1), fmap.amax((2, 3))], -1))
+    module = gp.resolve_readout("MUL")
+    assert repr(module) == "TableReadout('prod')"
+    x, batch = torch.rand(5, 2) + 0.5, torch.tensor([0, 0, 1, 1, 1])
+    torch.testing.assert_close(module(x, batch), torch.stack([x[:2].prod(0), x[2:].prod(0)]))
+
+
+@pytest.mark.parametrize("name, cls", [("add", "SumReadout"), ("avg", "MeanReadout"),
+                                       ("Mean", "MeanReadout"), ("MAX", "MaxReadout")])
+def test_one_alias_table_for_every_resolver(name, cls):
+    assert type(gp.resolve_readout(name)).__name__ == cls
+    assert type(gp.GlobalPool2d(name).readouts[0]).__name__ == cls
+    with pytest.raises(GraphpoolError, match="GlobalPool2d: invalid 'reduce'.*'avgmax'"):
+        gp.GlobalPool2d("median")

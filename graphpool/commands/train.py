@@ -38,15 +38,15 @@ def _readouts():
 
 
 def _readout_name(text: str) -> Optional[str]:
-    """A readout name's key in ``READOUTS`` (``"add"`` becomes ``"sum"``), or ``None``."""
+    """A readout name as the one resolver reads it (``"add"`` becomes ``"sum"``), or
+    ``None``."""
     from ..errors import GraphpoolError
-    from ..readouts import READOUTS, resolve_readout
+    from ..readouts import resolve_readout
 
     try:
-        kind = type(resolve_readout(text))
+        return resolve_readout(text).reduce
     except GraphpoolError:
         return None
-    return next(name for name, cls in READOUTS.items() if cls is kind)
 
 
 _dataset = name_in("dataset", _datasets)

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import GraphpoolError
-from ..kernels.reductions import ALIASES
-from ..readouts import READOUTS, MaxReadout, MinReadout, Readout, SumReadout, resolve_readout
+from ..readouts import (MaxReadout, MinReadout, Readout, SumReadout, readout_names,
+                        resolve_readout)
 from ..kernels import segment_reduce
 from .layout import (GridNodes, Layout, as_nodes, batch_nodes, check_flag, describe_input,
                      is_proxy, resolve_layout, trace_function, trace_leaf)
@@ -42,25 +42,22 @@ ReduceSpec = Union[str, Readout, Sequence[Union[str, Readout]]]
 
 #: timm-style combinations: name -> (readouts, how their results combine).
 POOL_TYPES = {"avgmax": (("mean", "max"), "average"), "catavgmax": (("mean", "max"), "concat")}
-_TIMM_ALIASES = {"avg": "mean"}
 
 
 def _choices() -> str:
-    return ", ".join(repr(n) for n in [*READOUTS, *ALIASES, *_TIMM_ALIASES, *POOL_TYPES])
+    return ", ".join(repr(n) for n in [*readout_names(), *POOL_TYPES])
 
 
 def readout_module(item: object, where: str) -> Readout:
-    """A readout module from a name (timm's ``"avg"`` included) or an instance; errors
-    name ``where`` and list the choices."""
-    if isinstance(item, Readout):
-        return item
-    if isinstance(item, str):
-        name = _TIMM_ALIASES.get(item.lower(), item.lower())
-        if name in READOUTS or name in ALIASES:
-            return resolve_readout(name)
-    raise GraphpoolError(where, "reduce", f"a graphpool Readout or one of {_choices()}",
-                         describe_input(item), "pick one of the listed names, or pass a Readout "
-                         "instance (e.g. MeanReadout())")
+    """A readout module from a name or an instance, by the one resolver
+    (:func:`~graphpool.readouts.resolve_readout`); errors name ``where`` and list the
+    choices, timm's combinations included."""
+    try:
+        return resolve_readout(item, where=where)
+    except GraphpoolError:
+        raise GraphpoolError(where, "reduce", f"a graphpool Readout or one of {_choices()}",
+                             describe_input(item), "pick one of the listed names, or pass a "
+                             "Readout instance (e.g. MeanReadout())") from None
 
 
 def resolve_pool(reduce: ReduceSpec, where: str) -> Tuple[List[Readout], str]:
