@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 import graphpool as gp
-from graphpool.kernels import compiled, ext
+from graphpool.kernels import ext
+from graphpool import _native
 from graphpool.segments_cache import CACHE
 
 __all__ = ["Case", "Result", "make_cases", "run_case", "run", "markdown", "check_targets"]
@@ -337,7 +338,7 @@ def machine() -> Dict[str, object]:
     return {"platform": platform.platform(), "processor": platform.processor(),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "graphpool": gp.__version__, "torch_scatter": ext.AVAILABLE,
-            "compiled_kernels": compiled.library() is not None}
+            "compiled_kernels": _native.library() is not None}
 
 
 def markdown(results: Sequence[Result]) -> str:

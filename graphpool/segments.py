@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from .errors import GraphpoolError, describe
-from .kernels import compiled
+from . import _native as compiled  # the index helpers of the compiled library
 
 __all__ = ["Segments"]
 

@@ -46,7 +46,7 @@ from typing import Any, Callable, Dict, Hashable, Tuple
 import torch
 from torch import Tensor
 
-from .kernels import compiled
+from . import _native
 
 __all__ = ["SegmentsCache", "CACHE"]
 
@@ -83,7 +83,7 @@ class SegmentsCache:
         if entry is not None:
             ref, copy, seg = entry
             if (ref() is tensor and copy.shape == tensor.shape and copy.dtype == tensor.dtype
-                    and compiled.same_values(copy, tensor)):
+                    and _native.same_values(copy, tensor)):
                 return seg
         seg = build()
         self._store(key, tensor, seg)

@@ -1,9 +1,10 @@
 import pytest
 
 import graphpool
-from graphpool.kernels import compiled, ext
+from graphpool.kernels import ext
+from graphpool import _native
 
-BACKENDS = (["native"] + (["compiled"] if compiled.library() is not None else [])
+BACKENDS = (["native"] + (["compiled"] if _native.library() is not None else [])
             + (["torch_scatter"] if ext.AVAILABLE else []))
 
 

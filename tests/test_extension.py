@@ -9,6 +9,7 @@ import torch
 
 import graphpool as gp
 from graphpool import GraphpoolError, Segments, segment_reduce
+from graphpool import _native
 from graphpool.kernels import compiled, ext
 from graphpool.kernels.reductions import (Primitive, Reduction, register_reduction,
                                           unregister_reduction)
@@ -68,7 +69,7 @@ def test_a_registered_reduction_has_gradients_and_works_in_readouts(prod, backen
                                .squeeze(1), fmap.flatten(2).prod(-1))
 
 
-@pytest.mark.skipif(compiled.library() is None, reason="the compiled kernels are not built")
+@pytest.mark.skipif(_native.library() is None, reason="the compiled kernels are not built")
 def test_paths_that_lack_a_primitive_refuse_it(prod):
     x, seg = torch.rand(4, 2), Segments.from_ptr(torch.tensor([0, 2, 4]))
     with pytest.raises(GraphpoolError, match="'reduce'.*compiled path"):

@@ -1720,7 +1720,7 @@ STATE: List[Case] = [
 ]
 ENV_PROBE = """
 print("BACKEND=" + gp.get_backend())
-print("COMPILED=" + ("on" if _compiled.library() is not None else "off"))
+print("COMPILED=" + ("on" if _compiled.available() else "off"))
 print("HUGE_PAGES=" + ("on" if getattr(_compiled, "_HUGE_PAGES", True) else "off"))
 x = torch.ones(1 << 23, 1, requires_grad=True)          # a 32 MiB gradient: huge-page buffers
 gp.readout(x, ptr=torch.tensor([0, 1 << 22, 1 << 23]), reduce="sum").sum().backward()

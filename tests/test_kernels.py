@@ -11,6 +11,7 @@ import torch
 
 import graphpool
 from graphpool import GraphpoolError, Segments, segment_reduce
+from graphpool import _native
 from graphpool.kernels import compiled, ext
 from graphpool.kernels.reductions import MAX, SUM
 
@@ -166,7 +167,7 @@ def test_half_types_accumulate_in_float32(op, dtype):
         assert out.item() == {"sum": 4096.0, "mean": 1.0, "max": 1.0, "min": 1.0}[op], name
 
 
-@pytest.mark.skipif(not ext.AVAILABLE or compiled.library() is None,
+@pytest.mark.skipif(not ext.AVAILABLE or _native.library() is None,
                     reason="needs torch_scatter and the compiled kernels")
 @pytest.mark.parametrize("op", OPS)
 def test_backends_agree_on_values_and_gradients(op):
@@ -205,7 +206,7 @@ def test_path_choice_follows_the_grouping():
             is native.scatter
         assert dispatch._pick_path(Segments.from_ptr(torch.tensor([0, 4])), x.long(), MAX) \
             is native.scatter
-    if compiled.library() is not None:
+    if _native.library() is not None:
         with graphpool.use_backend("auto"):
             csr = Segments.from_ptr(torch.tensor([0, 4]))
             assert dispatch._pick_path(csr, x, MAX) is compiled.combine
@@ -238,17 +239,17 @@ def test_without_a_compiler_the_native_kernels_give_the_same_results(monkeypatch
     expected = {op: segment_reduce(x, seg, op) for op in OPS}
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("GRAPHPOOL_CACHE", str(tmp_path))
-    compiled.library.cache_clear()
+    _native.library.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="native torch kernels"):
-            assert compiled.library() is None
+            assert _native.library() is None
         assert not compiled.supports(x, seg)
         for op in OPS:
             torch.testing.assert_close(segment_reduce(x, seg, op), expected[op], equal_nan=True)
         with pytest.raises(graphpool.GraphpoolError, match="'compiled'.*C\\+\\+ compiler"):
             graphpool.set_backend("compiled")
     finally:
-        compiled.library.cache_clear()
+        _native.library.cache_clear()
 
 
 @pytest.mark.parametrize("counts", [[9000], [5000, 0, 4500], [30] * 40])
@@ -275,7 +276,7 @@ def test_results_do_not_depend_on_the_number_of_threads(counts, op):
                                naive_readout(x64, groups_from_counts(counts), op))
 
 
-needs_kernels = pytest.mark.skipif(compiled.library() is None,
+needs_kernels = pytest.mark.skipif(_native.library() is None,
                                    reason="the compiled kernels are not available")
 
 
@@ -290,7 +291,7 @@ needs_kernels = pytest.mark.skipif(compiled.library() is None,
 def test_index_to_ptr(index, num_segments, expected):
     index = torch.tensor(index, dtype=torch.long)
     buffer = None if num_segments is None else torch.empty(num_segments + 1, dtype=torch.long)
-    lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(index, buffer)
+    lo, hi, is_sorted, ptr, empty = _native.index_to_ptr(index, buffer)
     if index.numel():
         assert (lo, hi, is_sorted) == (int(index.min()), int(index.max()),
                                        bool((index[1:] >= index[:-1]).all()))
@@ -368,7 +369,7 @@ def test_huge_page_buffers_fall_back_when_the_kernel_refuses_madvise(monkeypatch
     assert buffer.shape == (3, 4) and buffer.fill_(2.0).sum() == 24.0
 
 
-@pytest.mark.skipif(not compiled.SANITIZE, reason="runs in the sanitizer run (.ci/sanitize)")
+@pytest.mark.skipif(not _native.SANITIZE, reason="runs in the sanitizer run (.ci/sanitize)")
 def test_the_sanitizer_run_catches_an_out_of_bounds_write():
     # The old half-precision bug, called raw: float32 sums written into a float16 buffer.
     # The checked entry points refuse this; the raw C call must abort under ASan.
@@ -377,7 +378,7 @@ def test_the_sanitizer_run_catches_an_out_of_bounds_write():
         from graphpool.kernels import compiled
         x, ptr = torch.ones(2000, 64, dtype=torch.float16), torch.arange(0, 2001, 2)
         out = torch.empty(1000, 64, dtype=torch.float16)
-        compiled.library().gp_csr_reduce(2, 0, x.data_ptr(), 1, 2000, 64, 0, 64, 1,
+        _native.library().gp_csr_reduce(2, 0, x.data_ptr(), 1, 2000, 64, 0, 64, 1,
                                          ptr.data_ptr(), 1000, out.data_ptr(), 1)
         """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -6,7 +6,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from graphpool import GraphpoolError, Segments, as_segments, segment_reduce
-from graphpool.kernels import compiled
+from graphpool import _native
 
 INDEX_CASES = [
     # index, num_segments, kind, counts, ptr
@@ -37,12 +37,12 @@ def test_unvalidated_index_order(monkeypatch):
     assert Segments.from_index(index, 2, validate=False).kind == "csr"
     assert Segments.from_index(index, 2, sorted=True, validate=False).kind == "csr"
     monkeypatch.setenv("GRAPHPOOL_COMPILED", "0")
-    compiled.library.cache_clear()
+    _native.library.cache_clear()
     try:
         assert Segments.from_index(index, 2, validate=False).kind == "csr"
         assert Segments.from_index(torch.tensor([1, 0]), 2, validate=False).kind == "scatter"
     finally:
-        compiled.library.cache_clear()
+        _native.library.cache_clear()
 
 
 @pytest.mark.parametrize("bad, match", [([0, 0, 5], "num_segments.*>= 6"),

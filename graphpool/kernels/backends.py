@@ -10,7 +10,8 @@ from typing import Iterator
 import torch
 
 from ..errors import GraphpoolError
-from . import compiled, ext
+from .. import _native
+from . import ext
 
 __all__ = ["set_backend", "get_backend", "use_backend", "BACKENDS"]
 
@@ -25,7 +26,7 @@ def _check_backend(name: str, where: str = "set_backend", argument: str = "name"
         raise GraphpoolError(where, argument, "a backend that is installed",
                              "'torch_scatter', which cannot be imported",
                              "pip install --no-build-isolation torch-scatter, or use 'auto'")
-    if name == "compiled" and compiled.library() is None:
+    if name == "compiled" and _native.library() is None:
         raise GraphpoolError(where, argument, "a backend that can be built",
                              "'compiled', which could not be compiled or loaded",
                              "install a C++ compiler with OpenMP (g++), unset "

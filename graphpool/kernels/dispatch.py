@@ -26,7 +26,7 @@ Every path returns the same values and the same gradients: the backward is share
 from __future__ import annotations
 
 from numbers import Number
-from typing import Any
+
 
 import torch
 from torch import Tensor
