@@ -472,7 +472,7 @@ class Segments:
             return self._keep("_c", torch.full((self.num_segments,), self.size,
                                                dtype=torch.long, device=self.device))
         assert self._p is not None, self  # every other grouping is built with counts or ptr
-        ptr = self._checked_ptr()  # counts of an unchecked ptr could be negative
+        ptr = self._checked_ptr("Segments")  # counts of an unchecked ptr could be negative
         return self._keep("_c", ptr[1:] - ptr[:-1])
 
     @property
@@ -550,7 +550,7 @@ class Segments:
                                                    values.size(-1))
             return expanded.flatten(-3, -2)
         if self.kind == "csr":
-            self._checked_ptr()
+            self._checked_ptr("Segments.broadcast")
         return values.index_select(-2, self._index)
 
     def to(self, device: torch.device | str) -> "Segments":

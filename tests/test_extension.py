@@ -124,3 +124,12 @@ def test_one_alias_table_for_every_resolver(name, cls):
     assert type(gp.GlobalPool2d(name).readouts[0]).__name__ == cls
     with pytest.raises(GraphpoolError, match="GlobalPool2d: invalid 'reduce'.*'avgmax'"):
         gp.GlobalPool2d("median")
+
+
+def test_forward_mode_of_a_primitive_without_a_rule_is_refused(prod):
+    import torch.autograd.forward_ad as fwAD
+    x = torch.rand(4, 2, dtype=torch.float64)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x, torch.ones_like(x))
+        with pytest.raises(GraphpoolError, match="readout: invalid 'reduce'.*forward-mode"):
+            gp.readout(dual, torch.tensor([0, 0, 1, 1]), "prod")

@@ -124,6 +124,11 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     op, finalize = prim, red.finalize
     if finalize is not None and red.name in path.fused:
         op, finalize = red, None
+    if gradient_rule(op) is None and forward_ad(x):
+        raise GraphpoolError(_where, "reduce", "a reduction with a forward-mode rule under "
+                             "torch.autograd.forward_ad / torch.func.jvp", repr(red),
+                             "use reverse mode (backward, torch.func.grad) for this reduction, "
+                             "or give its primitive gradient='broadcast' or 'extremum'")
     if (plain and jit_tracing()) or gradient_rule(op) is None:
         out = path(x, segments, op, acc)  # plain torch ops: traced, or torch's autograd
     elif plain or forward_ad(x):
