@@ -375,7 +375,7 @@ def test_the_sanitizer_run_catches_an_out_of_bounds_write():
     # The checked entry points refuse this; the raw C call must abort under ASan.
     code = textwrap.dedent("""
         import torch
-        from graphpool.kernels import compiled
+        from graphpool import _native
         x, ptr = torch.ones(2000, 64, dtype=torch.float16), torch.arange(0, 2001, 2)
         out = torch.empty(1000, 64, dtype=torch.float16)
         _native.library().gp_csr_reduce(2, 0, x.data_ptr(), 1, 2000, 64, 0, 64, 1,
