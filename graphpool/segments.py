@@ -178,7 +178,7 @@ def _outside_transforms(fn):
 
 
 def _jit_tracing() -> bool:
-    return torch.jit.is_tracing()
+    return torch._C._get_tracing_state() is not None  # torch.jit.is_tracing, minus Python
 
 
 def _helpers_usable(t: Tensor) -> bool:

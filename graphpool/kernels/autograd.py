@@ -12,13 +12,12 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch
 
 from ..segments import Segments
 from . import compiled
-from .reductions import SUM, Reduction, divide_by_count
+from .reductions import HALF as _HALF, SUM, Reduction, divide_by_count
 
 __all__ = ["SegmentReduce", "SegmentReduceJvp", "plain_torch", "forward_ad", "gradient_rule",
            "jit_tracing"]
 
 Path = Callable[[Tensor, Segments, Any, torch.dtype], Tensor]
-_HALF = (torch.float16, torch.bfloat16)
 
 
 _PLAIN = (Tensor, torch.nn.Parameter)

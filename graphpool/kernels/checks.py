@@ -11,11 +11,11 @@ from torch import Tensor
 
 from ..errors import GraphpoolError, describe, refuse_fx
 from ..segments import Segments, check_nodes_tensor, probe_output
+from .reductions import HALF
 
 __all__ = ["check_input", "check_fill_value", "DTYPES"]
 
-_HALF = (torch.float16, torch.bfloat16)
-DTYPES = (*_HALF, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
+DTYPES = (*HALF, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
           torch.int64, torch.uint8)
 
 

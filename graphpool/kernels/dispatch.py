@@ -38,11 +38,10 @@ from .autograd import (Path, SegmentReduce, SegmentReduceJvp, forward_ad, gradie
                        jit_tracing, plain_torch)
 from .backends import get_backend, set_backend, use_backend
 from .checks import check_input
-from .reductions import MAX, MIN, SUM, Primitive, resolve_reduction
+from .reductions import HALF as _HALF, MAX, MIN, SUM, Primitive, resolve_reduction
 
 __all__ = ["segment_reduce", "set_backend", "get_backend", "use_backend"]
 
-_HALF = (torch.float16, torch.bfloat16)
 _COMPILED_OPS = (SUM, MAX, MIN)  # what compiled.combine.accepts
 
 

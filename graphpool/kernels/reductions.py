@@ -40,10 +40,12 @@ from torch import Tensor
 
 from ..errors import GraphpoolError
 
-__all__ = ["Primitive", "Reduction", "REDUCTIONS", "ALIASES", "SUM", "MAX", "MIN",
+__all__ = ["Primitive", "Reduction", "REDUCTIONS", "ALIASES", "SUM", "MAX", "MIN", "HALF",
            "register_reduction", "unregister_reduction", "resolve_reduction"]
 
 Number = Union[int, float]
+#: The half types: their sums accumulate in float32, their tie counts are float32.
+HALF = (torch.float16, torch.bfloat16)
 
 
 @dataclass(frozen=True)
