@@ -19,15 +19,16 @@ from pathlib import Path
 
 import torch
 
-from graphpool import benchmark as bench
-from graphpool.commands.train import _at_least
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: benchmarks.suite
+from benchmarks import suite as bench  # noqa: E402
+from graphpool.apps.commands._args import positive_int
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller regimes, fewer rounds")
-    parser.add_argument("--rounds", type=_at_least(1), default=None,
+    parser.add_argument("--rounds", type=positive_int, default=None,
                         help="timed rounds per candidate (at least 1)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="cpu or cuda (exits cleanly when there is no GPU)")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from graphpool.commands.train import add_train_arguments, command_line
+from graphpool.apps.commands.train import add_train_arguments, command_line
 from graphpool.datasets import load_tu_dataset
-from graphpool.experiments import (PackedGraphs, ResultRow, config_grid, cross_validate,
+from graphpool.apps.experiments import (PackedGraphs, ResultRow, config_grid, cross_validate,
                                    format_table, plot_against_paper, write_csv, write_json)
 
 

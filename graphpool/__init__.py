@@ -6,11 +6,11 @@ and ``op`` says how a set becomes one row.
 """
 from .errors import GraphpoolError
 from .functional import max_readout, mean_readout, min_readout, readout, sum_readout
-from .kernels import REDUCTIONS, get_backend, segment_reduce, set_backend, use_backend
+from .kernels import (REDUCTIONS, get_backend, segment_broadcast, segment_reduce, set_backend, use_backend)
 from .readouts import (READOUTS, MaxReadout, MeanReadout, MinReadout, Readout, SumReadout,
                        TableReadout, resolve_readout)
 from .readouts.edge import EdgeEnergyReadout, edge_energy_readout
-from .segments import Segments
+from .segments import Kind, Segments
 from .resolve import as_segments
 from .grid import (GlobalPool1d, GlobalPool2d, GlobalPool3d, Layout, as_nodes, batch_to_image,
                    global_pool, grid_graph, image_to_batch, receptive_field, window_pool,
@@ -21,7 +21,7 @@ from .analysis.cam import class_activation
 __version__ = "0.1.0"
 
 __all__ = [
-    "GraphpoolError", "Segments", "as_segments", "segment_reduce", "REDUCTIONS",
+    "GraphpoolError", "Segments", "Kind", "as_segments", "segment_reduce", "segment_broadcast", "REDUCTIONS",
     "set_backend", "get_backend", "use_backend",
     "readout", "sum_readout", "mean_readout", "max_readout", "min_readout",
     "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "TableReadout", "READOUTS",

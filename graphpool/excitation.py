@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import GraphpoolError
+from .kernels import segment_broadcast
 from .grid.layout import Layout, as_nodes, describe_input, is_proxy, resolve_layout, trace_leaf
 from .grid.pool import readout_module
 from .readouts import Readout
@@ -103,7 +104,7 @@ class SqueezeExcitation(nn.Module):
                                  f"a grouping of {segments.num_nodes} rows",
                                  "pass the batch vector of x (one entry per node)")
         gates = self.gates(self.readout(x, segments))
-        return x * segments.broadcast(gates)
+        return x * segment_broadcast(gates, segments)
 
     def _check_values(self, x: object, where: str) -> None:
         """Refuse inputs the gating layers cannot take, before any readout runs."""

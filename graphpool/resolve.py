@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .errors import GraphpoolError, describe, refuse_fx
-from .segments import Segments, check_count, check_nodes_tensor, probe_output
+from .segments import Kind, Segments, check_count, check_nodes_tensor, probe_output
 from .segments_cache import CACHE
 
 __all__ = ["as_segments"]
@@ -80,7 +80,7 @@ def _pick_count(where: str, **given: Any) -> Tuple[Optional[str], Any]:
 def _check_nodes(where: str, x: Tensor, node_axis: int, seg: Segments, dim: Any,
                  batch_name: str) -> None:
     """The node axis of the user's ``x`` has one entry per row of the grouping."""
-    if seg.kind == "mask" or x.size(node_axis) == seg.num_nodes:
+    if seg.kind == Kind.MASK or x.size(node_axis) == seg.num_nodes:
         return
     if dim is None:  # the node axis is the default one
         axis = "dim -2" if x.dim() >= 2 else "its only dim"

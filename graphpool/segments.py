@@ -27,6 +27,7 @@ break the graph. Shape, dtype and device checks always run.
 """
 from __future__ import annotations
 
+import enum
 import functools
 import math
 from typing import Any, Optional, Tuple
@@ -37,9 +38,29 @@ from torch import Tensor
 from .errors import GraphpoolError, describe
 from . import _native as compiled  # the index helpers of the compiled library
 
-__all__ = ["Segments"]
+__all__ = ["Kind", "Segments"]
 
-_KINDS = ("uniform", "mask", "csr", "scatter")
+
+class Kind(str, enum.Enum):
+    r"""How a :class:`Segments` stores its grouping; it decides the kernel path.
+
+    Example:
+        >>> Kind.CSR, Kind("scatter").sorted
+        (<Kind.CSR: 'csr'>, False)
+    """
+
+    UNIFORM = "uniform"  #: ``B`` sets of ``size`` consecutive rows (image grids)
+    MASK = "mask"  #: a padded ``[B, Nmax]`` batch and its bool mask
+    CSR = "csr"  #: sorted rows: a CSR pointer (and, on demand, a sorted index)
+    SCATTER = "scatter"  #: an unsorted index
+
+    @property
+    def sorted(self) -> bool:
+        """Whether each set's rows are consecutive (every kind but ``SCATTER``)."""
+        return self is not Kind.SCATTER
+
+    def __str__(self) -> str:
+        return self.value
 _INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
@@ -205,8 +226,9 @@ class Segments:
         counts (Tensor): ``[B]`` long tensor, rows per set (for a mask: valid rows);
             computed on first use when the grouping did not need it.
         device (torch.device): where the grouping's tensors live.
-        kind (str): ``"uniform"``, ``"mask"``, ``"csr"`` (sorted) or ``"scatter"``
-            (unsorted); it decides the kernel path.
+        kind (Kind): :attr:`Kind.UNIFORM`, :attr:`Kind.MASK`, :attr:`Kind.CSR` (sorted) or
+            :attr:`Kind.SCATTER` (unsorted); it decides the kernel path. A ``str`` enum:
+            ``seg.kind == "csr"`` holds too.
         size (int or None): rows per set of a uniform grouping.
         mask (Tensor or None): ``[B, Nmax]`` bool mask of a padded grouping.
         has_empty (bool or None): whether some set is empty, when known without reading
@@ -234,7 +256,7 @@ class Segments:
     __slots__ = ("num_segments", "num_nodes", "kind", "size", "has_empty", "device",
                  "checked", "_c", "_i", "_p", "_m")
 
-    def __init__(self, *, kind: str, num_segments: int, num_nodes: int,
+    def __init__(self, *, kind: Kind, num_segments: int, num_nodes: int,
                  device: torch.device, counts: Optional[Tensor] = None,
                  index: Optional[Tensor] = None, ptr: Optional[Tensor] = None,
                  size: Optional[int] = None, mask: Optional[Tensor] = None,
@@ -242,7 +264,7 @@ class Segments:
         # internal: users go through the constructors, which hand over tensors that this
         # object alone owns. Counts may be left for later when a ptr, a uniform size or an
         # index determines them. `checked`: the ptr/index values are known to be in range.
-        assert kind in _KINDS, kind
+        assert isinstance(kind, Kind), kind
         self.kind = kind
         self.num_segments = num_segments
         self.num_nodes = num_nodes
@@ -276,7 +298,7 @@ class Segments:
             >>> import torch
             >>> seg = Segments.from_index(torch.tensor([1, 0, 1]))
             >>> seg.kind, seg.num_segments, seg.counts.tolist()
-            ('scatter', 2, [1, 2])
+            (<Kind.SCATTER: 'scatter'>, 2, [1, 2])
         """
         where = "Segments.from_index"
         user = index
@@ -333,15 +355,15 @@ class Segments:
                 index, alloc(where, "num_segments", (num_segments + 1,), dtype=torch.int64))
         checked = check_values
         if sorted and ptr is not None:  # the ptr is ours; the index is derived on demand
-            return cls(kind="csr", num_segments=num_segments, num_nodes=n,
+            return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=n,
                        device=index.device, ptr=ptr, has_empty=empty > 0, checked=checked)
         counts = alloc(where, "num_segments", (num_segments,), dtype=torch.long,
                        device=index.device).zero_()
         counts.index_add_(0, index, torch.ones_like(index))
         if sorted:
-            return cls(kind="csr", num_segments=num_segments, num_nodes=n,
+            return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=n,
                        device=index.device, counts=counts, checked=checked)
-        return cls(kind="scatter", num_segments=num_segments, num_nodes=n,
+        return cls(kind=Kind.SCATTER, num_segments=num_segments, num_nodes=n,
                    device=index.device, counts=counts, index=_private(index, user),
                    checked=checked)
 
@@ -389,9 +411,9 @@ class Segments:
             counts = ptr[1:] - ptr[:-1]
             index = torch.repeat_interleave(torch.arange(ptr.numel() - 1, device=ptr.device),
                                             counts)  # sized by the counts when replayed
-            return cls(kind="scatter", num_segments=ptr.numel() - 1, num_nodes=num_nodes,
+            return cls(kind=Kind.SCATTER, num_segments=ptr.numel() - 1, num_nodes=num_nodes,
                        device=ptr.device, counts=counts, index=index, checked=check_values)
-        return cls(kind="csr", num_segments=ptr.numel() - 1, num_nodes=num_nodes,
+        return cls(kind=Kind.CSR, num_segments=ptr.numel() - 1, num_nodes=num_nodes,
                    device=ptr.device, ptr=ptr, has_empty=has_empty, checked=check_values)
 
     @classmethod
@@ -409,7 +431,7 @@ class Segments:
         where = "Segments.uniform"
         num_segments = check_count(where, "num_segments", num_segments)
         size = check_count(where, "size", size)
-        return cls(kind="uniform", num_segments=num_segments, num_nodes=num_segments * size,
+        return cls(kind=Kind.UNIFORM, num_segments=num_segments, num_nodes=num_segments * size,
                    device=_as_device("cpu" if device is None else device, where),
                    size=size, has_empty=size == 0 and num_segments > 0)
 
@@ -431,7 +453,7 @@ class Segments:
             raise GraphpoolError(where, "mask", "a [B, Nmax] bool tensor", describe(mask),
                                  "pass the mask of to_dense_batch (True = real node)")
         _check_tensor(where, "mask", mask, "")
-        return cls(kind="mask", num_segments=mask.size(0), num_nodes=mask.size(1),
+        return cls(kind=Kind.MASK, num_segments=mask.size(0), num_nodes=mask.size(1),
                    device=mask.device, counts=mask.sum(1), mask=mask.clone())
 
     @classmethod
@@ -468,7 +490,7 @@ class Segments:
     def _counts(self) -> Tensor:
         if self._c is not None:
             return self._c
-        if self.kind == "uniform":
+        if self.kind == Kind.UNIFORM:
             return self._keep("_c", torch.full((self.num_segments,), self.size,
                                                dtype=torch.long, device=self.device))
         assert self._p is not None, self  # every other grouping is built with counts or ptr
@@ -480,7 +502,7 @@ class Segments:
     def _index(self) -> Tensor:
         if self._i is not None:
             return self._i
-        n = self.num_nodes if self.kind != "mask" else None
+        n = self.num_nodes if self.kind != Kind.MASK else None
         return self._keep("_i", torch.repeat_interleave(
             torch.arange(self.num_segments, device=self.device), self._counts, output_size=n))
 
@@ -489,7 +511,7 @@ class Segments:
     def _ptr(self) -> Tensor:
         if self._p is not None:
             return self._p
-        if self.kind == "scatter":
+        if self.kind == Kind.SCATTER:
             raise GraphpoolError(
                 "Segments.ptr", "segments", "sorted segments (kind 'csr', 'uniform' or "
                 "'mask')", "an unsorted index",
@@ -502,7 +524,7 @@ class Segments:
         """The ptr, after checking its values if no one has yet (``validate=False``): a
         kernel that reads rows by ``ptr`` must never read out of bounds."""
         ptr = self._ptr
-        if not self.checked and self.kind == "csr" and not torch.compiler.is_compiling():
+        if not self.checked and self.kind == Kind.CSR and not torch.compiler.is_compiling():
             first, last, monotone, _ = _ptr_stats(ptr)
             _check_ptr_values(where, ptr, first, last, monotone, self.num_nodes)
             self.checked = True
@@ -530,29 +552,6 @@ class Segments:
         """``[B, Nmax]`` bool mask of a padded grouping (a copy), else ``None``."""
         return None if self._m is None else self._m.clone()
 
-    def broadcast(self, values: Tensor) -> Tensor:
-        r"""Copy each set's row of ``values`` (``[*, B, F]``) to every row of that set.
-
-        The result has the layout of ``x``: ``[*, N, F]`` (``[*, B, Nmax, F]`` for a mask,
-        padding rows included). It is the adjoint of a sum readout.
-
-        Example:
-            >>> import torch
-            >>> seg = Segments.from_index(torch.tensor([0, 1, 1]))
-            >>> seg.broadcast(torch.tensor([[1.], [2.]])).flatten().tolist()
-            [1.0, 2.0, 2.0]
-        """
-        if self.kind == "mask":
-            return values.unsqueeze(-2).expand(*values.shape[:-1], self.num_nodes,
-                                               values.size(-1))
-        if self.kind == "uniform":
-            expanded = values.unsqueeze(-2).expand(*values.shape[:-1], self.size,
-                                                   values.size(-1))
-            return expanded.flatten(-3, -2)
-        if self.kind == "csr":
-            self._checked_ptr("Segments.broadcast")
-        return values.index_select(-2, self._index)
-
     def to(self, device: torch.device | str) -> "Segments":
         """The same grouping with its tensors on ``device``."""
         device = _as_device(device, "Segments.to")
@@ -569,8 +568,8 @@ class Segments:
         return self.num_segments
 
     def __repr__(self) -> str:
-        extra = f", size={self.size}" if self.kind == "uniform" else ""
-        return (f"Segments(kind={self.kind!r}, num_segments={self.num_segments}, "
+        extra = f", size={self.size}" if self.kind == Kind.UNIFORM else ""
+        return (f"Segments(kind={self.kind.value!r}, num_segments={self.num_segments}, "
                 f"num_nodes={self.num_nodes}{extra})")
 
 

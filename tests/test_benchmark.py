@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graphpool import benchmark as bench
+from benchmarks import suite as bench
 
 TINY = [
     bench.Case("tiny sorted", "graph", torch.float32, (6, 5, 3), 6),
@@ -57,7 +57,7 @@ def test_table_and_targets_come_from_the_results(monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the exit without a GPU")
 def test_bench_on_cuda_without_a_gpu_exits_cleanly(capsys):
-    from graphpool.cli import main
+    from graphpool.apps.cli import main
 
     assert main(["bench", "--device", "cuda"]) == 0
     assert "no CUDA device" in capsys.readouterr().err

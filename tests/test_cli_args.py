@@ -8,11 +8,11 @@ import sys
 import pytest
 
 import graphpool.analysis.expressiveness as expressiveness
-import graphpool.benchmark as benchmark
-import graphpool.commands.demo as demo
-import graphpool.experiments.runner as runner
-from graphpool.cli import main
-from graphpool.commands._args import (PLOT_FORMATS, plot_path, progress_default, writable_dir,
+import benchmarks.suite as benchmark
+import graphpool.apps.commands.demo as demo
+import graphpool.apps.experiments.runner as runner
+from graphpool.apps.cli import main
+from graphpool.apps.commands._args import (PLOT_FORMATS, plot_path, progress_default, writable_dir,
                                       writable_file)
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -213,10 +213,10 @@ def test_progress_bars_only_on_a_terminal_unless_asked(no_work, monkeypatch, tmp
 
 
 def test_progress_stays_off_when_stdout_is_a_pipe(tmp_path):
-    code = ("import sys, graphpool.experiments.runner as r\n"
+    code = ("import sys, graphpool.apps.experiments.runner as r\n"
             "def fake(*a, **k): print('progress', k['progress']); raise SystemExit(0)\n"
             "r.run_experiments = fake\n"
-            "from graphpool.cli import main\n"
+            "from graphpool.apps.cli import main\n"
             "main(['train', '--out', sys.argv[1]])\n")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300)

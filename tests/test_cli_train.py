@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from torch_geometric.datasets import TUDataset
 
-from graphpool.cli import main
-from graphpool.experiments.results import CSV_COLUMNS
+from graphpool.apps.cli import main
+from graphpool.apps.experiments.results import CSV_COLUMNS
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "molecule_classification.py"
 TINY = ["--dataset", "MUTAG", "--readout", "sum,max", "--epochs", "2", "--max-folds", "2",

@@ -27,7 +27,7 @@ from graphpool.analysis.expressiveness import (UNIT_ROUNDOFF, GraphReadout,
 from graphpool.analysis.families import (FAMILY_NAMES, Family, Pair, grid_image,
                                          resolve_families, to_pyg, typed_graph)
 from graphpool.analysis.matrix import Matrix, plot_matrices
-from graphpool.cli import main
+from graphpool.apps.cli import main
 
 NODE = ("sum", "mean", "max", "min")
 

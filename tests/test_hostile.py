@@ -683,13 +683,13 @@ MEMORY += [
     case("ptr-decreasing-validate_false-Segments.index", """
         print(Segments.from_ptr(torch.tensor([0, 3, 1, 4]), num_nodes=4, validate=False).index)
         """, Raises(NAME_SEG_PTR), isolate=True),
-    case("ptr-decreasing-validate_false-Segments.broadcast", """
+    case("ptr-decreasing-validate_false-segment_broadcast", """
         seg = Segments.from_ptr(torch.tensor([0, 3, 1, 4]), num_nodes=4, validate=False)
-        print(seg.broadcast(torch.ones(3, 2)))
+        print(gp.segment_broadcast(torch.ones(3, 2), seg))
         """, Raises(NAME_SEG_PTR), isolate=True),
-    case("ptr-out_of_range-validate_false-Segments.broadcast", """
+    case("ptr-out_of_range-validate_false-segment_broadcast", """
         seg = Segments.from_ptr(torch.tensor([0, 1000000]), num_nodes=4, validate=False)
-        print(seg.broadcast(torch.ones(1, 2)))
+        print(gp.segment_broadcast(torch.ones(1, 2), seg))
         """, Raises(NAME_SEG_PTR), isolate=True),
     case("ptr-out_of_range-validate_false-PyG_Batch-MaxReadout", """
         from torch_geometric.data import Batch, Data

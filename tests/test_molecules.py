@@ -7,12 +7,12 @@ from torch_geometric.datasets import TUDataset
 
 from graphpool import GraphpoolError, MaxReadout, MeanReadout, Readout, SumReadout, readout
 from graphpool.datasets import load_tu_dataset
-from graphpool.experiments.config import TrainConfig, config_grid
-from graphpool.experiments.folds import holdout_split, stratified_folds
-from graphpool.experiments.packing import PackedGraphs
-from graphpool.experiments.protocols import cross_validate, run_seed, select_heldout, select_paper
-from graphpool.experiments.training import train_gin
-from graphpool.models import GIN
+from graphpool.apps.experiments.config import TrainConfig, config_grid
+from graphpool.apps.experiments.folds import holdout_split, stratified_folds
+from graphpool.apps.experiments.packing import PackedGraphs
+from graphpool.apps.experiments.protocols import cross_validate, run_seed, select_heldout, select_paper
+from graphpool.apps.experiments.training import train_gin
+from graphpool.apps.models import GIN
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from graphpool import GraphpoolError, Segments, as_segments, segment_reduce
+from graphpool import GraphpoolError, Segments, as_segments, segment_broadcast, segment_reduce
 from graphpool import _native
 
 INDEX_CASES = [
@@ -89,10 +89,10 @@ def test_from_pyg_batch_and_data():
 def test_broadcast_is_the_adjoint_of_sum():
     seg = Segments.from_index(torch.tensor([2, 0, 2, 1]))
     values = torch.tensor([[1.0], [2.0], [3.0]])
-    assert seg.broadcast(values).flatten().tolist() == [3.0, 1.0, 3.0, 2.0]
-    assert Segments.uniform(2, 2).broadcast(values[:2]).flatten().tolist() == [1, 1, 2, 2]
+    assert segment_broadcast(values, seg).flatten().tolist() == [3.0, 1.0, 3.0, 2.0]
+    assert segment_broadcast(values[:2], Segments.uniform(2, 2)).flatten().tolist() == [1, 1, 2, 2]
     mask = Segments.from_mask(torch.tensor([[True, False], [True, True]]))
-    assert mask.broadcast(values[:2]).shape == (2, 2, 1)
+    assert segment_broadcast(values[:2], mask).shape == (2, 2, 1)
 
 
 def test_to_device_and_repr():

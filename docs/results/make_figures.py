@@ -7,8 +7,8 @@ docs/results/heldout.png. For NCI1 the paper chart uses the 10-fold, 100-epoch r
 """
 from pathlib import Path
 
-from graphpool.experiments.plots import plot_against_paper
-from graphpool.experiments.results import read_json
+from graphpool.apps.experiments.plots import plot_against_paper
+from graphpool.apps.experiments.results import read_json
 
 HERE = Path(__file__).parent
 NCI1_LONG = ["nci1-paper-100ep-sum", "nci1-paper-100ep-mean-max"]

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError
+from ..segments import Kind
 from .layout import (Layout, as_int, as_nodes, check_flag, describe_input, is_proxy,
                      nodes_to_map, resolve_layout)
 
@@ -157,13 +158,13 @@ def image_to_batch(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Lay
     height, width = nodes.spatial
     num_images, pixels = nodes.num_images, height * width
     device = nodes.x.device
-    if nodes.segments.kind == "csr":
+    if nodes.segments.kind == Kind.CSR:
         sizes = torch.tensor(nodes.sizes, device=device).view(-1, 2)
         valid = ((torch.arange(height, device=device).view(1, -1, 1) < sizes[:, :1, None])
                  & (torch.arange(width, device=device).view(1, 1, -1) < sizes[:, 1:, None]))
         valid = valid.view(num_images, pixels)
         x = nodes.x
-    elif nodes.segments.kind == "mask":
+    elif nodes.segments.kind == Kind.MASK:
         valid = nodes.segments.mask
         sizes = torch.tensor([[height, width]], device=device).expand(num_images, 2)
         x = nodes.x[valid]

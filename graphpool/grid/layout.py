@@ -32,8 +32,9 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError, describe
+from ..kernels import segment_broadcast
 from ..readouts import Readout
-from ..segments import Segments
+from ..segments import Kind, Segments
 
 __all__ = ["Layout", "GridNodes", "as_nodes", "nodes_to_map", "pad_images", "resolve_layout",
            "describe_input"]
@@ -312,13 +313,13 @@ class GridNodes:
     def readout(self, module: Readout) -> Tensor:
         r"""Read out every image with a readout module: ``(B, F)``."""
         out = module(self.x, self.segments)
-        return out.squeeze(-2) if self.segments.kind == "uniform" else out
+        return out.squeeze(-2) if self.segments.kind == Kind.UNIFORM else out
 
     def broadcast(self, values: Tensor) -> Tensor:
         r"""Copy each image's row of ``values`` ``(B, F)`` to all its pixels (layout of ``x``)."""
-        if self.segments.kind == "uniform":
-            return self.segments.broadcast(values.unsqueeze(-2))
-        return self.segments.broadcast(values)
+        if self.segments.kind == Kind.UNIFORM:
+            return segment_broadcast(values.unsqueeze(-2), self.segments)
+        return segment_broadcast(values, self.segments)
 
     def to_map(self, values: Tensor) -> Union[Tensor, List[Tensor]]:
         r"""Node values shaped like ``x`` (any feature width) back to map(s) in the layout.
@@ -326,7 +327,7 @@ class GridNodes:
         A padded batch gives the padded map (padding pixels keep their values); a list of
         images gives a list of unbatched maps.
         """
-        if self.segments.kind != "csr":
+        if self.segments.kind != Kind.CSR:
             return nodes_to_map(values, self.layout, self.spatial)
         parts = values.split([prod(s) for s in self.sizes], dim=-2)
         return [nodes_to_map(p, self.layout, s) for p, s in zip(parts, self.sizes)]

@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch
 
 from ..segments import Segments
 from . import compiled
+from .broadcast import segment_broadcast
 from .reductions import HALF as _HALF, SUM, Reduction, divide_by_count
 
 __all__ = ["SegmentReduce", "SegmentReduceJvp", "plain_torch", "forward_ad", "gradient_rule",
@@ -90,12 +91,12 @@ class SegmentReduce(torch.autograd.Function):
             return compiled.extremum_backward(x, seg, out, grad_out), None, None, None, None
         if ctx.rule != "extremum":
             hit = seg._m.unsqueeze(-1) if seg._m is not None else None
-            share = seg.broadcast(grad_out)
+            share = segment_broadcast(grad_out, seg)
         else:
             x, out = ctx.saved_tensors
             hit, ties = _ties(ctx.path, x, out, seg)
             # the share in the exact type of the counts, rounded once to the dtype of x
-            share = seg.broadcast((grad_out.to(ties.dtype) / ties).to(ctx.x_dtype))
+            share = segment_broadcast((grad_out.to(ties.dtype) / ties).to(ctx.x_dtype), seg)
         grad_x = share if hit is None else torch.where(hit, share, 0)
         return grad_x.to(ctx.x_dtype), None, None, None, None
 
@@ -145,7 +146,7 @@ def _ties(path: Path, x: Tensor, out: Tensor, seg: Segments) -> Tuple[Tensor, Te
     """Rows that attain each set's extremum, and how many per set and feature, counted in
     float32 for half types (exact up to 2**24 ties; a half type would round from 2**11
     on and overflow at 65504)."""
-    hit = x == seg.broadcast(out)
+    hit = x == segment_broadcast(out, seg)
     if seg._m is not None:
         hit = hit & seg._m.unsqueeze(-1)
     dtype = torch.float32 if x.dtype in _HALF or not x.is_floating_point() else x.dtype

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError, describe, refuse_fx
-from ..segments import Segments, check_nodes_tensor, probe_output
+from ..segments import Kind, Segments, check_nodes_tensor, probe_output
 from .reductions import HALF
 
 __all__ = ["check_input", "check_fill_value", "DTYPES"]
@@ -42,7 +42,7 @@ def check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
                              f"{kind} {describe(x)[2:]}",
                              "convert it, e.g. x.float() (or x.dequantize(), "
                              "x.to_padded_tensor(0) with a mask grouping)")
-    if seg.kind == "mask":
+    if seg.kind == Kind.MASK:
         if x.dim() < 3 or tuple(x.shape[-3:-1]) != (seg.num_segments, seg.num_nodes):
             raise GraphpoolError(
                 where, "x", f"shape [*, {seg.num_segments}, {seg.num_nodes}, F] to match the "
@@ -65,7 +65,7 @@ def check_input(x: Tensor, seg: Segments, reduce_name: str, integer_ok: bool,
                              describe(x), "convert it with x.float()")
     fill_value = check_fill_value(where, fill_value, x.dtype)
     probe_output(where, "segments", x, seg.num_segments)
-    if seg.kind == "csr" and not seg.checked:  # validate=False: still no read out of bounds
+    if seg.kind == Kind.CSR and not seg.checked:  # validate=False: still no read out of bounds
         seg._checked_ptr(where)
     return fill_value
 
@@ -77,7 +77,7 @@ def _check_jit_trace(where: str, seg: Segments) -> None:
                              "translation of scatter reductions is not checked by graphpool",
                              "export with torch.onnx.export(..., dynamo=True) (the default) "
                              "or torch.export.export")
-    if seg.kind == "uniform" and seg.num_segments != 1:
+    if seg.kind == Kind.UNIFORM and seg.num_segments != 1:
         raise GraphpoolError(where, "segments", "under torch.jit.trace, one uniform set per "
                              "leading index (the trace would fix the rows per set)",
                              repr(seg), "use torch.export or torch.compile, which keep sizes "

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import math
 import mmap
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from .._native import _PLAIN, available, check_buffer, check_ptr, library
 from ..errors import GraphpoolError, env_choice
+from ..segments import Kind, Segments
 from .reductions import MAX, MIN, SUM, Reduction
 
-if TYPE_CHECKING:
-    from ..segments import Segments
 
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 OP_CODES = {"sum": 0, "max": 1, "min": 2, "mean": 3}
@@ -41,7 +40,7 @@ _HUGE_PAGES = (hasattr(mmap, "MADV_HUGEPAGE")
 
 def supports(x: Tensor, seg: Segments) -> bool:
     """Whether this path takes ``x``: CPU floats, a CSR grouping, leading dims flattenable."""
-    return (seg.kind == "csr" and x.device.type == "cpu" and x.dtype in DTYPE_CODES
+    return (seg.kind == Kind.CSR and x.device.type == "cpu" and x.dtype in DTYPE_CODES
             and (x.dim() <= 3 or _as_3d(x) is not None) and available())
 
 
@@ -223,7 +222,7 @@ def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -
 
 
 def broadcast(values: Tensor, seg: Segments) -> Tensor:
-    """``seg.broadcast(values)`` for a CSR grouping, written once, in parallel."""
+    """``segment_broadcast(values, seg)`` for a CSR grouping, written once, in parallel."""
     if _tracing():
         return _broadcast_op(values, seg._ptr, seg.num_nodes)
     return _broadcast(values, seg._ptr, seg.num_nodes)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError
-from ..segments import Segments
+from ..segments import Kind, Segments
 from .reductions import SUM, Primitive, Reduction, divide_by_count
 
 
@@ -22,10 +22,10 @@ def combine(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
                              repr(op), "register the primitive with dense=...")
     prim = op.primitive if isinstance(op, Reduction) else op
     identity = prim.identity(x.dtype)
-    keep = seg.kind == "uniform" and seg.num_segments == 1  # [*, S, F] is the one set
+    keep = seg.kind == Kind.UNIFORM and seg.num_segments == 1  # [*, S, F] is the one set
     if keep:
         view = x
-    elif seg.kind == "uniform":
+    elif seg.kind == Kind.UNIFORM:
         view = x.unflatten(-2, (seg.num_segments, seg.size))
     else:
         view = torch.where(seg._m.unsqueeze(-1), x, x.new_full((), identity))
@@ -34,7 +34,7 @@ def combine(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
         return view.new_full((*shape, view.size(-1)), identity, dtype=acc_dtype)
     dtype = acc_dtype if acc_dtype != x.dtype else None
     if isinstance(op, Reduction):  # the fused mean
-        if seg.kind == "uniform":
+        if seg.kind == Kind.UNIFORM:
             return view.mean(-2, keepdim=keep, dtype=dtype)
         return divide_by_count(view.sum(-2, dtype=dtype), seg._counts)
     if op is SUM:

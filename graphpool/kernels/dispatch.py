@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError
-from ..segments import Segments
+from ..segments import Kind, Segments
 from . import compiled, dense, ext, native
 from .autograd import (Path, SegmentReduce, SegmentReduceJvp, forward_ad, gradient_rule,
                        jit_tracing, plain_torch)
@@ -47,11 +47,11 @@ _COMPILED_OPS = (SUM, MAX, MIN)  # what compiled.combine.accepts
 
 def _pick_path(seg: Segments, x: Tensor, op: Primitive, plain: bool = False) -> Path:
     """The first path that applies and declares ``op`` (see the module docs)."""
-    if (seg.kind == "csr" and not plain and op in _COMPILED_OPS and compiled.supports(x, seg)
+    if (seg.kind == Kind.CSR and not plain and op in _COMPILED_OPS and compiled.supports(x, seg)
             and get_backend() in ("auto", "compiled")
             and (compiled.OPERATORS or not torch.compiler.is_compiling())):
         return compiled.combine  # the common case of a PyG batch on the CPU
-    if seg.kind in ("uniform", "mask"):
+    if seg.kind in (Kind.UNIFORM, Kind.MASK):
         candidates = [dense.combine]
     else:
         compiling = torch.compiler.is_compiling()
@@ -63,7 +63,7 @@ def _pick_path(seg: Segments, x: Tensor, op: Primitive, plain: bool = False) -> 
         if backend in ("auto", "torch_scatter") and ext.AVAILABLE and not compiling \
                 and not plain:
             candidates.append(ext.combine)
-        if seg.kind == "csr" and x.is_floating_point():
+        if seg.kind == Kind.CSR and x.is_floating_point():
             candidates.append(native.csr)
         candidates.append(native.scatter)
     for path in candidates:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError
-from ..segments import Segments
+from ..segments import Kind, Segments
 from .reductions import SUM, Primitive
 
 try:  # pragma: no cover - depends on the environment
@@ -29,7 +29,7 @@ def combine(x: Tensor, seg: Segments, op: Primitive, acc_dtype: torch.dtype) -> 
         raise GraphpoolError("segment_reduce", "reduce", "'sum' on the torch_scatter path",
                              repr(op), "use another backend for this reduction")
     x = x.to(acc_dtype)
-    if seg.kind == "csr":
+    if seg.kind == Kind.CSR:
         ptr = seg._checked_ptr().expand(*x.shape[:-2], seg.num_segments + 1)
         return torch_scatter.segment_csr(x, ptr, reduce="sum")
     return torch_scatter.scatter(x, seg._index, dim=x.dim() - 2, dim_size=seg.num_segments,

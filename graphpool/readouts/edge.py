@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..errors import GraphpoolError, describe
 from ..kernels import resolve_reduction, segment_reduce
-from ..segments import Segments
+from ..segments import Kind, Segments
 from ..resolve import as_segments
 
 __all__ = ["edge_energy_readout", "EdgeEnergyReadout"]
@@ -142,7 +142,7 @@ def edge_energy_readout(x: Tensor, edge_index: Tensor, batch: Any = None, *,
     types = _check_edges(_where, x, edge_index, edge_type, num_edge_types, validate)
     resolve_reduction(reduce, _where)
     seg = as_segments(x, batch, num_segments=num_graphs, validate=validate, where=_where)
-    if seg.kind == "mask":
+    if seg.kind == Kind.MASK:
         raise GraphpoolError(_where, "batch", "a grouping of the rows of x (index, ptr or "
                              "PyG Batch)", "a padded mask grouping",
                              "pass the PyG batch vector; edge_index refers to unpadded rows")

@@ -15,8 +15,8 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from ..errors import GraphpoolError, describe
-from ..segments import Segments
+from ...errors import GraphpoolError, describe
+from ...segments import Segments
 
 __all__ = ["PackedGraphs", "GraphBatch"]
 

@@ -24,8 +24,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import GraphpoolError
-from ..readouts import Readout
+from ...errors import GraphpoolError
+from ...readouts import Readout
 from .config import TrainConfig
 from .folds import holdout_split, stratified_folds
 from .packing import PackedGraphs

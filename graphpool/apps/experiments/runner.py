@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from ..datasets import load_tu_dataset
-from ..readouts import Readout
+from ...datasets import load_tu_dataset
+from ...readouts import Readout
 from .config import TrainConfig
 from .packing import PackedGraphs
 from .protocols import cross_validate
@@ -23,8 +23,8 @@ def run_experiments(datasets: Sequence[str], readouts: Sequence[Union[str, Reado
                     max_folds: Optional[int] = None, seed: int = 0, val_fraction: float = 0.1,
                     data_root: Optional[Union[str, Path]] = None,
                     progress: bool = True) -> List[ResultRow]:
-    """One :class:`~graphpool.experiments.results.ResultRow` per dataset and readout, in that
-    order; arguments as in :func:`~graphpool.experiments.protocols.cross_validate`, and
+    """One :class:`~graphpool.apps.experiments.results.ResultRow` per dataset and readout, in that
+    order; arguments as in :func:`~graphpool.apps.experiments.protocols.cross_validate`, and
     ``data_root`` as in :func:`~graphpool.datasets.load_tu_dataset`.
 
     Example:

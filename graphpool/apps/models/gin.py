@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GINConv
 
-from ..errors import GraphpoolError
-from ..readouts import Readout, resolve_readout
+from ...errors import GraphpoolError
+from ...readouts import Readout, resolve_readout
 
 __all__ = ["GIN"]
 
@@ -70,7 +70,7 @@ class GIN(nn.Module):
 
     Example:
         >>> import torch
-        >>> from graphpool.models import GIN
+        >>> from graphpool.apps.models import GIN
         >>> _ = torch.manual_seed(0)
         >>> model = GIN(7, 2, hidden_channels=16, readout="max")
         >>> x = torch.randn(5, 7)

@@ -1,18 +1,48 @@
-"""``graphpool bench``: a quick run of the benchmark suite (``benchmarks/run.py`` is the full one)."""
+"""``graphpool bench``: a quick run of the benchmark suite (``benchmarks/run.py`` is the full one).
+
+The suite (regimes, peers, targets) lives in ``benchmarks/suite.py`` of the source tree, not
+in the library package: this command runs it from the checkout graphpool is installed from
+(``pip install -e .``) and says so when there is none.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
 
 from ._args import make_parent, positive_int, writable_file
 
 __all__ = ["add_parser"]
 
 
+SUITE = Path(__file__).resolve().parents[3] / "benchmarks" / "suite.py"
+
+
+def load_suite() -> Optional[ModuleType]:
+    """``benchmarks/suite.py`` of the checkout beside the package (``None`` without one)."""
+    if "benchmarks.suite" in sys.modules:
+        return sys.modules["benchmarks.suite"]
+    if not SUITE.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("benchmarks.suite", SUITE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmarks.suite"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _bench(args: argparse.Namespace) -> int:
     import torch
 
-    from graphpool import benchmark as bench
+    bench = load_suite()
+    if bench is None:
+        print(f"graphpool bench: the benchmark suite is not installed with the package; it "
+              f"runs from a source checkout ({SUITE} is missing): git clone the repository "
+              f"and pip install -e . there", file=sys.stderr)
+        return 2
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("graphpool bench: no CUDA device here, nothing to benchmark on the GPU; "

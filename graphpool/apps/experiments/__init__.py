@@ -1,7 +1,7 @@
 """Cross-validated GIN experiments: folds, training, model selection, results.
 
 Example:
-    >>> from graphpool.experiments import TrainConfig, config_grid
+    >>> from graphpool.apps.experiments import TrainConfig, config_grid
     >>> len(config_grid(hidden=(16, 32), batch_size=(32, 128), dropout=(0.0, 0.5)))
     8
 """

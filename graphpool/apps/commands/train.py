@@ -18,7 +18,6 @@ from ._args import (add_progress_flags, comma_list, finite_positive_float, fract
 
 __all__ = ["add_parser", "add_train_arguments", "train", "report"]
 
-_at_least = integer  # the old name, still imported by benchmarks/run.py
 
 # sklearn's random_state (the folds and inner splits) takes seeds below 2**32, and the inner
 # splits add the fold number: int32 leaves room.
@@ -26,13 +25,13 @@ MAX_SEED = 2 ** 31 - 1
 
 
 def _datasets():
-    from ..datasets import BUNDLED_TU_DATASETS
+    from ...datasets import BUNDLED_TU_DATASETS
 
     return BUNDLED_TU_DATASETS
 
 
 def _readouts():
-    from ..readouts import READOUTS
+    from ...readouts import READOUTS
 
     return list(READOUTS)
 
@@ -40,8 +39,8 @@ def _readouts():
 def _readout_name(text: str) -> Optional[str]:
     """A readout name as the one resolver reads it (``"add"`` becomes ``"sum"``), or
     ``None``."""
-    from ..errors import GraphpoolError
-    from ..readouts import resolve_readout
+    from ...errors import GraphpoolError
+    from ...readouts import resolve_readout
 
     try:
         return resolve_readout(text).reduce
@@ -66,7 +65,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         >>> args.dataset, args.readout, args.folds, args.protocol
         (['MUTAG', 'NCI1'], ['sum', 'max'], 10, 'paper')
     """
-    from ..datasets import BUNDLED_TU_DATASETS
+    from ...datasets import BUNDLED_TU_DATASETS
     from ..experiments.protocols import PROTOCOLS
 
     add = parser.add_argument
@@ -119,7 +118,7 @@ def _class_sizes(dataset: str) -> List[int]:
     """Graphs per class of a bundled dataset, read from its label file (no loading)."""
     from collections import Counter
 
-    from ..datasets.tu import BUNDLED_ROOT
+    from ...datasets.tu import BUNDLED_ROOT
 
     labels = (BUNDLED_ROOT / dataset / "raw" / f"{dataset}_graph_labels.txt").read_text()
     return sorted(Counter(labels.split()).values())
@@ -127,7 +126,7 @@ def _class_sizes(dataset: str) -> List[int]:
 
 def check(args: argparse.Namespace) -> Optional[str]:
     """What is wrong with a combination of options (``None`` when nothing): run after
-    parsing, before any work, by :func:`graphpool.cli.main`, which reports it as a usage
+    parsing, before any work, by :func:`graphpool.apps.cli.main`, which reports it as a usage
     error. Each option alone was checked by its argparse type."""
     import math
 
@@ -198,7 +197,7 @@ def train(args: argparse.Namespace) -> int:
     import torch
     import torch_geometric
 
-    from .. import __version__
+    from ... import __version__
     from ..experiments.config import config_grid
     from ..experiments.runner import run_experiments
 

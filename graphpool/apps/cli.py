@@ -1,8 +1,8 @@
-"""The ``graphpool`` command. Each subcommand lives in ``graphpool/commands/<name>.py``
+"""The ``graphpool`` command. Each subcommand lives in ``graphpool/apps/commands/<name>.py``
 and exposes ``add_parser(subparsers)``, which registers it and sets ``run`` (and optionally
 ``check``, for combinations of options).
 
-Every argument is checked before any work starts (types in ``graphpool/commands/_args.py``):
+Every argument is checked before any work starts (types in ``graphpool/apps/commands/_args.py``):
 a bad one prints argparse's ``usage: ... error: argument --name: ...`` and exits with 2."""
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ __all__ = ["main", "COMMANDS"]
 
 # One line per subcommand module.
 COMMANDS = [
-    "graphpool.commands.demo",
-    "graphpool.commands.expressiveness",
-    "graphpool.commands.train",
-    "graphpool.commands.bench",
+    "graphpool.apps.commands.demo",
+    "graphpool.apps.commands.expressiveness",
+    "graphpool.apps.commands.train",
+    "graphpool.apps.commands.bench",
 ]
 
 

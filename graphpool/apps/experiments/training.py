@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ..models import GIN
-from ..readouts import Readout
+from ...readouts import Readout
 from .config import TrainConfig
 from .packing import GraphBatch, PackedGraphs
 
@@ -54,7 +54,7 @@ def evaluate(model: torch.nn.Module, batch: GraphBatch) -> tuple:
     Example:
         >>> import torch
         >>> from torch_geometric.data import Data
-        >>> from graphpool.models import GIN
+        >>> from graphpool.apps.models import GIN
         >>> graphs = PackedGraphs([Data(x=torch.ones(2, 3), y=torch.tensor([1]),
         ...                             edge_index=torch.tensor([[0, 1], [1, 0]]))])
         >>> acc, loss = evaluate(GIN(3, 2, hidden_channels=4), graphs.batch(torch.tensor([0])))
@@ -71,7 +71,7 @@ def evaluate(model: torch.nn.Module, batch: GraphBatch) -> tuple:
 def train_gin(graphs: PackedGraphs, train_idx: Tensor, eval_idx: Dict[str, Tensor],
               readout: Union[str, Readout], config: TrainConfig, seed: int = 0,
               on_epoch: Optional[Callable[[int, float, Dict[str, float]], None]] = None) -> Curves:
-    """Train a fresh :class:`~graphpool.models.GIN` on ``train_idx``; evaluate every epoch.
+    """Train a fresh :class:`~graphpool.apps.models.GIN` on ``train_idx``; evaluate every epoch.
 
     Args:
         graphs: the packed dataset.

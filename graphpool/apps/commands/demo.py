@@ -23,7 +23,7 @@ def _readout_checks() -> None:
 
     import graphpool as gp
     from graphpool.datasets import load_tu_dataset
-    from graphpool.experiments.packing import PackedGraphs
+    from graphpool.apps.experiments.packing import PackedGraphs
 
     graphs = PackedGraphs(load_tu_dataset("MUTAG"))
     batch = graphs.batch(torch.arange(len(graphs)))
@@ -47,9 +47,9 @@ def _readout_checks() -> None:
 def _demo(args: argparse.Namespace) -> int:
     import torch
 
-    from graphpool.commands.train import report
-    from graphpool.experiments.config import TrainConfig
-    from graphpool.experiments.runner import run_experiments
+    from graphpool.apps.commands.train import report
+    from graphpool.apps.experiments.config import TrainConfig
+    from graphpool.apps.experiments.runner import run_experiments
 
     torch.set_num_threads(1)
     start = time.perf_counter()

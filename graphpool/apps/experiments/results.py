@@ -57,7 +57,7 @@ class ResultRow:
 
     @classmethod
     def from_result(cls, dataset: str, readout: str, result: "CVResult", folds: int) -> "ResultRow":
-        """The row of one :func:`~graphpool.experiments.protocols.cross_validate` result."""
+        """The row of one :func:`~graphpool.apps.experiments.protocols.cross_validate` result."""
         return cls(dataset, readout, result.protocol, result.mean, result.std, folds,
                    len(result.fold_accuracy), result.selected_config[0].epochs,
                    result.selected_epoch, [c.label() for c in result.selected_config],

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import GraphpoolError
+from ...errors import GraphpoolError
 
 __all__ = ["stratified_folds", "holdout_split"]
 

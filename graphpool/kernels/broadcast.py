@@ -1,0 +1,39 @@
+r"""``segment_broadcast``: each set's row copied back to the rows of that set.
+
+It is the adjoint of a sum readout, and what composite readouts use to centre or weight
+nodes by a per-set statistic (the variance subtracts the broadcast mean, a softmax the
+broadcast maximum).
+"""
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..segments import Kind, Segments
+
+__all__ = ["segment_broadcast"]
+
+
+def segment_broadcast(values: Tensor, segments: Segments) -> Tensor:
+    r"""Copy row ``b`` of ``values`` (``[*, B, F]``) to every row of set ``b``:
+    :math:`y_v = \mathrm{values}_{b(v)}`.
+
+    The result has the layout of ``x``: ``[*, N, F]`` (``[*, B, Nmax, F]`` for a mask,
+    padding rows included; a view, not a copy, for uniform and mask groupings).
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments, segment_broadcast
+        >>> seg = Segments.from_index(torch.tensor([0, 1, 1]))
+        >>> segment_broadcast(torch.tensor([[1.], [2.]]), seg).flatten().tolist()
+        [1.0, 2.0, 2.0]
+    """
+    if segments.kind == Kind.MASK:
+        return values.unsqueeze(-2).expand(*values.shape[:-1], segments.num_nodes,
+                                           values.size(-1))
+    if segments.kind == Kind.UNIFORM:
+        expanded = values.unsqueeze(-2).expand(*values.shape[:-1], segments.size,
+                                               values.size(-1))
+        return expanded.flatten(-3, -2)
+    if segments.kind == Kind.CSR:
+        segments._checked_ptr("segment_broadcast")
+    return values.index_select(-2, segments._index)
