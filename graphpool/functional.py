@@ -19,29 +19,41 @@ from typing import Any, Optional
 
 from torch import Tensor
 
+import torch
+
 from .errors import GraphpoolError, describe
 from .kernels import segment_reduce
+from .kernels.reductions import REDUCTIONS
+from .readouts import Readout, resolve_readout
+from .readouts import _key
 from .resolve import _check_nodes, _pick_count, as_segments
 
 __all__ = ["readout", "sum_readout", "mean_readout", "max_readout", "min_readout"]
 
 
-def readout(x: Tensor, batch: Any = None, reduce: str = "sum", *,
+def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
             num_graphs: Optional[int] = None, size: Optional[int] = None,
             ptr: Optional[Tensor] = None, fill_value: Number = 0.0,
-            validate: bool = True) -> Tensor:
-    r"""Read out every set of rows of ``x`` with ``reduce`` (``sum``/``add``, ``mean``,
-    ``max``, ``min``); see :func:`~graphpool.segment_reduce` for the math.
+            validate: bool = True, **options: Any) -> Tensor:
+    r"""Read out every set of rows of ``x`` with ``reduce``: a reduction of the table
+    (``sum``/``add``, ``mean``, ``max``, ``min``, ``prod``, ``vpa``; see
+    :func:`~graphpool.segment_reduce` for the math), a statistic readout (``var``, ``std``,
+    ``logsumexp``, ``softmax``, ``powermean``, ``gem``, ``median``, ``quantile``,
+    ``count``), timm's ``avgmax``/``catavgmax``, a list of them (concatenated), or a
+    :class:`~graphpool.Readout` instance. Learnable readouts with weights (attention,
+    Set2Set, ...) need their module.
 
     Args:
         x: ``[*, N, F]`` node features, or ``[N]`` (one value per node).
         batch: grouping of the rows (see module docs); ``None`` means one set.
-        reduce: name of the reduction.
+        reduce: a readout name, a list of them, or a Readout.
         num_graphs: number of sets ``B``; inferred from ``batch`` when omitted.
         size: PyG's name for ``num_graphs`` (give one, or both equal).
         ptr: CSR pointer, instead of ``batch`` or describing the same grouping.
         fill_value: value of empty sets.
         validate: check index values (one host sync); see :class:`~graphpool.Segments`.
+        options: arguments of the named readout, e.g. ``q=0.9`` for ``"quantile"``,
+            ``t=0.1`` for ``"softmax"``, ``p=2`` for ``"powermean"``.
 
     Returns:
         ``[*, B, F]`` (``[B]`` for a 1-D ``x``; ``[*, F]`` for ``x`` of 3+ dims
@@ -59,12 +71,27 @@ def readout(x: Tensor, batch: Any = None, reduce: str = "sum", *,
                 [ 5., 50.]])
         >>> readout(torch.tensor([1., 2., 4.]), torch.tensor([0, 1, 1]), size=3).tolist()
         [1.0, 6.0, 0.0]
+        >>> readout(x, torch.tensor([0, 0, 1]), ["mean", "std"]).tolist()
+        [[2.0, 20.0, 1.0, 10.0], [5.0, 50.0, 0.0, 0.0]]
+        >>> readout(x, None, "quantile", q=0.5).tolist()
+        [[3.0, 30.0]]
     """
-    return _readout(x, batch, reduce, num_graphs, size, ptr, fill_value, validate, "readout")
+    module = None
+    if not (isinstance(reduce, str) and _key(reduce) in REDUCTIONS and not options):
+        module = resolve_readout(reduce, where="readout", argument="reduce", fill_value=fill_value, **options) \
+            if not isinstance(reduce, Readout) else reduce
+        if not module.functional:
+            raise GraphpoolError("readout", "reduce", "a readout without weights to learn "
+                                 "(a learnable one needs its module)", repr(module),
+                                 f"build the module once and call it: "
+                                 f"{type(module).__name__}(...)(x, batch)")
+    return _readout(x, batch, reduce, num_graphs, size, ptr, fill_value, validate, "readout",
+                    module)
 
 
 def _readout(x: Any, batch: Any, reduce: str, num_graphs: Any, size: Any,
-             ptr: Optional[Tensor], fill_value: Number, validate: bool, where: str) -> Tensor:
+             ptr: Optional[Tensor], fill_value: Number, validate: bool, where: str,
+             module: Optional[Readout] = None) -> Tensor:
     if not isinstance(x, Tensor):
         raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
                              "pass node features as a tensor")
@@ -76,7 +103,10 @@ def _readout(x: Any, batch: Any, reduce: str, num_graphs: Any, size: Any,
     seg = as_segments(flat, batch, ptr=ptr, num_segments=count, validate=validate,
                       where=where, _batch="batch", _count=count_name or "num_graphs")
     _check_nodes(where, x, -1 if x.dim() == 1 else -2, seg, None, "batch")
-    out = segment_reduce(flat, seg, reduce, fill_value=fill_value, _where=where)
+    if module is None:
+        out = segment_reduce(flat, seg, reduce, fill_value=fill_value, _where=where)
+    else:
+        out = torch.nn.Module.__call__(module, flat, seg)
     if x.dim() == 1:
         return out.squeeze(-1)
     if x.dim() >= 3 and batch is None and ptr is None and count is None:

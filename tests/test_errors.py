@@ -39,8 +39,8 @@ CASES = [
         torch.ones(2, 5, 3), Segments.from_mask(torch.ones(2, 4, dtype=torch.bool))),
      r"'x'.*\[\*, 2, 4, F\].*to_dense_batch"),
     ("mask not bool", lambda: Segments.from_mask(torch.ones(2, 4)), r"'mask'.*bool"),
-    ("unknown reduce", lambda: gp.readout(x, idx, "median"),
-     r"'reduce'.*'sum', 'mean', 'max', 'min', 'add'.*'median'"),
+    ("unknown reduce", lambda: gp.readout(x, idx, "medoid"),
+     r"'reduce'.*'sum', 'mean', 'max', 'min'.*'add'.*'medoid'"),
     ("mean of integers", lambda: gp.readout(x.long(), idx, "mean"),
      r"'x'.*floating point tensor for reduce='mean'.*x.float\(\)"),
     ("fractional fill for integers", lambda: gp.readout(x.long(), idx, "max", fill_value=0.5),
@@ -56,8 +56,8 @@ CASES = [
      r"SumReadout: invalid 'dim'.*-2"),
     ("module dim_size vs num_graphs", lambda: gp.SumReadout()(x, idx, dim_size=2, num_graphs=3),
      r"'num_graphs'.*dim_size=2"),
-    ("unknown readout name", lambda: gp.resolve_readout("median"),
-     r"'readout'.*'sum', 'mean', 'max', 'min', 'add'.*'median'"),
+    ("unknown readout name", lambda: gp.resolve_readout("medoid"),
+     r"'readout'.*'sum', 'mean', 'max', 'min'.*'add'.*'medoid'"),
     ("unknown backend", lambda: gp.set_backend("cuda"), r"'name'.*'auto', 'native', 'compiled', 'torch_scatter'"),
 ]
 

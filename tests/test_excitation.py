@@ -112,7 +112,7 @@ def test_repr():
 ERRORS = [
     ("channels", lambda: SqueezeExcitation(0), "channels.*int >= 1"),
     ("reduction", lambda: SqueezeExcitation(8, reduction=1.5), "reduction.*int >= 1"),
-    ("readout", lambda: SqueezeExcitation(8, readout="median"), "reduce.*'median'"),
+    ("readout", lambda: SqueezeExcitation(8, readout="medoid"), "reduce.*'medoid'"),
     ("layout", lambda: SqueezeExcitation(8, layout="CHW"), "layout.*'CHW'"),
     ("image-channels", lambda: SqueezeExcitation(8, layout="NCHW")(torch.randn(1, 4, 2, 2)),
      "x.*8 channels.*shape \\(1, 4, 2, 2\\)"),

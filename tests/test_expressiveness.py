@@ -396,7 +396,7 @@ def test_cli_without_matplotlib_says_how_to_fix(capsys, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("option, value, choices", [
     ("--families", "gin,wheel", "'gin', 'count', 'proportion'"),
-    ("--readouts", "median", "'sum', 'mean', 'max', 'min', 'edge', 'edge-dir'"),
+    ("--readouts", "medoid", "'sum', 'mean', 'max', 'min', 'var', 'std'"),
 ])
 def test_cli_unknown_names_list_the_choices(capsys, option, value, choices):
     with pytest.raises(SystemExit) as exit_info:
@@ -409,7 +409,7 @@ def test_cli_unknown_names_list_the_choices(capsys, option, value, choices):
     (lambda: resolve_families(["gin", "wheel"]),
      r"invalid 'families': expected names from 'gin', 'count', 'proportion', 'presence', "
      r"'copies', 'wl', 'grid', got 'wheel'"),
-    (lambda: distinguishability(["gin"], ["median"]),
+    (lambda: distinguishability(["gin"], ["medoid"]),
      r"^distinguishability: invalid 'readouts': expected names from 'sum', 'mean'"),
     (lambda: learned_accuracy(["wheel"]), r"^learned_accuracy: invalid 'families'"),
     (lambda: learned_accuracy(["count"], encoders=["gcn"]),
@@ -420,7 +420,7 @@ def test_cli_unknown_names_list_the_choices(capsys, option, value, choices):
     (lambda: GraphReadout("edge-dir")(torch.zeros(2, 1), Batch.from_data_list(
         [Data(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))])),
      r"invalid 'batch'.*edge_type"),
-    (lambda: GraphReadout("median"), r"^GraphReadout: invalid 'readouts'"),
+    (lambda: GraphReadout("medoid"), r"^GraphReadout: invalid 'readouts'"),
     (lambda: ReadoutClassifier(3, 2, "sum", encoder="gcn"), r"invalid 'encoder'"),
     (lambda: resolve_families(["count"])[0].task.sample(6, seed=0),
      r"invalid 'num_graphs': expected a multiple of 4"),

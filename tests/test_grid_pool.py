@@ -263,7 +263,7 @@ ERRORS = [
     ("layout-dims", lambda: GlobalPool2d(layout="NCL"), "layout.*'NCHW', 'NHWC'.*'NCL'"),
     ("layout-name", lambda: global_pool(torch.randn(1, 2, 3, 3), layout="CHWN"),
      "layout.*one of 'NCL'"),
-    ("reduce-name", lambda: GlobalPool2d("median"), "reduce.*'catavgmax'.*str 'median'"),
+    ("reduce-name", lambda: GlobalPool2d("medoid"), "reduce.*'catavgmax'.*str 'medoid'"),
     ("reduce-aggr", lambda: GlobalPool2d(nn.Identity()), "reduce.*Readout.*Identity"),
     ("reduce-empty", lambda: GlobalPool2d(()), "reduce.*non-empty sequence"),
     ("mask-shape", lambda: GlobalPool2d()(torch.randn(2, 3, 4, 5),

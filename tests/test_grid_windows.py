@@ -139,8 +139,8 @@ ERRORS = [
     ("list", lambda: window_pool([torch.randn(1, 4, 4)], 2), "fmap.*tensor.*pad_images"),
     ("rank", lambda: window_pool(torch.randn(1, 4, 4), 2), "fmap.*4-D"),
     ("layout", lambda: window_pool(torch.randn(1, 1, 4), 2, layout="NCL"), "layout.*'NCHW'"),
-    ("reduce", lambda: window_pool(torch.randn(1, 1, 4, 4), 2, reduce="median"),
-     "reduce.*'median'"),
+    ("reduce", lambda: window_pool(torch.randn(1, 1, 4, 4), 2, reduce="medoid"),
+     "reduce.*'medoid'"),
     ("layers", lambda: receptive_field([(3, 1), (2, 0)]), r"layers\[1\].*\(kernel, stride\)"),
 ]
 

@@ -1613,7 +1613,7 @@ ARGS.append(case("ptr-dtype_int32", """
     assert_same(gp.readout(x, ptr=torch.tensor([0, 2, 2, 5], dtype=torch.int32), reduce="mean"),
                 naive(x, groups_of((2, 0, 3)), "mean"), "mean")
     """, Ok))
-for rname, rv in [("median", "'median'"), ("none", "None"), ("int", "3"), ("empty", "''"),
+for rname, rv in [("medoid", "'medoid'"), ("none", "None"), ("int", "3"), ("empty", "''"),
                   ("callable", "torch.sum"), ("padded", "' sum'")]:
     ARGS.append(case(f"reduce={rname}", f"""
         gp.readout(torch.ones(4, 3), torch.tensor([0, 0, 1, 1]), {rv})

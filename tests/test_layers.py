@@ -23,6 +23,7 @@ LAYERS = [
     ["graphpool._native"],
     ["graphpool.segments", "graphpool.segments_cache", "graphpool.resolve"],
     ["graphpool.kernels"],
+    ["graphpool.composite"],
     ["graphpool.functional", "graphpool.readouts"],
     ["graphpool.grid", "graphpool.excitation"],
     ["graphpool.analysis", "graphpool.datasets"],

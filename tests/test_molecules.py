@@ -35,6 +35,9 @@ class MeanMaxReadout(Readout):
     def forward(self, x, segments):
         return torch.cat([readout(x, segments, "mean"), readout(x, segments, "max")], dim=-1)
 
+    def out_features(self, in_features):
+        return 2 * in_features
+
 
 # ----------------------------------------------------------------------------- model
 @pytest.mark.parametrize("name,cls", [("sum", SumReadout), ("mean", MeanReadout),
@@ -54,6 +57,17 @@ def test_gin_shares_a_readout_instance_and_sizes_heads_to_its_width():
     assert [h.in_features for h in model.heads] == [14, 16, 16, 16, 16]
     batch = torch.tensor([0, 0, 1])
     edge_index = torch.tensor([[0, 1], [1, 0]])
+    assert model(torch.randn(3, 7), edge_index, batch).shape == (2, 3)
+
+
+@pytest.mark.parametrize("readout_spec", ["catavgmax", ["mean", "std", "max"],
+                                          "quantile"])
+def test_gin_sizes_heads_from_the_readouts_output_width(readout_spec):
+    model = GIN(7, 3, hidden_channels=8, readout=readout_spec)
+    batch, edge_index = torch.tensor([0, 0, 1]), torch.tensor([[0, 1], [1, 0]])
+    widths = [r(torch.randn(3, w), batch).size(-1) for r, w in zip(model.readouts,
+                                                                    [7, 8, 8, 8, 8])]
+    assert [h.in_features for h in model.heads] == widths
     assert model(torch.randn(3, 7), edge_index, batch).shape == (2, 3)
 
 
@@ -103,8 +117,8 @@ def test_gin_is_invariant_to_node_order_within_graphs(mutag, name):
     ({"num_layers": 1}, r"'num_layers': expected an int >= 2"),
     ({"num_layers": 2.5}, r"'num_layers'"),
     ({"dropout": 1.0}, r"'dropout': expected a probability in \[0, 1\)"),
-    ({"readout": "median"}, r"'readout': expected a Readout or one of 'sum', 'mean'"),
-    ({"aggr": "median"}, r"'readout': expected a Readout"),
+    ({"readout": "medoid"}, r"^GIN: invalid 'readout': expected a Readout, a list of readouts or one of 'sum', 'mean'"),
+    ({"aggr": "medoid"}, r"^GIN: invalid 'aggr': expected a Readout"),
 ])
 def test_gin_rejects_bad_arguments(kwargs, match):
     with pytest.raises(GraphpoolError, match=match):

@@ -24,15 +24,16 @@ both agree exactly.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import GraphpoolError
-from ..readouts import (MaxReadout, MinReadout, Readout, SumReadout, readout_names,
-                        resolve_readout)
+from ..readouts import (COMBINATIONS, MaxReadout, MinReadout, MultiReadout, Readout,
+                        SumReadout, TableReadout, readout_names, resolve_readout)
 from ..kernels import segment_reduce
+from ..kernels.reductions import REDUCTIONS
 from .layout import (GridNodes, Layout, as_nodes, batch_nodes, check_flag, describe_input,
                      is_proxy, resolve_layout, trace_function, trace_leaf)
 
@@ -40,54 +41,50 @@ __all__ = ["global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d", "POOL_
 
 ReduceSpec = Union[str, Readout, Sequence[Union[str, Readout]]]
 
-#: timm-style combinations: name -> (readouts, how their results combine).
-POOL_TYPES = {"avgmax": (("mean", "max"), "average"), "catavgmax": (("mean", "max"), "concat")}
-
-
-def _choices() -> str:
-    return ", ".join(repr(n) for n in [*readout_names(), *POOL_TYPES])
+#: timm's combinations (the readouts' :data:`~graphpool.readouts.COMBINATIONS`).
+POOL_TYPES = COMBINATIONS
 
 
 def readout_module(item: object, where: str) -> Readout:
-    """A readout module from a name or an instance, by the one resolver
-    (:func:`~graphpool.readouts.resolve_readout`); errors name ``where`` and list the
-    choices, timm's combinations included."""
+    """A readout module from a name, a list or an instance, by the one resolver
+    (:func:`~graphpool.readouts.resolve_readout`); errors name ``where`` and the argument
+    ``reduce``, and list the choices."""
+    if isinstance(item, (list, tuple)) and not item:
+        raise GraphpoolError(where, "reduce", "a non-empty sequence of readouts", "()",
+                             "list at least one readout, e.g. ('mean', 'max')")
     try:
-        return resolve_readout(item, where=where)
-    except GraphpoolError:
-        raise GraphpoolError(where, "reduce", f"a graphpool Readout or one of {_choices()}",
+        return resolve_readout(item, where=where, argument="reduce")
+    except GraphpoolError as err:
+        if err.where != where or err.argument != "reduce":
+            raise
+        raise GraphpoolError(where, "reduce", "a graphpool Readout, a list of readouts or "
+                             f"one of {', '.join(repr(n) for n in readout_names())}",
                              describe_input(item), "pick one of the listed names, or pass a "
                              "Readout instance (e.g. MeanReadout())") from None
-
-
-def resolve_pool(reduce: ReduceSpec, where: str) -> Tuple[List[Readout], str]:
-    """Readout modules and their combination (``single``, ``average``, ``concat``)."""
-    if isinstance(reduce, str) and reduce.lower() in POOL_TYPES:
-        names, how = POOL_TYPES[reduce.lower()]
-        return [resolve_readout(n) for n in names], how
-    if isinstance(reduce, (list, tuple)):
-        if len(reduce) == 0:
-            raise GraphpoolError(where, "reduce", "a non-empty sequence of readouts", "()",
-                                 "list at least one readout, e.g. ('mean', 'max')")
-        return [readout_module(r, where) for r in reduce], "concat"
-    return [readout_module(reduce, where)], "single"
 
 
 _INTEGER_READOUTS = (SumReadout, MaxReadout, MinReadout)
 
 
-def check_dtype(where: str, argument: str, fmap: object, readouts: Sequence[Readout],
-                how: str = "single") -> None:
-    """Refuse maps the readouts cannot reduce, naming the user's argument: bool and complex
+def _integer_ok(module: Readout) -> bool:
+    if isinstance(module, MultiReadout):
+        return module.mode in ("cat", "max", "min") and all(map(_integer_ok, module.readouts))
+    if isinstance(module, TableReadout):
+        return module.reduce in REDUCTIONS and REDUCTIONS[module.reduce].integer_inputs
+    return type(module) in _INTEGER_READOUTS
+
+
+def check_dtype(where: str, argument: str, fmap: object, module: Readout) -> None:
+    """Refuse maps the readout cannot reduce, naming the user's argument: bool and complex
     maps always, integer maps unless every readout is a sum, max or min (no mean, no
-    ``"avgmax"`` average, no learnable readout)."""
+    ``"avgmax"`` average, no statistic or learnable readout)."""
     first = fmap[0] if isinstance(fmap, (list, tuple)) and len(fmap) else fmap
     if not isinstance(first, Tensor) or first.dtype.is_floating_point:
         return  # the shape checks report non-tensors
     dtype = first.dtype
     if dtype == torch.bool or dtype.is_complex:
         expected = "a floating point tensor (or an integer one for sum, max and min)"
-    elif how != "average" and all(isinstance(r, _INTEGER_READOUTS) for r in readouts):
+    elif _integer_ok(module):
         return
     else:
         expected = ("a floating point tensor for this reduce (integer maps work only with "
@@ -96,14 +93,8 @@ def check_dtype(where: str, argument: str, fmap: object, readouts: Sequence[Read
                          f"convert it, e.g. {argument}.float()")
 
 
-def _pool(nodes: GridNodes, readouts: Sequence[Readout], how: str, flatten: bool) -> Tensor:
-    pooled = [nodes.readout(r) for r in readouts]
-    if how == "concat":
-        out = torch.cat(pooled, dim=-1)
-    elif how == "average":
-        out = torch.stack(pooled).mean(0)
-    else:
-        out = pooled[0]
+def _pool(nodes: GridNodes, module: Readout, flatten: bool) -> Tensor:
+    out = nodes.readout(module)
     return out if flatten else _keep_spatial_axes(out, nodes.layout)
 
 
@@ -149,10 +140,13 @@ def global_pool(fmap: Union[Tensor, Sequence[Tensor]], reduce: ReduceSpec = "mea
     if is_proxy(fmap) or is_proxy(mask):  # torch.fx.symbolic_trace: one call_function node
         return trace_function(global_pool, where, "fmap", fmap, reduce, layout.value,
                               mask=mask, flatten=flatten)
-    readouts, how = resolve_pool(reduce, where)
-    check_dtype(where, "fmap", fmap, readouts, how)
+    module = readout_module(reduce, where)
+    check_dtype(where, "fmap", fmap, module)
     nodes = as_nodes(fmap, layout, mask=mask, where=where)
-    return _pool(nodes, readouts, how, flatten)
+    return _pool(nodes, module, flatten)
+
+
+_FAST = ("fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax")
 
 
 class _GlobalPool(nn.Module):
@@ -161,42 +155,69 @@ class _GlobalPool(nn.Module):
     spatial_dims: int = 2
 
     def __init__(self, reduce: ReduceSpec = "mean", flatten: bool = True,
-                 layout: Union[str, Layout, None] = None) -> None:
+                 layout: Union[str, Layout, None] = None, *, pool_type: Optional[str] = None,
+                 input_fmt: Union[str, Layout, None] = None, output_size: object = 1) -> None:
         super().__init__()
         where = type(self).__name__
+        reduce = _alias(where, "pool_type", pool_type, "reduce", reduce, "mean")
+        layout = _alias(where, "input_fmt", input_fmt, "layout", layout, None)
+        if output_size not in (1, (1,) * self.spatial_dims):
+            raise GraphpoolError(where, "output_size", "1 (global pooling)", repr(output_size),
+                                 "pool globally with output_size=1, or use "
+                                 "nn.AdaptiveAvgPool2d for other output sizes")
         default = {1: Layout.NCL, 2: Layout.NCHW, 3: Layout.NCDHW}[self.spatial_dims]
         self.layout = resolve_layout(default if layout is None else layout, where,
                                      self.spatial_dims)
-        readouts, self.how = resolve_pool(reduce, where)
-        self.readouts = nn.ModuleList(readouts)
-        # A basic readout named by a string is built here and never seen by the user, so
-        # forward may call its segment_reduce directly (same kernels, fewer Python layers).
-        self._direct = (readouts[0].reduce if self.how == "single" and isinstance(reduce, str)
-                        else None)
         self.flatten = check_flag(where, "flatten", flatten)
-        self._reduce_text = repr(reduce.lower()) if isinstance(reduce, str) else repr(reduce)
+        if isinstance(reduce, str) and reduce.lower() in _FAST:  # timm's spellings
+            reduce = reduce.lower()[4:] or "avg"
+        self.pool_type = reduce.lower() if isinstance(reduce, str) else reduce
+        self.readout = None if reduce == "" else readout_module(reduce, where)
+        # A table reduction named by a string is built here and never seen by the user, so
+        # forward may call its segment_reduce directly (same kernels, fewer Python layers).
+        self._direct = (self.readout.reduce if isinstance(reduce, str) and self.readout
+                        is not None and self.readout.reduce is not None else None)
+        self._reduce_text = repr(self.pool_type) if isinstance(reduce, str) else repr(reduce)
+
+    def is_identity(self) -> bool:
+        """Whether this layer passes maps through unpooled (``reduce=""``, as timm's)."""
+        return self.readout is None
+
+    def out_features(self, channels: int) -> int:
+        """The output width for maps of ``channels`` channels."""
+        return channels if self.readout is None else self.readout.out_features(channels)
 
     def feat_mult(self) -> int:
-        """Output width / input channels: 2 for ``"catavgmax"``, ``len(reduce)`` for a
-        sequence, else 1 (for readouts that keep the feature width)."""
-        return len(self.readouts) if self.how == "concat" else 1
+        """Output width / input channels (timm's name): 2 for ``"catavgmax"``, the number of
+        readouts of a concatenation (counting each one's own factor, e.g. ``len(q)`` of a
+        quantile readout), 1 for readouts that keep the width. A readout whose width is
+        not a multiple of the channels (``count``, a projection) has none: use
+        :meth:`out_features`."""
+        mult = self.out_features(1)
+        if any(self.out_features(c) != mult * c for c in (3, 64)):
+            raise GraphpoolError(type(self).__name__, "reduce", "a readout whose width is a "
+                                 "multiple of the channels for feat_mult()",
+                                 self._reduce_text, "size the next layer with "
+                                 "pool.out_features(channels)")
+        return mult
 
     def forward(self, fmap: Union[Tensor, Sequence[Tensor]],
                 mask: Optional[Tensor] = None) -> Tensor:
         """Pool ``fmap`` (a map in :attr:`layout`, a padded map + ``mask``, or a list)."""
+        where = type(self).__name__
         if self._direct is not None and mask is None and isinstance(fmap, Tensor):
-            where = type(self).__name__
             if not fmap.dtype.is_floating_point:
-                check_dtype(where, "fmap", fmap, list(self.readouts), self.how)
+                check_dtype(where, "fmap", fmap, self.readout)
             x, segments, _ = batch_nodes(fmap, self.layout, where=where)
             out = segment_reduce(x, segments, self._direct, _where=where).squeeze(-2)
             return out if self.flatten else _keep_spatial_axes(out, self.layout)
-        where = type(self).__name__
+        if self.readout is None:  # timm's pass-through
+            return fmap.flatten(1) if self.flatten else fmap
         if is_proxy(fmap) or is_proxy(mask):  # torch.fx.symbolic_trace: a leaf module
             return trace_leaf(self, where, "fmap", fmap, mask)
-        check_dtype(where, "fmap", fmap, list(self.readouts), self.how)
+        check_dtype(where, "fmap", fmap, self.readout)
         nodes = as_nodes(fmap, self.layout, mask=mask, where=where)
-        return _pool(nodes, list(self.readouts), self.how, self.flatten)
+        return _pool(nodes, self.readout, self.flatten)
 
     def extra_repr(self) -> str:
         return (f"reduce={self._reduce_text}, layout={self.layout.value!r}, "
@@ -204,6 +225,18 @@ class _GlobalPool(nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _alias(where: str, alias: str, alias_value: object, name: str, value: object,
+           default: object) -> object:
+    """The value of argument ``name`` given under its timm alias ``alias`` too."""
+    if alias_value is None:
+        return value
+    if value is not default and value != alias_value:
+        raise GraphpoolError(where, alias, f"the same value as {name}={value!r} ({alias} is "
+                             f"timm's name for {name})", repr(alias_value),
+                             f"pass only one of {name} and {alias}")
+    return alias_value
 
 
 class GlobalPool1d(_GlobalPool):
@@ -234,6 +267,10 @@ class GlobalPool2d(_GlobalPool):
         flatten: ``(B, F)`` output; ``False`` gives ``(B, F, 1, 1)`` (``(B, 1, 1, F)`` for
             ``"NHWC"``).
         layout: ``"NCHW"`` (default; ``channels_last`` memory works as is) or ``"NHWC"``.
+        pool_type, input_fmt, output_size: timm's names (``SelectAdaptivePool2d``) for
+            ``reduce`` and ``layout``, and its output size (1 only). ``pool_type=""`` is
+            timm's pass-through (:meth:`is_identity`); the ``"fast"`` spellings
+            (``"fastavg"``, ``"fastcatavgmax"``, ...) name the same readouts.
 
     ``forward(fmap, mask=None)`` also takes a padded batch with a ``(B, H, W)`` mask or a
     list of ``(C, H_i, W_i)`` maps of different sizes.

@@ -123,7 +123,7 @@ def window_pool(fmap: Tensor, kernel: Pair, stride: Optional[Pair] = None,
                              "window pooling needs images of one size: pool a list image "
                              "by image, or pad it with pad_images")
     module = readout_module(reduce, where)
-    check_dtype(where, "fmap", fmap, [module])
+    check_dtype(where, "fmap", fmap, module)
     nodes = as_nodes(fmap, layout, where=where)
     windows = window_segments(*nodes.spatial, kernel, stride, device=fmap.device, _where=where)
     pooled = module(windows.gather(nodes.x), windows.segments)

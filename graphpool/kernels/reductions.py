@@ -21,14 +21,12 @@ an op is one definition and one :func:`register_reduction` call:
 Example:
     >>> import torch
     >>> from graphpool import readout
-    >>> from graphpool.kernels.reductions import (Primitive, Reduction, register_reduction,
-    ...                                          unregister_reduction)
-    >>> prod = Primitive("prod", identity=lambda dtype: 1, scatter="prod", segment="prod",
-    ...                  dense=lambda view, dim, keepdim: view.prod(dim, keepdim=keepdim))
-    >>> register_reduction(Reduction("prod", prod))
-    >>> readout(torch.tensor([[2.], [3.], [5.]]), torch.tensor([0, 0, 1]), "prod").tolist()
-    [[6.0], [5.0]]
-    >>> unregister_reduction("prod")
+    >>> from graphpool.kernels.reductions import Reduction, register_reduction, unregister_reduction
+    >>> from graphpool.kernels.reductions import SUM
+    >>> register_reduction(Reduction("sum_per_2", SUM, finalize=lambda s, counts: s / 2))
+    >>> readout(torch.tensor([[2.], [3.], [5.]]), torch.tensor([0, 0, 1]), "sum_per_2").tolist()
+    [[2.5], [2.5]]
+    >>> unregister_reduction("sum_per_2")
 """
 from __future__ import annotations
 
@@ -40,7 +38,7 @@ from torch import Tensor
 
 from ..errors import GraphpoolError
 
-__all__ = ["Primitive", "Reduction", "REDUCTIONS", "ALIASES", "SUM", "MAX", "MIN", "HALF",
+__all__ = ["Primitive", "Reduction", "REDUCTIONS", "ALIASES", "SUM", "MAX", "MIN", "PROD", "HALF",
            "register_reduction", "unregister_reduction", "resolve_reduction"]
 
 Number = Union[int, float]
@@ -140,10 +138,22 @@ def unregister_reduction(name: str) -> None:
         del ALIASES[alias]
 
 
+PROD = Primitive("prod", lambda dtype: 1, scatter="prod", segment="prod",
+                 dense=lambda v, dim, keepdim: v.prod(dim, keepdim=keepdim))
+
+
+def divide_by_sqrt_count(combined: Tensor, counts: Tensor) -> Tensor:
+    """``combined / sqrt(max(count, 1))`` per set: the variance-preserving sum."""
+    return combined / counts.clamp(min=1).unsqueeze(-1).to(combined.dtype).sqrt()
+
+
 register_reduction(Reduction("sum", SUM), aliases=("add",))
 register_reduction(Reduction("mean", SUM, finalize=divide_by_count, integer_inputs=False))
 register_reduction(Reduction("max", MAX))
 register_reduction(Reduction("min", MIN))
+# products of integers would wrap around: floats only; torch's autograd of its forms
+register_reduction(Reduction("prod", PROD, integer_inputs=False), aliases=("mul",))
+register_reduction(Reduction("vpa", SUM, finalize=divide_by_sqrt_count, integer_inputs=False))
 
 
 def resolve_reduction(name: object, where: str = "segment_reduce") -> Reduction:

@@ -1,26 +1,46 @@
-"""Readout modules (PyG ``Aggregation`` subclasses) and the name resolver."""
+"""Readout modules (PyG ``Aggregation`` subclasses) and the one name resolver."""
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from ..errors import GraphpoolError, describe
 from ..kernels.reductions import ALIASES as REDUCTION_ALIASES, REDUCTIONS
 from .base import Readout
 from .basic import MaxReadout, MeanReadout, MinReadout, SumReadout
+from .multi import MODES, MultiReadout
+from .statistic import (CountReadout, GeMReadout, LogSumExpReadout, MedianReadout,
+                        PowerMeanReadout, ProdReadout, QuantileReadout, SoftmaxReadout,
+                        StdReadout, VarReadout, VPAReadout)
 
 __all__ = ["Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout",
-           "TableReadout", "READOUTS", "ALIASES", "resolve_readout"]
+           "VarReadout", "StdReadout", "LogSumExpReadout", "SoftmaxReadout",
+           "PowerMeanReadout", "GeMReadout", "MedianReadout", "QuantileReadout",
+           "ProdReadout", "VPAReadout", "CountReadout", "MultiReadout", "TableReadout",
+           "READOUTS", "ALIASES", "COMBINATIONS", "resolve_readout", "readout_names",
+           "readout_key"]
 
-READOUTS = {"sum": SumReadout, "mean": MeanReadout, "max": MaxReadout, "min": MinReadout}
-#: Names every resolver accepts for another name (PyG's ``add``, timm's ``avg``); the
-#: aliases registered with a reduction (:func:`~graphpool.kernels.reductions.register_reduction`)
-#: count too.
-ALIASES = {"avg": "mean"}
+#: Every readout by name. Learnable readouts that need the input width take
+#: ``in_channels`` from the resolver.
+READOUTS: Dict[str, Type[Readout]] = {
+    "sum": SumReadout, "mean": MeanReadout, "max": MaxReadout, "min": MinReadout,
+    "var": VarReadout, "std": StdReadout, "logsumexp": LogSumExpReadout,
+    "softmax": SoftmaxReadout, "powermean": PowerMeanReadout, "gem": GeMReadout,
+    "median": MedianReadout, "quantile": QuantileReadout, "prod": ProdReadout,
+    "vpa": VPAReadout, "count": CountReadout,
+}
+#: Names every resolver accepts for another name (PyG's class names without
+#: ``Aggregation``, timm's ``avg``); the aliases registered with a reduction
+#: (:func:`~graphpool.kernels.reductions.register_reduction`) count too.
+ALIASES = {"avg": "mean", "lse": "logsumexp", "power_mean": "powermean",
+           "variance_preserving": "vpa", "variancepreserving": "vpa"}
+#: timm's combinations of readouts, on graphs as on images: name -> (readouts, mode).
+COMBINATIONS: Dict[str, Tuple[Tuple[str, ...], str]] = {
+    "avgmax": (("mean", "max"), "mean"), "catavgmax": (("mean", "max"), "cat")}
 
 
 class TableReadout(Readout):
     r"""The readout of any reduction of the table by its name, e.g. one registered with
-    :func:`~graphpool.kernels.reductions.register_reduction` (the basic ones have their
+    :func:`~graphpool.kernels.reductions.register_reduction` (the built-in ones have their
     own classes).
 
     Example:
@@ -38,31 +58,75 @@ class TableReadout(Readout):
 
 
 def readout_names() -> list:
-    """Every name :func:`resolve_readout` takes: readouts, reductions, then aliases."""
-    return list(dict.fromkeys([*READOUTS, *REDUCTIONS, *REDUCTION_ALIASES, *ALIASES]))
+    """Every name :func:`resolve_readout` takes: readouts, reductions, combinations, then
+    aliases."""
+    return list(dict.fromkeys([*READOUTS, *REDUCTIONS, *COMBINATIONS, *REDUCTION_ALIASES,
+                               *ALIASES]))
 
 
-def resolve_readout(readout: Union[str, Readout], *, where: str = "resolve_readout",
-                    **kwargs: Any) -> Readout:
-    """A readout module from its name or an instance (returned as is); ``kwargs`` go to the
-    constructor. Names are case-insensitive: ``"sum"``/``"add"``, ``"mean"``/``"avg"``,
-    ``"max"``, ``"min"`` and every reduction registered in the table. This is the one
-    resolver behind every module, pooling layer and command that takes a readout name.
+def _key(name: str) -> str:
+    key = name.lower()
+    for suffix in ("aggregation", "readout"):  # PyG's and graphpool's class names
+        if key.endswith(suffix) and key != suffix:
+            key = key[:-len(suffix)]
+    return ALIASES.get(key, REDUCTION_ALIASES.get(key, key))
+
+
+def readout_key(name: object) -> Optional[str]:
+    """The canonical name of a readout name (``"add"`` -> ``"sum"``,
+    ``"SoftmaxAggregation"`` -> ``"softmax"``), or ``None`` for an unknown one.
 
     Example:
-        >>> resolve_readout("add"), resolve_readout("AVG")
-        (SumReadout(), MeanReadout())
+        >>> readout_key("AVG"), readout_key("catavgmax"), readout_key("medoid")
+        ('mean', 'catavgmax', None)
+    """
+    if not isinstance(name, str):
+        return None
+    key = _key(name)
+    return key if key in READOUTS or key in COMBINATIONS or key in REDUCTIONS else None
+
+
+def resolve_readout(readout: Union[str, Readout, list, tuple], *,
+                    where: str = "resolve_readout", argument: str = "readout",
+                    in_channels: Any = None, **kwargs: Any) -> Readout:
+    """A readout module from its name, an instance (returned as is) or a list (their
+    concatenation, a :class:`MultiReadout`); ``kwargs`` go to the constructor. Names are
+    case-insensitive and may carry PyG's or graphpool's class suffix (``"SoftmaxAggregation"``,
+    ``"MeanReadout"``): every name of :data:`READOUTS`, of the reduction table, timm's
+    ``"avgmax"`` and ``"catavgmax"``, and the aliases (``"add"``, ``"avg"``, ``"mul"``, ...).
+    Learnable readouts that need the input width get ``in_channels``. This is the one
+    resolver behind every function, module, pooling layer and command that takes a readout;
+    errors name ``where`` (the caller) and ``argument`` (what the user passed the name as).
+
+    Example:
+        >>> resolve_readout("add"), resolve_readout("AVG"), resolve_readout("StdAggregation")
+        (SumReadout(), MeanReadout(), StdReadout(correction=0))
+        >>> resolve_readout(["mean", "max"])
+        MultiReadout([MeanReadout(), MaxReadout()], mode='cat')
     """
     if isinstance(readout, Readout):
         return readout
+    if isinstance(readout, (list, tuple)):
+        return MultiReadout(list(readout), readouts_kwargs=None, **kwargs)
     if isinstance(readout, str):
-        key = readout.lower()
-        key = ALIASES.get(key, REDUCTION_ALIASES.get(key, key))
-        if key in READOUTS:
-            return READOUTS[key](**kwargs)
+        key = _key(readout)
+        if key in COMBINATIONS:
+            names, mode = COMBINATIONS[key]
+            return MultiReadout(list(names), mode=mode, **kwargs)
+        cls = READOUTS.get(key)
+        if cls is not None:
+            if getattr(cls, "needs_in_channels", False):
+                if in_channels is None:
+                    raise GraphpoolError(where, argument, f"a readout whose width is known: "
+                                         f"{readout!r} is learnable and needs the input "
+                                         f"width", repr(readout), f"build it yourself, e.g. "
+                                         f"{cls.__name__}(in_channels=64, ...), or pass "
+                                         f"in_channels= where the readout is named")
+                kwargs["in_channels"] = in_channels
+            return cls(**kwargs)
         if key in REDUCTIONS:
             return TableReadout(key, **kwargs)
     choices = ", ".join(repr(n) for n in readout_names())
-    raise GraphpoolError(where, "readout" if where == "resolve_readout" else "reduce",
-                         f"a Readout or one of {choices}", describe(readout),
-                         "pick one of the listed names, or pass a Readout instance")
+    raise GraphpoolError(where, argument, f"a Readout, a list of readouts or one of {choices}",
+                         describe(readout), "pick one of the listed names, or pass a "
+                         "Readout instance")

@@ -11,7 +11,7 @@ from torch_geometric.nn.aggr import Aggregation
 
 from ..errors import GraphpoolError, describe
 from ..kernels import segment_reduce
-from ..segments import Segments
+from ..segments import Kind, Segments
 from ..resolve import _check_nodes, _pick_count, as_segments
 
 __all__ = ["Readout"]
@@ -46,6 +46,11 @@ class Readout(Aggregation):
     """
 
     reduce: ClassVar[Optional[str]] = None
+    #: ``forward(x, segments, passes=...)`` takes a :class:`~graphpool.composite.Passes`
+    #: to share reductions with other readouts of the same input.
+    shares_passes: ClassVar[bool] = False
+    #: usable by name in :func:`~graphpool.readout` (no weights that need training)
+    functional: ClassVar[bool] = True
 
     def __init__(self, *, fill_value: Number = 0.0, validate: bool = True) -> None:
         super().__init__()
@@ -69,7 +74,7 @@ class Readout(Aggregation):
         flat = x if len(trail) == 1 else x.reshape(*lead, x.size(node_axis), math.prod(trail))
         seg = as_segments(flat, index, ptr=ptr, num_segments=count, validate=self.validate,
                           where=where, _batch="index", _count=count_name or "dim_size")
-        if seg.kind == "mask" and node_axis != x.dim() - 2:
+        if seg.kind == Kind.MASK and node_axis != x.dim() - 2:
             raise GraphpoolError(where, "dim", "-2 for a mask grouping (x is [*, B, Nmax, F])",
                                  dim, "leave dim at its default for padded batches")
         _check_nodes(where, x, node_axis, seg, None if dim in (-2, x.dim() - 2) else dim,
@@ -82,6 +87,11 @@ class Readout(Aggregation):
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         return segment_reduce(x, segments, self.reduce, fill_value=self.fill_value,
                               _where=type(self).__name__)
+
+    def out_features(self, in_features: int) -> int:
+        """The output width for ``in_features`` input features (so the next layer can size
+        itself): ``in_features`` for readouts that keep the width."""
+        return in_features
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

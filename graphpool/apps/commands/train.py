@@ -39,13 +39,9 @@ def _readouts():
 def _readout_name(text: str) -> Optional[str]:
     """A readout name as the one resolver reads it (``"add"`` becomes ``"sum"``), or
     ``None``."""
-    from ...errors import GraphpoolError
-    from ...readouts import resolve_readout
+    from ...readouts import readout_key
 
-    try:
-        return resolve_readout(text).reduce
-    except GraphpoolError:
-        return None
+    return readout_key(text)
 
 
 _dataset = name_in("dataset", _datasets)

@@ -40,16 +40,6 @@ def _gin_mlp(in_channels: int, hidden_channels: int) -> nn.Sequential:
     )
 
 
-def _readout_width(readout: Readout, channels: int) -> int:
-    """Output width of ``readout`` on ``channels`` input features (richer readouts may widen)."""
-    was_training = readout.training
-    readout.eval()
-    with torch.no_grad():
-        out = readout(torch.zeros(2, channels), torch.zeros(2, dtype=torch.long), num_graphs=1)
-    readout.train(was_training)
-    return out.size(-1)
-
-
 class GIN(nn.Module):
     r"""GIN-0 / GIN-:math:`\epsilon` for graph classification with a per-layer readout
     (math in the module docstring).
@@ -96,12 +86,15 @@ class GIN(nn.Module):
         widths = [in_channels] + [hidden_channels] * (num_layers - 1)
         self.convs = nn.ModuleList(
             GINConv(_gin_mlp(widths[k], hidden_channels), train_eps=train_eps,
-                    aggr=resolve_readout(aggr, validate=False) if isinstance(aggr, str) else aggr)
+                    aggr=resolve_readout(aggr, where="GIN", argument="aggr", validate=False,
+                                         in_channels=widths[k]) if isinstance(aggr, str)
+                    else aggr)
             for k in range(num_layers - 1))
         self.readouts = nn.ModuleList(
-            resolve_readout(readout) if isinstance(readout, str) else readout for _ in widths)
+            resolve_readout(readout, where="GIN", in_channels=w)
+            if isinstance(readout, (str, list, tuple)) else readout for w in widths)
         self.heads = nn.ModuleList(
-            nn.Linear(_readout_width(r, w), out_channels) for r, w in zip(self.readouts, widths))
+            nn.Linear(r.out_features(w), out_channels) for r, w in zip(self.readouts, widths))
         self.dropout = dropout
 
     def forward(self, x: Tensor, edge_index: Tensor, batch: Any,

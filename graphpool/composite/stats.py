@@ -1,0 +1,324 @@
+r"""Statistic readouts built from the kernels' primitives and broadcasts.
+
+Each function takes ``x`` (``[*, N, F]``, ``[*, B, Nmax, F]`` for a mask grouping) and a
+:class:`~graphpool.Segments` and returns ``[*, B, F]``; empty sets get ``fill_value``
+(decided from the counts). The passes they share (the maximum, the mean, the counts)
+can be handed in through ``passes`` (a :class:`Passes`), so that several readouts of
+one input compute each of them once.
+
+Half types (``float16``, ``bfloat16``) are computed in ``float32`` and rounded once.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Number
+from typing import Dict, Optional, Union
+
+import torch
+from torch import Tensor
+
+from ..errors import GraphpoolError
+from ..kernels import segment_broadcast, segment_reduce
+from ..kernels.checks import check_fill_value
+from ..kernels.reductions import HALF
+from ..segments import Kind, Segments
+
+__all__ = ["Passes", "segment_softmax", "segment_var", "segment_std", "segment_logsumexp",
+           "segment_softmax_sum", "segment_power_mean", "segment_count"]
+
+Temperature = Union[float, Tensor]
+
+
+class Passes:
+    """The reductions of one ``x`` over one grouping, each computed once on first use.
+
+    ``x`` is held in its computation type (``float32`` for half types) with the padding
+    rows of a mask grouping set to 0, so that no padding value (``nan`` included) reaches
+    a value or a gradient.
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments
+        >>> p = Passes(torch.tensor([[1.], [3.]]), Segments.from_index(torch.tensor([0, 0])))
+        >>> p.reduce("mean").item(), p.reduce("mean") is p.reduce("mean")
+        (2.0, True)
+    """
+
+    def __init__(self, x: Tensor, segments: Segments, where: str = "readout") -> None:
+        if not isinstance(x, Tensor):
+            segment_reduce(x, segments, "sum", _where=where)  # raises the usual error
+        if not x.is_floating_point():
+            raise GraphpoolError(where, "x", "a floating point tensor for this readout",
+                                 f"a {x.dtype} tensor", "convert it with x.float()")
+        self.source = x  # the tensor these passes belong to
+        self.dtype = x.dtype
+        self.segments = segments
+        self.where = where
+        x = x.float() if x.dtype in HALF else x
+        self.valid = segments._m.unsqueeze(-1) if segments.kind == Kind.MASK else None
+        if self.valid is not None:
+            x = torch.where(self.valid, x, 0)
+        self.x = x
+        self._done: Dict[str, Tensor] = {}
+
+    def reduce(self, op: str) -> Tensor:
+        """``segment_reduce(x, segments, op)``, once (empty sets hold 0)."""
+        if op not in self._done:
+            self._done[op] = segment_reduce(self.x, self.segments, op, _where=self.where)
+        return self._done[op]
+
+    def shift(self) -> Tensor:
+        """A per-set value inside each set's range, with no gradient: the maximum, or 0
+        where it is not finite (empty sets, sets of ``-inf``)."""
+        if "shift" not in self._done:
+            top = self.reduce("max").detach()
+            self._done["shift"] = torch.where(torch.isfinite(top), top, 0)
+        return self._done["shift"]
+
+    @property
+    def counts(self) -> Tensor:
+        """``[B, 1]`` rows per set, in the computation type."""
+        if "counts" not in self._done:
+            self._done["counts"] = self.segments._counts.unsqueeze(-1).to(self.x.dtype)
+        return self._done["counts"]
+
+    def broadcast(self, values: Tensor) -> Tensor:
+        """``values`` per set copied to the rows (0 on padding rows)."""
+        out = segment_broadcast(values, self.segments)
+        return out if self.valid is None else torch.where(self.valid, out, 0)
+
+    def finish(self, out: Tensor, fill_value: Number) -> Tensor:
+        """``out`` rounded to the input's type, with empty sets set to ``fill_value``."""
+        fill_value = check_fill_value(self.where, fill_value, self.dtype)
+        out = out.to(self.dtype)
+        if self.segments.has_empty is not False:
+            out = out.masked_fill((self.segments._counts == 0).unsqueeze(-1), fill_value)
+        return out
+
+
+def _passes(x: Tensor, segments: Segments, passes: Optional[Passes], where: str) -> Passes:
+    if passes is not None and passes.segments is segments and passes.source is x:
+        return passes
+    return Passes(x, segments, where)
+
+
+def segment_softmax(src: Tensor, segments: Segments) -> Tensor:
+    r"""Softmax over the rows of each set, feature by feature (PyG ``softmax(src, index)``):
+
+    .. math::
+        \alpha_v = \frac{\exp(s_v - m_b)}{\sum_{u \in \mathcal{V}_b} \exp(s_u - m_b)},
+        \qquad m_b = \max_{u \in \mathcal{V}_b} s_u
+
+    The shift :math:`m_b` makes it stable and has no gradient (the softmax does not depend
+    on it). A set whose scores are all ``-inf`` gets weights 0; padding rows of a mask
+    grouping get 0. The result has the layout of ``src``.
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments
+        >>> seg = Segments.from_index(torch.tensor([0, 0, 1]))
+        >>> segment_softmax(torch.tensor([[0.], [0.], [5.]]), seg).flatten().tolist()
+        [0.5, 0.5, 1.0]
+    """
+    p = Passes(src, segments, "segment_softmax")
+    e = torch.exp(p.x - p.broadcast(p.shift()))
+    if p.valid is not None:
+        e = torch.where(p.valid, e, 0)
+    total = segment_reduce(e, segments, "sum", _where="segment_softmax")
+    total = torch.where(total > 0, total, 1)
+    return (e / segment_broadcast(total, segments)).to(src.dtype)
+
+
+def segment_var(x: Tensor, segments: Segments, *, correction: int = 0,
+                fill_value: Number = 0.0, passes: Optional[Passes] = None) -> Tensor:
+    r"""Variance of each set, feature by feature:
+
+    .. math::
+        \mathrm{var}_b = \frac{1}{n_b - c}\Big(\sum_{v}(x_v - k_b)^2
+        - \frac{1}{n_b}\big(\sum_{v}(x_v - k_b)\big)^2\Big)
+
+    with :math:`k_b` the set's mean (computed shifted by its maximum, without gradient)
+    and :math:`c` = ``correction`` (0: the population variance, PyG's ``VarAggregation``;
+    1: the sample variance, :func:`torch.var`'s default; sets with :math:`n_b \le c` give
+    ``nan``, as :func:`torch.var`). This is the corrected two-pass algorithm: no
+    cancellation of :math:`E[x^2] - E[x]^2`, never negative, exactly 0 on constant sets.
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments
+        >>> seg = Segments.from_index(torch.tensor([0, 0, 1]))
+        >>> segment_var(torch.tensor([[1.], [3.], [7.]]), seg).flatten().tolist()
+        [1.0, 0.0]
+    """
+    p = _passes(x, segments, passes, "segment_var")
+    return p.finish(_var(p, _check_correction(correction)), fill_value)
+
+
+def _check_correction(correction: object) -> int:
+    if isinstance(correction, bool) or not isinstance(correction, int) or correction < 0:
+        raise GraphpoolError("segment_var", "correction", "a non-negative int (0: population "
+                             "variance, 1: sample variance)", repr(correction),
+                             "pass correction=0 or correction=1")
+    return correction
+
+
+def _var(p: Passes, correction: int) -> Tensor:
+    key = f"var{correction}"
+    if key in p._done:
+        return p._done[key]
+    shift = p.shift()
+    # the mean of x - max is exact for constant sets: the centre is then the value itself
+    centre = (segment_reduce(p.x - p.broadcast(shift), p.segments, "mean",
+                             _where=p.where) + shift).detach()
+    d = p.x - p.broadcast(centre)
+    s1 = segment_reduce(d, p.segments, "sum", _where=p.where)
+    s2 = segment_reduce(d * d, p.segments, "sum", _where=p.where)
+    n = p.counts
+    var = (s2 - s1 * s1 / n.clamp(min=1)).clamp(min=0)
+    dof = n - correction
+    var = torch.where(dof > 0, var / dof.clamp(min=1), math.nan)
+    p._done[key] = var
+    return var
+
+
+def segment_std(x: Tensor, segments: Segments, *, correction: int = 0,
+                fill_value: Number = 0.0, passes: Optional[Passes] = None) -> Tensor:
+    r"""Standard deviation :math:`\sqrt{\mathrm{var}_b}` (see :func:`segment_var`).
+
+    At zero variance (constant sets, one-node sets) the value is 0 and the gradient is 0:
+    :math:`\sqrt{\cdot}` has no derivative there, and 0 is the subgradient that leaves
+    the features of constant sets untouched. Unlike PyG's ``StdAggregation`` (which
+    returns 0 for every variance below ``1e-5``), small deviations are kept exactly.
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments
+        >>> seg = Segments.from_index(torch.tensor([0, 0]))
+        >>> segment_std(torch.tensor([[1.], [3.]]), seg).item()
+        1.0
+    """
+    p = _passes(x, segments, passes, "segment_std")
+    var = _var(p, _check_correction(correction))
+    positive = var > 0
+    std = torch.where(positive, torch.where(positive, var, 1).sqrt(), 0)
+    return p.finish(torch.where(torch.isnan(var), var, std), fill_value)
+
+
+def segment_logsumexp(x: Tensor, segments: Segments, *, fill_value: Number = 0.0,
+                      passes: Optional[Passes] = None) -> Tensor:
+    r"""Stable :math:`\log\sum_{v \in \mathcal{V}_b} e^{x_v}
+    = m_b + \log\sum_v e^{x_v - m_b}` with :math:`m_b` the set's maximum (no overflow;
+    :math:`\max \le \mathrm{lse} \le \max + \log n_b`). Sets of ``-inf`` give ``-inf``;
+    empty sets ``fill_value``.
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments
+        >>> seg = Segments.from_index(torch.tensor([0, 0]))
+        >>> x = torch.tensor([[1000.], [1000.]], dtype=torch.float64)
+        >>> round(segment_logsumexp(x, seg).item(), 4)
+        1000.6931
+    """
+    p = _passes(x, segments, passes, "segment_logsumexp")
+    shift = p.shift()
+    e = torch.exp(p.x - p.broadcast(shift))
+    if p.valid is not None:
+        e = torch.where(p.valid, e, 0)
+    out = torch.log(segment_reduce(e, segments, "sum", _where=p.where)) + shift
+    return p.finish(out, fill_value)
+
+
+def segment_softmax_sum(x: Tensor, segments: Segments, t: Temperature = 1.0, *,
+                        fill_value: Number = 0.0, passes: Optional[Passes] = None) -> Tensor:
+    r"""Softmax-weighted sum (PyG ``SoftmaxAggregation``), feature by feature:
+
+    .. math::
+        y_b = \sum_{v \in \mathcal{V}_b} \alpha_v\, x_v, \qquad
+        \alpha = \mathrm{softmax}_b(t\, x)
+
+    ``t`` is a number or a tensor broadcast against the features (one per channel).
+    ``t -> 0`` gives the mean, ``t -> inf`` the maximum, ``t -> -inf`` the minimum.
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments
+        >>> seg = Segments.from_index(torch.tensor([0, 0]))
+        >>> x = torch.tensor([[1.], [3.]])
+        >>> segment_softmax_sum(x, seg, 0.0).item(), segment_softmax_sum(x, seg, 100.).item()
+        (2.0, 3.0)
+    """
+    p = _passes(x, segments, passes, "segment_softmax_sum")
+    t = t.to(p.x.dtype) if isinstance(t, Tensor) else t
+    alpha = segment_softmax(p.x * t, segments)
+    out = segment_reduce(alpha * p.x, segments, "sum", _where=p.where)
+    return p.finish(out, fill_value)
+
+
+def _signed_pow(v: Tensor, exponent: Temperature) -> Tensor:
+    """``sign(v) |v|^exponent`` with value and gradient 0 at ``v = 0`` (no ``inf * 0``)."""
+    mag = v.abs()
+    nonzero = mag > 0
+    powered = torch.where(nonzero, mag, 1) ** exponent
+    return torch.where(nonzero, torch.sign(v) * powered, 0)
+
+
+def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
+                       fill_value: Number = 0.0, passes: Optional[Passes] = None) -> Tensor:
+    r"""Power mean (generalised mean; GeM pooling for :math:`p = 3`), sign-safe:
+
+    .. math::
+        M_p(x)_b = f^{-1}\Big(\frac{1}{n_b}\sum_{v \in \mathcal{V}_b} f(x_v)\Big), \qquad
+        f(x) = \operatorname{sign}(x)\,|x|^p
+
+    For non-negative inputs this is the usual :math:`(\frac1n\sum x^p)^{1/p}`; for negative
+    ones :math:`f` is its odd extension, so :math:`M_p` is still a mean (between the
+    minimum and the maximum, of the sign of the data, :math:`M_p(-x) = -M_p(x)`), where
+    PyG's ``PowerMeanAggregation`` clamps inputs to ``[1e-4, 100]`` and loses the sign.
+    ``p = 1`` is the mean; large ``p`` tends to the value of largest magnitude (the
+    maximum for non-negative data). Each set is scaled by its largest :math:`|x|` before
+    the power, so large ``p`` does not overflow. ``p > 0``: a number or a tensor broadcast
+    against the features. Gradients at :math:`x = 0` are those of :math:`|x|^p` for
+    :math:`p \ge 1` and 0 for :math:`p < 1` (where :math:`|x|^p` has none).
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments
+        >>> seg = Segments.from_index(torch.tensor([0, 0]))
+        >>> x = torch.tensor([[1.], [2.]], dtype=torch.float64)
+        >>> round(segment_power_mean(x, seg, 2.0).item() ** 2, 12)
+        2.5
+        >>> round(segment_power_mean(-x, seg, 2.0).item(), 6)
+        -1.581139
+    """
+    pw = _passes(x, segments, passes, "segment_power_mean")
+    if isinstance(p, Tensor):
+        p = p.to(pw.x.dtype)
+    elif isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0 \
+            or not math.isfinite(p):
+        raise GraphpoolError("segment_power_mean", "p", "a finite number > 0 (or a tensor)",
+                             repr(p), "pass p=1 for the mean, p=3 for GeM")
+    if "absmax" not in pw._done:
+        top, low = pw.reduce("max").detach(), pw.reduce("min").detach()
+        scale = torch.maximum(top.abs(), low.abs())
+        pw._done["absmax"] = torch.where(torch.isfinite(scale) & (scale > 0), scale, 1)
+    scale = pw._done["absmax"]
+    scaled = pw.x / segment_broadcast(scale, segments)  # padding rows stay 0
+    inner = segment_reduce(_signed_pow(scaled, p), segments, "mean", _where=pw.where)
+    return pw.finish(_signed_pow(inner, 1 / p) * scale, fill_value)
+
+
+def segment_count(x: Tensor, segments: Segments) -> Tensor:
+    r"""The number of rows of each set, :math:`n_b`, as ``[*, B, 1]`` of the type of ``x``
+    (float types; ``int64`` for integer ``x``). No gradient flows to ``x``.
+
+    Example:
+        >>> import torch
+        >>> from graphpool import Segments
+        >>> segment_count(torch.ones(3, 2), Segments.from_index(torch.tensor([0, 1, 1]))).tolist()
+        [[1.0], [2.0]]
+    """
+    probe = segment_reduce(x[..., :1] if x.size(-1) else x.new_zeros(*x.shape[:-1], 1),
+                           segments, "sum", _where="segment_count")  # checks, output shape
+    dtype = x.dtype if x.is_floating_point() else torch.int64
+    counts = segments._counts.unsqueeze(-1).to(dtype)
+    return counts.expand(probe.shape).clone()

@@ -1,0 +1,156 @@
+r"""Several readouts of one input at once (PyG ``MultiAggregation``; timm's ``catavgmax``)."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..composite import Passes
+from ..errors import GraphpoolError, describe
+from ..segments import Segments
+from .base import Readout
+
+__all__ = ["MultiReadout", "MODES"]
+
+#: How the readouts' results combine: ``cat`` concatenates; ``proj`` concatenates and
+#: projects with a linear layer; ``attn`` attends over them (a linear layer per readout, then
+#: multi-head self-attention, then the mean); the others reduce the stack of results.
+MODES = ("cat", "proj", "attn", "sum", "mean", "max", "min", "logsumexp", "std", "var")
+_BASIC = ("sum", "mean", "max", "min")
+
+
+class MultiReadout(Readout):
+    r"""Read out with every readout of ``readouts`` and combine the results:
+
+    .. math::
+        y_b = \big[\, r_1(\mathcal{V}_b) \,\|\, r_2(\mathcal{V}_b) \,\|\, \dots \big]
+        \quad (\texttt{mode="cat"})
+
+    Readouts that need the same pass over ``x`` (the maximum, the sum or the mean, the
+    counts: e.g. ``mean``, ``std`` and ``softmax``) compute it once.
+
+    Args:
+        readouts: names or :class:`Readout` instances (resolved like every readout name).
+        readouts_kwargs: one dict of constructor arguments per name (PyG's
+            ``aggrs_kwargs``).
+        mode: one of :data:`MODES` (default ``"cat"``).
+        mode_kwargs: for ``"proj"`` and ``"attn"``: ``in_channels`` (an int, or one per
+            readout: its output width) and ``out_channels``; ``"attn"`` also takes
+            ``num_heads`` (and other :class:`torch.nn.MultiheadAttention` arguments),
+            ``"proj"`` other :class:`torch.nn.Linear` arguments.
+
+    The output width is :meth:`out_features`; ``mode="cat"`` gives the sum of the readouts'
+    widths.
+
+    Example:
+        >>> import torch
+        >>> multi = MultiReadout(["mean", "max"])
+        >>> multi(torch.tensor([[1.], [3.]]), torch.tensor([0, 0])).tolist()
+        [[2.0, 3.0]]
+        >>> multi.out_features(16)
+        32
+    """
+
+    def __init__(self, readouts: Sequence[Any], readouts_kwargs: Optional[Sequence[Dict]] = None,
+                 mode: str = "cat", mode_kwargs: Optional[Dict[str, Any]] = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        where = type(self).__name__
+        from . import resolve_readout  # the one resolver (it also builds MultiReadouts)
+
+        if isinstance(readouts, (str, Readout)) or not isinstance(readouts, (list, tuple)):
+            raise GraphpoolError(where, "readouts", "a list of readout names or Readouts",
+                                 describe(readouts), "pass e.g. ['mean', 'max']")
+        if not readouts:
+            raise GraphpoolError(where, "readouts", "a non-empty list", "[]",
+                                 "list at least one readout, e.g. ['mean', 'max']")
+        if readouts_kwargs is None:
+            readouts_kwargs = [{}] * len(readouts)
+        if not isinstance(readouts_kwargs, (list, tuple)) or len(readouts_kwargs) != len(
+                readouts):
+            raise GraphpoolError(where, "readouts_kwargs", f"one dict per readout "
+                                 f"({len(readouts)})", describe(readouts_kwargs),
+                                 "pass a list of dicts as long as readouts, or None")
+        self.readouts = nn.ModuleList([resolve_readout(r, where=where, argument="readouts", **kw)
+                                       for r, kw in zip(readouts, readouts_kwargs)])
+        if mode not in MODES:
+            raise GraphpoolError(where, "mode", f"one of {MODES}", repr(mode),
+                                 "pass mode='cat' to concatenate")
+        self.mode = mode
+        mode_kwargs = dict(mode_kwargs or {})
+        self.out_channels = None
+        if mode in ("proj", "attn"):
+            in_channels = mode_kwargs.pop("in_channels", None)
+            out_channels = mode_kwargs.pop("out_channels", None)
+            if isinstance(in_channels, int) and not isinstance(in_channels, bool):
+                in_channels = [r.out_features(in_channels) for r in self.readouts]
+            if (not isinstance(in_channels, (list, tuple)) or len(in_channels) != len(
+                    self.readouts) or not isinstance(out_channels, int)):
+                raise GraphpoolError(where, "mode_kwargs", f"in_channels (an int or one per "
+                                     f"readout) and out_channels (an int) for mode={mode!r}",
+                                     repr({"in_channels": in_channels,
+                                           "out_channels": out_channels}),
+                                     "pass mode_kwargs=dict(in_channels=C, out_channels=D)")
+            self.out_channels = out_channels
+            if mode == "proj":
+                self.lin = nn.Linear(sum(in_channels), out_channels, **mode_kwargs)
+            else:
+                self.lin_heads = nn.ModuleList([nn.Linear(c, out_channels)
+                                                for c in in_channels])
+                num_heads = mode_kwargs.pop("num_heads", 1)
+                self.multihead_attn = nn.MultiheadAttention(out_channels, num_heads,
+                                                            **mode_kwargs)
+        elif mode_kwargs:
+            raise GraphpoolError(where, "mode_kwargs", f"nothing for mode={mode!r}",
+                                 repr(mode_kwargs), "leave mode_kwargs out")
+
+    def forward(self, x: Tensor, segments: Segments) -> Tensor:
+        share = x.is_floating_point() and sum(
+            r.shares_passes or _basic(r) for r in self.readouts) > 1
+        passes = Passes(x, segments, type(self).__name__) if share else None
+        outs: List[Tensor] = []
+        for r in self.readouts:
+            if passes is not None and r.shares_passes:
+                outs.append(nn.Module.__call__(r, x, segments, passes=passes))
+            elif passes is not None and _basic(r):
+                outs.append(passes.finish(passes.reduce(r.reduce), r.fill_value))
+            else:
+                outs.append(nn.Module.__call__(r, x, segments))
+        return self.combine(outs)
+
+    def combine(self, outs: List[Tensor]) -> Tensor:
+        """The results of the readouts, combined as :attr:`mode` says."""
+        if len(outs) == 1 and self.mode not in ("proj", "attn"):
+            return outs[0]
+        if self.mode == "cat":
+            return torch.cat(outs, dim=-1)
+        if self.mode == "proj":
+            return self.lin(torch.cat(outs, dim=-1))
+        if self.mode == "attn":
+            heads = torch.stack([lin(o) for lin, o in zip(self.lin_heads, outs)])
+            return self.multihead_attn(heads, heads, heads, need_weights=False)[0].mean(0)
+        widths = {o.size(-1) for o in outs}
+        if len(widths) != 1:
+            raise GraphpoolError(type(self).__name__, "readouts", f"readouts of one width for "
+                                 f"mode={self.mode!r}", f"widths {sorted(widths)}",
+                                 "use mode='cat' for readouts of different widths")
+        stacked = torch.stack(outs)
+        if self.mode in ("max", "min"):
+            return getattr(torch, "a" + self.mode)(stacked, 0)
+        return getattr(torch, self.mode)(stacked, 0)
+
+    def out_features(self, in_features: int) -> int:
+        if self.out_channels is not None:
+            return self.out_channels
+        widths = [r.out_features(in_features) for r in self.readouts]
+        return sum(widths) if self.mode == "cat" else widths[0]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(r) for r in self.readouts)
+        return f"{type(self).__name__}([{inner}], mode={self.mode!r})"
+
+
+def _basic(r: Readout) -> bool:
+    """A basic readout (sum, mean, max, min) that runs ``segment_reduce`` as it is."""
+    return r.reduce in _BASIC and type(r).forward is Readout.forward
