@@ -7,8 +7,10 @@ and ``op`` says how a set becomes one row.
 from .errors import GraphpoolError
 from .functional import max_readout, mean_readout, min_readout, readout, sum_readout
 from .kernels import (REDUCTIONS, get_backend, segment_broadcast, segment_reduce, set_backend, use_backend)
-from .readouts import (READOUTS, MaxReadout, MeanReadout, MinReadout, Readout, SumReadout,
-                       TableReadout, resolve_readout)
+from .readouts import (READOUTS, CountReadout, GeMReadout, LogSumExpReadout, MaxReadout,
+                       MeanReadout, MedianReadout, MinReadout, MultiReadout, PowerMeanReadout,
+                       ProdReadout, QuantileReadout, Readout, SoftmaxReadout, StdReadout,
+                       SumReadout, TableReadout, VarReadout, VPAReadout, resolve_readout)
 from .readouts.edge import EdgeEnergyReadout, edge_energy_readout
 from .segments import Kind, Segments
 from .resolve import as_segments
@@ -24,7 +26,10 @@ __all__ = [
     "GraphpoolError", "Segments", "Kind", "as_segments", "segment_reduce", "segment_broadcast", "REDUCTIONS",
     "set_backend", "get_backend", "use_backend",
     "readout", "sum_readout", "mean_readout", "max_readout", "min_readout",
-    "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "TableReadout", "READOUTS",
+    "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "VarReadout",
+    "StdReadout", "LogSumExpReadout", "SoftmaxReadout", "PowerMeanReadout", "GeMReadout",
+    "MedianReadout", "QuantileReadout", "ProdReadout", "VPAReadout", "CountReadout",
+    "MultiReadout", "TableReadout", "READOUTS",
     "resolve_readout", "EdgeEnergyReadout", "edge_energy_readout",
     "Layout", "as_nodes", "global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d",
     "grid_graph", "image_to_batch", "batch_to_image", "window_segments", "window_pool",

@@ -311,3 +311,87 @@ def test_named_readouts_take_the_short_path_to_the_same_result(name, layout, fla
     (out_a * torch.arange(out_a.numel()).view(out_a.shape)).sum().backward()
     (out_b * torch.arange(out_b.numel()).view(out_b.shape)).sum().backward()
     assert torch.equal(out_a, out_b) and torch.equal(a.grad, b.grad)
+
+
+# ----------------------------------------------------------------- timm's vocabulary
+def _timm_reference(fmap, pool_type, channels_last):
+    """timm's SelectAdaptivePool2d semantics, written from its documentation with torch ops:
+    'avg'/'fast' mean, 'max' amax, 'avgmax' 0.5 * (avg + max), 'catavgmax' [avg, max]."""
+    dims = (1, 2) if channels_last else (2, 3)
+    kind = pool_type[4:] if pool_type.startswith("fast") else pool_type
+    avg, mx = fmap.mean(dims), fmap.amax(dims)
+    return {"": avg, "avg": avg, "max": mx, "avgmax": 0.5 * (avg + mx),
+            "catavgmax": torch.cat([avg, mx], 1)}[kind]
+
+
+@pytest.mark.parametrize("pool_type", ["avg", "max", "avgmax", "catavgmax", "fast", "fastavg",
+                                       "fastmax", "fastavgmax", "fastcatavgmax"])
+@pytest.mark.parametrize("input_fmt", ["NCHW", "NHWC"])
+def test_timm_names_and_arguments(pool_type, input_fmt):
+    fmap = tie_free((3, 5, 4, 6) if input_fmt == "NCHW" else (3, 4, 6, 5))
+    pool = GlobalPool2d(pool_type=pool_type, input_fmt=input_fmt, flatten=True)
+    torch.testing.assert_close(pool(fmap), _timm_reference(fmap, pool_type,
+                                                           input_fmt == "NHWC"))
+    assert not pool.is_identity()
+    assert pool.feat_mult() == (2 if pool_type.endswith("catavgmax") else 1)
+    assert pool(fmap).size(1) == pool.out_features(5) == 5 * pool.feat_mult()
+
+
+@pytest.mark.parametrize("flatten, shape", [(False, (2, 3, 4, 5)), (True, (2, 60))])
+def test_timm_empty_pool_type_is_the_identity(flatten, shape):
+    fmap = torch.randn(2, 3, 4, 5)
+    pool = GlobalPool2d(pool_type="", flatten=flatten)
+    assert pool.is_identity() and pool(fmap).shape == shape
+    torch.testing.assert_close(pool(fmap).reshape(fmap.shape), fmap)
+
+
+@pytest.mark.parametrize("reduce, in_channels, width", [
+    ("catavgmax", 8, 16), (["mean", "std", "max"], 8, 24), ("quantile", 8, 8),
+    (["count", "mean"], 8, 9), ("median", 4, 4)])
+def test_out_features_is_the_real_output_width(reduce, in_channels, width):
+    pool = GlobalPool2d(reduce)
+    assert pool.out_features(in_channels) == width
+    assert pool(torch.randn(2, in_channels, 3, 3)).shape == (2, width)
+
+
+def test_feat_mult_follows_the_readout_and_refuses_widths_it_cannot_express():
+    from graphpool import QuantileReadout
+    assert GlobalPool2d(QuantileReadout([0.25, 0.5, 0.75])).feat_mult() == 3
+    with pytest.raises(GraphpoolError, match=r"^GlobalPool2d: invalid 'reduce'.*out_features"):
+        GlobalPool2d(["count", "mean"]).feat_mult()
+
+
+@pytest.mark.parametrize("name", ["std", "var", "logsumexp", "softmax", "powermean", "median",
+                                  "vpa", "prod"])
+def test_statistic_readouts_on_images_equal_torch_per_image(name):
+    fmap = tie_free((2, 3, 4, 5), torch.float64) + 1.0  # positive: prod and powermean defined
+    flat = fmap.flatten(2)
+    n = flat.size(-1)
+    want = {"std": lambda: flat.std(-1, correction=0), "var": lambda: flat.var(-1, correction=0),
+            "logsumexp": lambda: flat.logsumexp(-1),
+            "softmax": lambda: (flat.softmax(-1) * flat).sum(-1),
+            "powermean": lambda: flat.mean(-1), "median": lambda: flat.median(-1).values,
+            "vpa": lambda: flat.sum(-1) / n ** 0.5, "prod": lambda: flat.prod(-1)}[name]()
+    torch.testing.assert_close(GlobalPool2d(name)(fmap), want)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda: GlobalPool2d("max", pool_type="avg"), r"'pool_type'.*same value as reduce"),
+    (lambda: GlobalPool2d(layout="NCHW", input_fmt="NHWC"), r"'input_fmt'"),
+    (lambda: GlobalPool2d(output_size=2), r"'output_size': expected 1"),
+    (lambda: GlobalPool2d(pool_type="fastmedoid"), r"'reduce'"),
+])
+def test_timm_arguments_bad_input(bad, match):
+    with pytest.raises(GraphpoolError, match=match):
+        bad()
+
+
+def test_catavgmax_on_graphs_as_on_images():
+    x, batch = torch.randn(7, 4), torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    want = torch.cat([readout(x, batch, "mean"), readout(x, batch, "max")], -1)
+    torch.testing.assert_close(readout(x, batch, "catavgmax"), want)
+    torch.testing.assert_close(readout(x, batch, ["mean", "max"]), want)
+    fmap = torch.randn(2, 4, 3, 3)
+    torch.testing.assert_close(GlobalPool2d("catavgmax")(fmap),
+                               readout(fmap.flatten(2).transpose(1, 2), None, "catavgmax")
+                               .flatten(1))
