@@ -143,6 +143,15 @@ def check(args: argparse.Namespace) -> Optional[str]:
                         f"one graph per class ({len(sizes)}) of the {train} training graphs "
                         f"of {dataset} and keeps as many, got {args.val_fraction:g} "
                         f"({val} graphs); use e.g. --val-fraction 0.1")
+    from ...readouts import resolve_readout
+
+    for name in (args.readout if args.aggr == "same" else [args.aggr]):
+        module = resolve_readout(name, in_channels=8)
+        if module.out_features(8) != 8:
+            option = "--aggr" + (" same (each --readout)" if args.aggr == "same" else "")
+            return (f"argument {option}: expected a width-preserving neighbourhood "
+                    f"aggregation (GIN adds it to each node's own features), got {name!r} "
+                    f"(8 -> {module.out_features(8)} features); use e.g. --aggr sum")
     return None
 
 

@@ -84,11 +84,18 @@ class GIN(nn.Module):
             raise GraphpoolError("GIN", "dropout", "a probability in [0, 1)", repr(dropout),
                                  "use 0 or 0.5 as in the paper")
         widths = [in_channels] + [hidden_channels] * (num_layers - 1)
+        aggrs = [resolve_readout(aggr, where="GIN", argument="aggr", validate=False,
+                                 in_channels=w) if isinstance(aggr, (str, list, tuple))
+                 else aggr for w in widths[:-1]]
+        for a, w in zip(aggrs, widths):
+            if isinstance(a, Readout) and a.out_features(w) != w:
+                raise GraphpoolError("GIN", "aggr", "a neighbourhood aggregation that keeps "
+                                     "the feature width (GIN adds it to the node's own "
+                                     "features)", f"{a!r}, {w} -> {a.out_features(w)} features",
+                                     "use a width-preserving readout such as 'sum', 'mean', "
+                                     "'max', 'std' or 'softmax' as aggr")
         self.convs = nn.ModuleList(
-            GINConv(_gin_mlp(widths[k], hidden_channels), train_eps=train_eps,
-                    aggr=resolve_readout(aggr, where="GIN", argument="aggr", validate=False,
-                                         in_channels=widths[k]) if isinstance(aggr, str)
-                    else aggr)
+            GINConv(_gin_mlp(widths[k], hidden_channels), train_eps=train_eps, aggr=aggrs[k])
             for k in range(num_layers - 1))
         self.readouts = nn.ModuleList(
             resolve_readout(readout, where="GIN", in_channels=w)
