@@ -146,6 +146,43 @@ def _graph_candidates(case: Case, op: str, batch: Tensor, ptr: Tensor
     return cands
 
 
+#: The statistic readouts timed against PyG's aggregations (and torch_scatter's composites)
+#: on the molecule and large regimes.
+FAMILY = ("var", "std", "softmax", "powermean", "logsumexp")
+FAMILY_REGIMES = ("molecules", "large")
+_FAMILY_OPTIONS = {"powermean": {"p": 2.0}}
+
+
+def _family_candidates(case: Case, op: str, batch: Tensor
+                       ) -> Dict[str, Callable[[Tensor], Tensor]]:
+    from torch_geometric.nn import aggr
+
+    B = case.num_graphs
+    options = _FAMILY_OPTIONS.get(op, {})
+    cands: Dict[str, Callable[[Tensor], Tensor]] = {
+        "graphpool": lambda x: gp.readout(x, batch, op, num_graphs=B, **options)}
+    pyg = {"var": aggr.VarAggregation, "std": aggr.StdAggregation,
+           "softmax": aggr.SoftmaxAggregation, "powermean": aggr.PowerMeanAggregation}.get(op)
+    if pyg is not None:
+        module = pyg(**options)
+        cands["PyG"] = lambda x: module(x, batch, dim_size=B)
+    if ext.AVAILABLE:
+        from torch_scatter import composite
+
+        if op == "std":
+            cands["torch_scatter scatter_std"] = lambda x: composite.scatter_std(
+                x, batch, 0, dim_size=B, unbiased=False)
+        elif op == "logsumexp":
+            cands["torch_scatter scatter_logsumexp"] = lambda x: composite.scatter_logsumexp(
+                x, batch, 0, dim_size=B)
+        elif op == "softmax":
+            def softmax_sum(x):
+                alpha = composite.scatter_softmax(x, batch, 0, dim_size=B)
+                return x.new_zeros(B, x.size(1)).index_add(0, batch, alpha * x)
+            cands["torch_scatter scatter_softmax"] = softmax_sum
+    return cands
+
+
 def _image_candidates(op: str) -> Dict[str, Callable[[Tensor], Tensor]]:
     from graphpool.grid import GlobalPool2d
 
@@ -274,7 +311,11 @@ def run_case(case: Case, op: str, mode: str, rounds: int, device: str = "cpu") -
     """Time every candidate of one (case, op, mode); outputs are checked first."""
     if case.kind == "graph":
         x, batch, ptr = _graph_inputs(case, device)
-        cands = _graph_candidates(case, op, batch, ptr)
+        if op in FAMILY:
+            x = x.abs() + 0.5 if op == "powermean" else x  # PyG's power mean: in [1e-4, 100]
+            cands = _family_candidates(case, op, batch)
+        else:
+            cands = _graph_candidates(case, op, batch, ptr)
         floor = lambda: x.sum(0)  # noqa: E731
     else:
         x = torch.randn(case.shape, generator=torch.Generator().manual_seed(0)).to(device,
@@ -293,9 +334,12 @@ def run_case(case: Case, op: str, mode: str, rounds: int, device: str = "cpu") -
     else:
         per_set = lambda g: g  # noqa: E731
     bound = None
-    if case.kind == "graph" and mode == "forward" and op != "max":
+    if case.kind == "graph" and mode == "forward" and op in OPS and op != "max":
         bound = _sum_bound(x, batch, case.num_graphs, op)
     reference = per_set(fns["graphpool"]())
+    if op in FAMILY:  # several passes, each rounding in its own order (PyG's var cancels):
+        # agreement to 1e-4 of the largest magnitude catches a wrong op, not a rounding
+        bound = 1e-4 * reference.double().abs().max().clamp(min=1) + 0 * reference.double()
     for name, fn in fns.items():
         _check(name, per_set(fn()), reference, "gradient" if mode != "forward" else "output",
                bound)
@@ -326,7 +370,9 @@ def run(cases: Sequence[Case], rounds: int, device: str = "cpu",
         progress: Optional[Callable[[str], None]] = None) -> List[Result]:
     results: List[Result] = []
     for case in cases:
-        for op in OPS:
+        family = FAMILY if case.kind == "graph" and case.sorted and case.dtype == \
+            torch.float32 and case.regime.startswith(FAMILY_REGIMES) else ()
+        for op in (*OPS, *family):
             for mode in modes:
                 if progress:
                     progress(f"{case.regime} {case.dtype} {op} {mode}")
@@ -400,6 +446,18 @@ def check_targets(results: Sequence[Result]) -> List[Dict[str, object]]:
             best = min(peers(f).values())
             add(f"molecules {op} forward: best peer / graphpool", best / f["graphpool"], ">= 1", best >= f["graphpool"])
             add(f"molecules {op} forward: best peer / graphpool new batch", best / f[FRESH], ">= 1", best >= f[FRESH])
+    for op in FAMILY:
+        fb = _find(results, "large", op, "forward+backward")
+        if fb:
+            best = min(peers(fb).values())
+            add(f"large {op} forward+backward: best peer / graphpool", best / fb["graphpool"],
+                ">= 2", best / fb["graphpool"] >= 2)
+        for mode in ("forward", "forward+backward"):
+            f = _find(results, "molecules", op, mode)
+            if f and peers(f):
+                best = min(peers(f).values())
+                add(f"molecules {op} {mode}: best peer / graphpool", best / f["graphpool"],
+                    ">= 1", best >= f["graphpool"])
     for regime in dict.fromkeys(r.regime for r in results if r.regime.startswith("image")):
         f = _find(results, regime, "mean", "forward")
         if f:

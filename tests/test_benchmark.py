@@ -49,10 +49,24 @@ def test_table_and_targets_come_from_the_results(monkeypatch):
     cases = [bench.Case("molecules 4x5x3", "graph", torch.float32, (4, 5, 3), 4)]
     results = bench.run(cases, rounds=1, modes=("forward",))
     table = bench.markdown(results)
-    assert table.count("| molecules 4x5x3 |") == len(bench.OPS)
+    assert table.count("| molecules 4x5x3 |") == len(bench.OPS) + len(bench.FAMILY)
     targets = bench.check_targets(results)
     assert {t["target"] for t in targets} >= {f"molecules {op} forward: best peer / graphpool"
-                                              for op in bench.OPS}
+                                              for op in (*bench.OPS, *bench.FAMILY)}
+
+
+@pytest.mark.parametrize("op", ["var", "softmax", "logsumexp"])
+def test_a_family_peer_that_disagrees_aborts_the_run(monkeypatch, op):
+    real = bench._family_candidates
+
+    def with_a_wrong_one(case, op, batch):
+        cands = real(case, op, batch)
+        cands["times two"] = lambda x: 2 * cands["graphpool"](x)
+        return cands
+    monkeypatch.setattr(bench, "_family_candidates", with_a_wrong_one)
+    case = bench.Case("molecules 4x5x3", "graph", torch.float32, (4, 5, 3), 4)
+    with pytest.raises(AssertionError, match="times two disagrees with graphpool"):
+        bench.run_case(case, op, "forward", rounds=1)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the exit without a GPU")
