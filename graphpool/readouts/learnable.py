@@ -225,7 +225,6 @@ class AttentionalReadout(_Learnable):
             where, "in_channels", in_channels, gate_nn is None,
             f"pass in_channels=F or a gate network, e.g. {where}(gate_nn=torch.nn.Linear(F, 1))")
         self.gate = gate
-        self.nn = nn
         if gate_nn is None:
             width = 1 if gate == "node" else _width(nn, self.in_channels)
             if width is None:
@@ -234,7 +233,7 @@ class AttentionalReadout(_Learnable):
                                      "None", "pass gate_nn=torch.nn.Linear(in_channels, "
                                      "F_out) with F_out the width of nn")
             gate_nn = tnn.Linear(self.in_channels, width)
-        self.gate_nn = gate_nn
+        self.gate_nn, self.nn = gate_nn, nn  # PyG's order: one state_dict for both
 
     def reset_parameters(self) -> None:
         _reset(self.gate_nn)
@@ -423,6 +422,8 @@ class SortReadout(_Learnable):
         where = type(self).__name__
         _check_x(where, x, segments, self.in_channels, floating=False)
         out = segment_sort_k(x, segments, self.k)
+        if x.size(-2) == 0:  # keep the (empty) graph to x: to_dense drops it for no rows
+            out = out + x.sum().to(out.dtype)
         return _fill_empty(where, out, segments, self.fill_value)
 
     def out_features(self, in_features: int) -> int:
