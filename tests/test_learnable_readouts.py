@@ -9,7 +9,6 @@ sort-k moves values without arithmetic and is compared exactly.
 from __future__ import annotations
 
 import copy
-import math
 from typing import List, Sequence
 
 import pytest
@@ -393,6 +392,9 @@ def test_leading_batch_dims_are_read_out_independently(kind):
     for s in range(3):
         torch.testing.assert_close(out[s], module(x[s], index_of(counts), num_graphs=3),
                                    **tol(torch.float64, 8 * depth(kind)))
+    for name, x_g, seg in groupings(x, counts):  # [3, B, Nmax, C] for the mask
+        torch.testing.assert_close(module(x_g, seg), out, **tol(torch.float64, 8 * depth(kind)),
+                                   msg=lambda m: f"{name}: {m}")
 
 
 # ------------------------------------------------------------------------- torch.compile
@@ -415,6 +417,11 @@ def test_torch_compile_matches_eager(kind):
     terms = 8 * depth(kind)
     torch.testing.assert_close(out, expected, **tol(torch.float32, terms))
     torch.testing.assert_close(x.grad, eager_x.grad, **tol(torch.float32, 4 * terms))
+    if fullgraph:  # a ptr grouping compiles to one graph too
+        on_ptr = torch.compile(lambda x, p: module(x, ptr=p), fullgraph=True)
+        ptr = torch.tensor([0, 3, 3, 8])
+        torch.testing.assert_close(on_ptr(x.detach(), ptr), module(x.detach(), ptr=ptr),
+                                   **tol(torch.float32, terms))
 
 
 # ------------------------------------------------------------------ PyG interop, resolver

@@ -207,7 +207,8 @@ class AttentionalReadout(_Learnable):
         >>> attn(x, batch).tolist()
         [[2.0], [5.0]]
         >>> AttentionalReadout(in_channels=16)
-        AttentionalReadout(gate_nn=Linear(in_features=16, out_features=1, bias=True), nn=None, gate='node')
+        AttentionalReadout(gate_nn=Linear(in_features=16, out_features=1, bias=True),
+                           nn=None, gate='node')
     """
 
     def __init__(self, in_channels: Optional[int] = None, gate_nn: Optional[tnn.Module] = None,
