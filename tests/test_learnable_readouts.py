@@ -51,7 +51,7 @@ def build(kind: str, dtype: torch.dtype = torch.float32, seed: int = 0, **kwargs
     elif kind == "set2set":
         module = Set2SetReadout(C, processing_steps=3, **kwargs)
     elif kind == "sort":
-        module = SortReadout(C, k=3, **kwargs)
+        module = SortReadout(3, in_channels=C, **kwargs)
     elif kind == "deepsets":
         module = DeepSetsReadout(in_channels=C, **kwargs)
     elif kind == "deepsets-rho":
@@ -447,7 +447,7 @@ def test_as_message_passing_aggregation_matches_pyg():
              copy.deepcopy(ours.aggr_module.local_nn))), edges),
         (SimpleConv(aggr=Set2SetReadout(8)), lambda ours: SimpleConv(aggr=pyg.Set2Set(8, 3)),
          edges),
-        (SimpleConv(aggr=SortReadout(8, k=2)), lambda ours: SimpleConv(
+        (SimpleConv(aggr=SortReadout(2, in_channels=8)), lambda ours: SimpleConv(
             aggr=pyg.SortAggregation(2)), sorted_edges),
     ]
     for ours, make, e in cases:
@@ -574,7 +574,7 @@ BAD = [
     (lambda: SortReadout(k=2.0), "SortReadout", "k"),
     (lambda: SortReadout(k=True), "SortReadout", "k"),
     (lambda: SortReadout(in_channels=-1), "SortReadout", "in_channels"),
-    (lambda: SortReadout(C + 1, k=2)(X, IDX), "SortReadout", "x"),
+    (lambda: SortReadout(2, in_channels=C + 1)(X, IDX), "SortReadout", "x"),
     (lambda: DeepSetsReadout(), "DeepSetsReadout", "in_channels"),
     (lambda: DeepSetsReadout(local_nn=3), "DeepSetsReadout", "local_nn"),
     (lambda: DeepSetsReadout(C, global_nn="mlp"), "DeepSetsReadout", "global_nn"),

@@ -382,10 +382,10 @@ class SortReadout(_Learnable):
     learnable in the sense that the layers before it learn what to sort by.
 
     Args:
+        k: the number of rows kept per set (default 30, as PyG's DGCNN example), an
+            int >= 1 (first, as in PyG's ``SortAggregation(k)``).
         in_channels: the input width ``F``, optional; when given, ``x`` is checked
             against it.
-        k: the number of rows kept per set (default 30, as PyG's DGCNN example), an
-            int >= 1.
         fill_value, validate: see :class:`~graphpool.readouts.Readout`.
 
     ``cls(in_channels=C)`` builds ``k=30``: output width ``30 * C``.
@@ -409,8 +409,8 @@ class SortReadout(_Learnable):
         [[2.0, 7.0, 3.0, 6.0], [4.0, 1.0, 0.0, 0.0]]
     """
 
-    def __init__(self, in_channels: Optional[int] = None, k: int = 30, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, k: int = 30, in_channels: Optional[int] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # k first: PyG's SortAggregation(k)
         where = type(self).__name__
         self.in_channels = _check_channels(where, "in_channels", in_channels, False,
                                            "pass the input width, or leave it out")
