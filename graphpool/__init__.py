@@ -7,7 +7,8 @@ and ``op`` says how a set becomes one row.
 from .errors import GraphpoolError
 from .functional import max_readout, mean_readout, min_readout, readout, sum_readout
 from .kernels import (REDUCTIONS, get_backend, segment_broadcast, segment_reduce, set_backend, use_backend)
-from .readouts import (READOUTS, CountReadout, GeMReadout, LogSumExpReadout, MaxReadout,
+from .readouts import (READOUTS, AttentionalReadout, CountReadout, DeepSetsReadout,
+                       Set2SetReadout, SortReadout, GeMReadout, LogSumExpReadout, MaxReadout,
                        MeanReadout, MedianReadout, MinReadout, MultiReadout, PowerMeanReadout,
                        ProdReadout, QuantileReadout, Readout, SoftmaxReadout, StdReadout,
                        SumReadout, TableReadout, VarReadout, VPAReadout, resolve_readout)
@@ -29,6 +30,7 @@ __all__ = [
     "Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout", "VarReadout",
     "StdReadout", "LogSumExpReadout", "SoftmaxReadout", "PowerMeanReadout", "GeMReadout",
     "MedianReadout", "QuantileReadout", "ProdReadout", "VPAReadout", "CountReadout",
+    "AttentionalReadout", "Set2SetReadout", "SortReadout", "DeepSetsReadout",
     "MultiReadout", "TableReadout", "READOUTS",
     "resolve_readout", "EdgeEnergyReadout", "edge_energy_readout",
     "Layout", "as_nodes", "global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d",

@@ -7,6 +7,7 @@ from ..errors import GraphpoolError, describe
 from ..kernels.reductions import ALIASES as REDUCTION_ALIASES, REDUCTIONS
 from .base import Readout
 from .basic import MaxReadout, MeanReadout, MinReadout, SumReadout
+from .learnable import AttentionalReadout, DeepSetsReadout, Set2SetReadout, SortReadout
 from .multi import MODES, MultiReadout
 from .statistic import (CountReadout, GeMReadout, LogSumExpReadout, MedianReadout,
                         PowerMeanReadout, ProdReadout, QuantileReadout, SoftmaxReadout,
@@ -15,7 +16,8 @@ from .statistic import (CountReadout, GeMReadout, LogSumExpReadout, MedianReadou
 __all__ = ["Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout",
            "VarReadout", "StdReadout", "LogSumExpReadout", "SoftmaxReadout",
            "PowerMeanReadout", "GeMReadout", "MedianReadout", "QuantileReadout",
-           "ProdReadout", "VPAReadout", "CountReadout", "MultiReadout", "TableReadout",
+           "ProdReadout", "VPAReadout", "CountReadout", "AttentionalReadout",
+           "Set2SetReadout", "SortReadout", "DeepSetsReadout", "MultiReadout", "TableReadout",
            "READOUTS", "ALIASES", "COMBINATIONS", "resolve_readout", "readout_names",
            "readout_key"]
 
@@ -27,12 +29,17 @@ READOUTS: Dict[str, Type[Readout]] = {
     "softmax": SoftmaxReadout, "powermean": PowerMeanReadout, "gem": GeMReadout,
     "median": MedianReadout, "quantile": QuantileReadout, "prod": ProdReadout,
     "vpa": VPAReadout, "count": CountReadout,
+    # learnable: built with in_channels
+    "attention": AttentionalReadout, "set2set": Set2SetReadout, "sort": SortReadout,
+    "deepsets": DeepSetsReadout,
 }
 #: Names every resolver accepts for another name (PyG's class names without
 #: ``Aggregation``, timm's ``avg``); the aliases registered with a reduction
 #: (:func:`~graphpool.kernels.reductions.register_reduction`) count too.
 ALIASES = {"avg": "mean", "lse": "logsumexp", "power_mean": "powermean",
-           "variance_preserving": "vpa", "variancepreserving": "vpa"}
+           "variance_preserving": "vpa", "variancepreserving": "vpa", "attentional": "attention",
+           "globalattention": "attention", "sortk": "sort", "sort_k": "sort",
+           "sortpool": "sort", "sortpooling": "sort", "deep_sets": "deepsets"}
 #: timm's combinations of readouts, on graphs as on images: name -> (readouts, mode).
 COMBINATIONS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "avgmax": (("mean", "max"), "mean"), "catavgmax": (("mean", "max"), "cat")}
