@@ -17,7 +17,7 @@ from typing import Dict, Optional, Union
 import torch
 from torch import Tensor
 
-from ..errors import GraphpoolError
+from ..errors import GraphpoolError, describe
 from ..kernels import segment_broadcast, segment_reduce
 from ..kernels.checks import check_fill_value
 from ..kernels.reductions import HALF
@@ -96,6 +96,22 @@ class Passes:
         return out
 
 
+def _check_per_feature(where: str, name: str, value: Tensor, x: Tensor) -> Tensor:
+    """A tensor ``t`` or ``p`` that broadcasts against ``x`` without changing its shape (one
+    value, or one per feature): a wider one would silently widen the output (``[N, 1]``
+    times ``[3]`` is ``[N, 3]``)."""
+    try:
+        fits = torch.broadcast_shapes(value.shape, x.shape) == x.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise GraphpoolError(where, name, f"a number or a tensor that broadcasts against the "
+                             f"{x.size(-1)} features of x (one value, or one per feature)",
+                             describe(value), f"pass a tensor of shape [1] or "
+                             f"[{x.size(-1)}]")
+    return value.to(x.dtype)
+
+
 def _passes(x: Tensor, segments: Segments, passes: Optional[Passes], where: str) -> Passes:
     if passes is not None and passes.segments is segments and passes.source is x:
         return passes
@@ -151,12 +167,12 @@ def segment_var(x: Tensor, segments: Segments, *, correction: int = 0,
         [1.0, 0.0]
     """
     p = _passes(x, segments, passes, "segment_var")
-    return p.finish(_var(p, _check_correction(correction)), fill_value)
+    return p.finish(_var(p, _check_correction(correction, "segment_var")), fill_value)
 
 
-def _check_correction(correction: object) -> int:
+def _check_correction(correction: object, where: str) -> int:
     if isinstance(correction, bool) or not isinstance(correction, int) or correction < 0:
-        raise GraphpoolError("segment_var", "correction", "a non-negative int (0: population "
+        raise GraphpoolError(where, "correction", "a non-negative int (0: population "
                              "variance, 1: sample variance)", repr(correction),
                              "pass correction=0 or correction=1")
     return correction
@@ -198,7 +214,7 @@ def segment_std(x: Tensor, segments: Segments, *, correction: int = 0,
         1.0
     """
     p = _passes(x, segments, passes, "segment_std")
-    var = _var(p, _check_correction(correction))
+    var = _var(p, _check_correction(correction, "segment_std"))
     positive = var > 0
     std = torch.where(positive, torch.where(positive, var, 1).sqrt(), 0)
     return p.finish(torch.where(torch.isnan(var), var, std), fill_value)
@@ -248,7 +264,7 @@ def segment_softmax_sum(x: Tensor, segments: Segments, t: Temperature = 1.0, *,
         (2.0, 3.0)
     """
     p = _passes(x, segments, passes, "segment_softmax_sum")
-    t = t.to(p.x.dtype) if isinstance(t, Tensor) else t
+    t = _check_per_feature(p.where, "t", t, p.x) if isinstance(t, Tensor) else t
     alpha = segment_softmax(p.x * t, segments)
     out = segment_reduce(alpha * p.x, segments, "sum", _where=p.where)
     return p.finish(out, fill_value)
@@ -292,7 +308,7 @@ def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
     """
     pw = _passes(x, segments, passes, "segment_power_mean")
     if isinstance(p, Tensor):
-        p = p.to(pw.x.dtype)
+        p = _check_per_feature(pw.where, "p", p, pw.x)
     elif isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0 \
             or not math.isfinite(p):
         raise GraphpoolError("segment_power_mean", "p", "a finite number > 0 (or a tensor)",

@@ -55,8 +55,14 @@ class MultiReadout(Readout):
     def __init__(self, readouts: Sequence[Any], readouts_kwargs: Optional[Sequence[Dict]] = None,
                  mode: str = "cat", mode_kwargs: Optional[Dict[str, Any]] = None,
                  **kwargs: Any) -> None:
-        super().__init__(**kwargs)
         where = type(self).__name__
+        unknown = sorted(set(kwargs) - {"fill_value", "validate"})
+        if unknown:  # e.g. readout(x, batch, ["mean", "var"], correction=1)
+            raise GraphpoolError(where, unknown[0], "an argument of MultiReadout (the "
+                                 "readouts' own arguments go in readouts_kwargs)",
+                                 repr(kwargs[unknown[0]]), "pass readouts_kwargs=[{...}, "
+                                 "...], one dict per readout, or build the readouts yourself")
+        super().__init__(**kwargs)
         from . import resolve_readout  # the one resolver (it also builds MultiReadouts)
 
         if isinstance(readouts, (str, Readout)) or not isinstance(readouts, (list, tuple)):
@@ -72,35 +78,57 @@ class MultiReadout(Readout):
             raise GraphpoolError(where, "readouts_kwargs", f"one dict per readout "
                                  f"({len(readouts)})", describe(readouts_kwargs),
                                  "pass a list of dicts as long as readouts, or None")
-        self.readouts = nn.ModuleList([resolve_readout(r, where=where, argument="readouts", **kw)
-                                       for r, kw in zip(readouts, readouts_kwargs)])
+        for kw in readouts_kwargs:
+            if not isinstance(kw, dict):
+                raise GraphpoolError(where, "readouts_kwargs", "one dict of constructor "
+                                     "arguments per readout", describe(kw),
+                                     "pass e.g. [{}, {'q': 0.9}]")
+        # the readouts built here from names fill empty sets with this module's fill_value
+        # (unless their readouts_kwargs say otherwise); instances keep their own
+        fill = {"fill_value": kwargs["fill_value"]} if "fill_value" in kwargs else {}
+        self.readouts = nn.ModuleList([resolve_readout(
+            r, where=where, argument="readouts", **({**fill, **kw} if not isinstance(
+                r, Readout) else kw)) for r, kw in zip(readouts, readouts_kwargs)])
         if mode not in MODES:
             raise GraphpoolError(where, "mode", f"one of {MODES}", repr(mode),
                                  "pass mode='cat' to concatenate")
         self.mode = mode
+        if mode_kwargs is not None and not isinstance(mode_kwargs, dict):
+            raise GraphpoolError(where, "mode_kwargs", "a dict (or None)",
+                                 describe(mode_kwargs), "pass e.g. mode_kwargs=dict("
+                                 "in_channels=C, out_channels=D)")
         mode_kwargs = dict(mode_kwargs or {})
         self.out_channels = None
         if mode in ("proj", "attn"):
+            given = dict(mode_kwargs)
             in_channels = mode_kwargs.pop("in_channels", None)
             out_channels = mode_kwargs.pop("out_channels", None)
-            if isinstance(in_channels, int) and not isinstance(in_channels, bool):
+            if _positive_int(in_channels):
                 in_channels = [r.out_features(in_channels) for r in self.readouts]
             if (not isinstance(in_channels, (list, tuple)) or len(in_channels) != len(
-                    self.readouts) or not isinstance(out_channels, int)):
-                raise GraphpoolError(where, "mode_kwargs", f"in_channels (an int or one per "
-                                     f"readout) and out_channels (an int) for mode={mode!r}",
-                                     repr({"in_channels": in_channels,
-                                           "out_channels": out_channels}),
+                    self.readouts) or not all(map(_positive_int, in_channels))
+                    or not _positive_int(out_channels)):
+                raise GraphpoolError(where, "mode_kwargs", f"in_channels (an int >= 1 or one "
+                                     f"per readout) and out_channels (an int >= 1) for "
+                                     f"mode={mode!r}", repr(given),
                                      "pass mode_kwargs=dict(in_channels=C, out_channels=D)")
             self.out_channels = out_channels
-            if mode == "proj":
-                self.lin = nn.Linear(sum(in_channels), out_channels, **mode_kwargs)
-            else:
-                self.lin_heads = nn.ModuleList([nn.Linear(c, out_channels)
-                                                for c in in_channels])
-                num_heads = mode_kwargs.pop("num_heads", 1)
-                self.multihead_attn = nn.MultiheadAttention(out_channels, num_heads,
-                                                            **mode_kwargs)
+            self._in_width = sum(in_channels)
+            try:  # torch's own checks (unknown arguments, num_heads not dividing, ...)
+                if mode == "proj":
+                    self.lin = nn.Linear(sum(in_channels), out_channels, **mode_kwargs)
+                else:
+                    self.lin_heads = nn.ModuleList([nn.Linear(c, out_channels)
+                                                    for c in in_channels])
+                    num_heads = mode_kwargs.pop("num_heads", 1)
+                    self.multihead_attn = nn.MultiheadAttention(out_channels, num_heads,
+                                                                **mode_kwargs)
+            except (TypeError, ValueError, AssertionError, RuntimeError) as err:
+                raise GraphpoolError(where, "mode_kwargs", f"arguments of "
+                                     f"{'nn.Linear' if mode == 'proj' else 'nn.MultiheadAttention'}"
+                                     f" for mode={mode!r} ({err})", repr(given),
+                                     "pass only in_channels, out_channels and that layer's "
+                                     "arguments") from None
         elif mode_kwargs:
             raise GraphpoolError(where, "mode_kwargs", f"nothing for mode={mode!r}",
                                  repr(mode_kwargs), "leave mode_kwargs out")
@@ -125,6 +153,15 @@ class MultiReadout(Readout):
             return outs[0]
         if self.mode == "cat":
             return torch.cat(outs, dim=-1)
+        if self.mode in ("proj", "attn"):
+            widths = [o.size(-1) for o in outs]
+            expected = ([lin.in_features for lin in self.lin_heads] if self.mode == "attn"
+                        else None)
+            if (sum(widths) != self._in_width if expected is None else widths != expected):
+                raise GraphpoolError(type(self).__name__, "mode_kwargs", f"in_channels that "
+                                     f"match the readouts' widths {widths}",
+                                     f"in_channels giving {expected or self._in_width}",
+                                     "pass in_channels=<the number of input features>")
         if self.mode == "proj":
             return self.lin(torch.cat(outs, dim=-1))
         if self.mode == "attn":
@@ -149,6 +186,10 @@ class MultiReadout(Readout):
     def __repr__(self) -> str:
         inner = ", ".join(repr(r) for r in self.readouts)
         return f"{type(self).__name__}([{inner}], mode={self.mode!r})"
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _basic(r: Readout) -> bool:

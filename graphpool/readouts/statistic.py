@@ -13,6 +13,7 @@ from ..composite import (INTERPOLATIONS, Passes, segment_count, segment_logsumex
                          segment_power_mean, segment_quantile, segment_softmax_sum,
                          segment_std, segment_var)
 from ..composite.dense import _check_q
+from ..composite.stats import _check_correction
 from ..errors import GraphpoolError
 from ..segments import Segments
 from .base import Readout
@@ -48,7 +49,7 @@ class VarReadout(_Statistic):
 
     def __init__(self, correction: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.correction = correction
+        self.correction = _check_correction(correction, type(self).__name__)
 
     def forward(self, x, segments, passes=None):
         return segment_var(x, segments, correction=self.correction,
@@ -105,6 +106,16 @@ def _scalar_or_parameter(where: str, name: str, value: Any, learn: bool, channel
     return nn.Parameter(torch.full((channels,), float(value)))
 
 
+def _check_channels(module: nn.Module, x: Tensor) -> None:
+    """``channels`` learnable values are one per feature of ``x`` (or one for all): any other
+    count would broadcast to a different width, or silently widen a 1-feature input."""
+    if module.channels not in (1, x.size(-1)):
+        raise GraphpoolError(type(module).__name__, "channels", f"1 or the number of features "
+                             f"of x ({x.size(-1)})", module.channels,
+                             "build it with channels=1" + (f" or channels={x.size(-1)}"
+                                                           if x.size(-1) > 1 else ""))
+
+
 class SoftmaxReadout(_Statistic):
     r"""Softmax-weighted sum with temperature ``t`` (PyG ``SoftmaxAggregation``): ``t -> 0``
     is the mean, ``t -> inf`` the maximum; see
@@ -129,6 +140,7 @@ class SoftmaxReadout(_Statistic):
         self.t = _scalar_or_parameter(type(self).__name__, "t", t, learn, channels, False)
 
     def forward(self, x, segments, passes=None):
+        _check_channels(self, x)
         return segment_softmax_sum(x, segments, self.t, fill_value=self.fill_value,
                                    passes=passes)
 
@@ -161,6 +173,7 @@ class PowerMeanReadout(_Statistic):
         self.p = _scalar_or_parameter(type(self).__name__, "p", p, learn, channels, True)
 
     def forward(self, x, segments, passes=None):
+        _check_channels(self, x)
         p = self.p.clamp(min=0.01) if isinstance(self.p, Tensor) else self.p
         return segment_power_mean(x, segments, p, fill_value=self.fill_value, passes=passes)
 
