@@ -37,6 +37,16 @@ PYG = {SetTransformerReadout: SetTransformerAggregation, GMTReadout: GraphMultis
 
 # ------------------------------------------------------------------------ helpers
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: one intra-op thread is fastest, and stays fast on a busy
+    machine (idle threads spinning on shared cores slow small ops tenfold)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tol(dtype, size=1):
     """Absolute/relative tolerance: a multiple of eps growing with the problem size (the
     number of terms summed along the longest path of the computation)."""
@@ -299,7 +309,7 @@ def test_permuting_nodes_inside_sets_does_not_change_the_output(counts, cls, dty
     shuffled = module(x[perm], index[perm], dim_size=len(counts))
     assert_close(shuffled, out, dtype, max(counts) * 6, f"{counts}")
     within = torch.cat([torch.randperm(n, generator=g) + s for n, s in zip(
-        counts, [0, *torch.tensor(counts).cumsum(0).tolist()])] or [index])
+        counts, [0, *torch.tensor(counts).cumsum(0).tolist()])])
     assert_close(module(x[within], index, dim_size=len(counts)), out, dtype,
                  max(counts) * 6, f"{counts} within")
 
@@ -370,6 +380,20 @@ def test_latent_attention_is_a_message_passing_aggregation():
         assert_close(out[node], expected, torch.float64, 18, f"node {node}")
 
 
+@pytest.mark.parametrize("cls", list(PYG))
+def test_a_fixed_padded_size_gives_the_same_results(cls):
+    module = module_for(cls, torch.float64)
+    counts = (2, 0, 3, 1)
+    x = torch.randn(sum(counts), 6, dtype=torch.float64)
+    expected, _ = reference(module, x, counts)
+    module.max_num_nodes = 5
+    try:
+        for name, x_g, seg in groupings(x, counts):
+            assert_close(module(x_g, seg), expected, torch.float64, 30, name)
+    finally:
+        module.max_num_nodes = None
+
+
 @pytest.mark.parametrize("cls", [SetTransformerReadout, LatentAttentionReadout])
 def test_gradcheck_float64(cls):
     module = build(cls, 4, torch.float64, heads=2)
@@ -430,6 +454,9 @@ BAD_ARGUMENTS = [
     (SetTransformerReadout, dict(in_channels=8, layer_norm="yes"), "layer_norm"),
     (SetTransformerReadout, dict(in_channels=8, dropout=1.0), "dropout"),
     (SetTransformerReadout, dict(in_channels=8, dropout=-0.1), "dropout"),
+    (SetTransformerReadout, dict(in_channels=8, max_num_nodes=0), "max_num_nodes"),
+    (SetTransformerReadout, dict(in_channels=8, max_num_nodes=1), "max_num_nodes"),  # a set of 2
+    (GMTReadout, dict(in_channels=8, max_num_nodes="4"), "max_num_nodes"),
     (GMTReadout, dict(in_channels=8, k=0), "k"),
     (GMTReadout, dict(in_channels=8, k=2.5), "k"),
     (GMTReadout, dict(in_channels=8, heads=5), "heads"),

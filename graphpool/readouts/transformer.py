@@ -24,6 +24,12 @@ All three take ``x`` of shape ``[*, N, F]`` (``[*, B, Nmax, F]`` for a mask grou
 whose padding rows never reach a value or a gradient) with ``F = in_channels``, and
 return ``[*, B, out_features(F)]``; their parameters must have the dtype and device
 of ``x`` (``module.double()``, ``module.to(device)``).
+
+``torch.compile(fullgraph=True)``: :class:`LatentAttentionReadout` compiles on every
+grouping (given the number of sets). The padded readouts need a padded size known
+without reading the counts: a mask or uniform grouping, or ``max_num_nodes=`` (else
+``Nmax`` is data-dependent, which :class:`torch.nn.MultiheadAttention` cannot trace;
+without ``fullgraph`` they compile with a graph break).
 """
 from __future__ import annotations
 
@@ -73,6 +79,10 @@ def _dropout(where: str, dropout: Any) -> float:
     return float(dropout)
 
 
+def _max_num_nodes(where: str, value: Any) -> Optional[int]:
+    return None if value is None else check_count(where, "max_num_nodes", value, 1)
+
+
 def _check_x(module: nn.Module, x: Tensor, segments: Segments) -> None:
     """``x`` fits the module: floating point, ``in_channels`` wide, of the parameters'
     dtype and device, with a node axis (and a set axis for a mask grouping)."""
@@ -87,14 +97,14 @@ def _check_x(module: nn.Module, x: Tensor, segments: Segments) -> None:
                              "convert it with x.float()")
     if x.size(-1) != module.in_channels:
         raise GraphpoolError(where, "x", f"{module.in_channels} features (in_channels) on "
-                             f"its last axis", describe(x), f"build {where}(in_channels="
+                             "its last axis", describe(x), f"build {where}(in_channels="
                              f"{x.size(-1)}) or project x to {module.in_channels} features")
     weight = next(module.parameters())
     if x.dtype != weight.dtype or x.device != weight.device:
         raise GraphpoolError(where, "x", f"a {weight.dtype} tensor on {weight.device} (the "
                              f"parameters' dtype and device)", describe(x),
-                             f"move the module with module.to(x.dtype) / module.to(x.device)"
-                             f", or convert x")
+                             "move the module with module.to(x.dtype) / module.to(x.device)"
+                             ", or convert x")
 
 
 def _fill_empty(out: Tensor, segments: Segments, fill_value: Any, where: str) -> Tensor:
@@ -195,7 +205,8 @@ class _Padded(Readout):
         rows of the sets and the keys to attend to: the rows, plus row 0 (a zero row) of
         every empty set, so that no softmax is over nothing."""
         _check_x(self, x, segments)
-        dense, rows = to_dense(x, segments, where=type(self).__name__)
+        dense, rows = to_dense(x, segments, max_num_nodes=self.max_num_nodes,
+                               where=type(self).__name__)
         if segments.kind == Kind.MASK:  # garbage (nan) in the padding rows: never read it
             dense = torch.where(rows.unsqueeze(-1), dense, 0)
         lead = tuple(dense.shape[:-3])
@@ -251,6 +262,10 @@ class SetTransformerReadout(_Padded):
             (``[*, B, C]``).
         layer_norm: layer norms in every block.
         dropout: dropout of the attention weights (training mode only).
+        max_num_nodes: a fixed padded size ``Nmax`` for index and ptr groupings (PyG's
+            ``max_num_elements``); ``None``: the largest set (one host sync). A fixed
+            size makes ``torch.compile(fullgraph=True)`` possible; a larger set is an
+            error, never truncated.
         **kwargs: ``fill_value`` (the value of empty sets, default 0) and ``validate``
             of :class:`~graphpool.Readout`.
 
@@ -278,10 +293,12 @@ class SetTransformerReadout(_Padded):
 
     def __init__(self, in_channels: int, num_seed_points: int = 1, num_encoder_blocks: int = 1,
                  num_decoder_blocks: int = 1, heads: int = 1, concat: bool = True,
-                 layer_norm: bool = False, dropout: float = 0.0, **kwargs: Any) -> None:
+                 layer_norm: bool = False, dropout: float = 0.0,
+                 max_num_nodes: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         where = type(self).__name__
         self.in_channels = _channels(where, in_channels)
+        self.max_num_nodes = _max_num_nodes(where, max_num_nodes)
         self.num_seed_points = check_count(where, "num_seed_points", num_seed_points, 1)
         num_encoder_blocks = check_count(where, "num_encoder_blocks", num_encoder_blocks)
         num_decoder_blocks = check_count(where, "num_decoder_blocks", num_decoder_blocks)
@@ -339,6 +356,7 @@ class GMTReadout(_Padded):
         heads: attention heads (a divisor of ``in_channels``).
         layer_norm: layer norms in every block.
         dropout: dropout of the attention weights (training mode only).
+        max_num_nodes: a fixed padded size, as for :class:`SetTransformerReadout`.
         **kwargs: ``fill_value`` and ``validate`` of :class:`~graphpool.Readout`.
 
     Parameter names are PyG's (``pma1``, ``encoders``, ``pma2``): it loads a
@@ -357,10 +375,11 @@ class GMTReadout(_Padded):
 
     def __init__(self, in_channels: int, k: int = 4, num_encoder_blocks: int = 1,
                  heads: int = 1, layer_norm: bool = False, dropout: float = 0.0,
-                 **kwargs: Any) -> None:
+                 max_num_nodes: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         where = type(self).__name__
         self.in_channels = _channels(where, in_channels)
+        self.max_num_nodes = _max_num_nodes(where, max_num_nodes)
         self.k = check_count(where, "k", k, 1)
         num_encoder_blocks = check_count(where, "num_encoder_blocks", num_encoder_blocks)
         self.heads = _heads(where, heads, self.in_channels)
