@@ -8,7 +8,8 @@ from .errors import GraphpoolError
 from .functional import max_readout, mean_readout, min_readout, readout, sum_readout
 from .kernels import (REDUCTIONS, get_backend, segment_broadcast, segment_reduce, set_backend, use_backend)
 from .readouts import (READOUTS, AttentionalReadout, CountReadout, DeepSetsReadout,
-                       Set2SetReadout, SortReadout, GeMReadout, LogSumExpReadout, MaxReadout,
+                       GMTReadout, LatentAttentionReadout, Set2SetReadout,
+                       SetTransformerReadout, SortReadout, GeMReadout, LogSumExpReadout, MaxReadout,
                        MeanReadout, MedianReadout, MinReadout, MultiReadout, PowerMeanReadout,
                        ProdReadout, QuantileReadout, Readout, SoftmaxReadout, StdReadout,
                        SumReadout, TableReadout, VarReadout, VPAReadout, resolve_readout)
@@ -31,6 +32,7 @@ __all__ = [
     "StdReadout", "LogSumExpReadout", "SoftmaxReadout", "PowerMeanReadout", "GeMReadout",
     "MedianReadout", "QuantileReadout", "ProdReadout", "VPAReadout", "CountReadout",
     "AttentionalReadout", "Set2SetReadout", "SortReadout", "DeepSetsReadout",
+    "SetTransformerReadout", "GMTReadout", "LatentAttentionReadout",
     "MultiReadout", "TableReadout", "READOUTS",
     "resolve_readout", "EdgeEnergyReadout", "edge_energy_readout",
     "Layout", "as_nodes", "global_pool", "GlobalPool1d", "GlobalPool2d", "GlobalPool3d",

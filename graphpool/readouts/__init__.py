@@ -9,6 +9,7 @@ from .base import Readout
 from .basic import MaxReadout, MeanReadout, MinReadout, SumReadout
 from .learnable import AttentionalReadout, DeepSetsReadout, Set2SetReadout, SortReadout
 from .multi import MODES, MultiReadout
+from .transformer import GMTReadout, LatentAttentionReadout, SetTransformerReadout
 from .statistic import (CountReadout, GeMReadout, LogSumExpReadout, MedianReadout,
                         PowerMeanReadout, ProdReadout, QuantileReadout, SoftmaxReadout,
                         StdReadout, VarReadout, VPAReadout)
@@ -17,7 +18,8 @@ __all__ = ["Readout", "SumReadout", "MeanReadout", "MaxReadout", "MinReadout",
            "VarReadout", "StdReadout", "LogSumExpReadout", "SoftmaxReadout",
            "PowerMeanReadout", "GeMReadout", "MedianReadout", "QuantileReadout",
            "ProdReadout", "VPAReadout", "CountReadout", "AttentionalReadout",
-           "Set2SetReadout", "SortReadout", "DeepSetsReadout", "MultiReadout", "TableReadout",
+           "Set2SetReadout", "SortReadout", "DeepSetsReadout", "SetTransformerReadout",
+           "GMTReadout", "LatentAttentionReadout", "MultiReadout", "TableReadout",
            "READOUTS", "ALIASES", "COMBINATIONS", "resolve_readout", "readout_names",
            "readout_key"]
 
@@ -31,7 +33,8 @@ READOUTS: Dict[str, Type[Readout]] = {
     "vpa": VPAReadout, "count": CountReadout,
     # learnable: built with in_channels
     "attention": AttentionalReadout, "set2set": Set2SetReadout, "sort": SortReadout,
-    "deepsets": DeepSetsReadout,
+    "deepsets": DeepSetsReadout, "settransformer": SetTransformerReadout, "gmt": GMTReadout,
+    "latentattention": LatentAttentionReadout,
 }
 #: Names every resolver accepts for another name (PyG's class names without
 #: ``Aggregation``, timm's ``avg``); the aliases registered with a reduction
@@ -39,7 +42,9 @@ READOUTS: Dict[str, Type[Readout]] = {
 ALIASES = {"avg": "mean", "lse": "logsumexp", "power_mean": "powermean",
            "variance_preserving": "vpa", "variancepreserving": "vpa", "attentional": "attention",
            "globalattention": "attention", "sortk": "sort", "sort_k": "sort",
-           "sortpool": "sort", "sortpooling": "sort", "deep_sets": "deepsets"}
+           "sortpool": "sort", "sortpooling": "sort", "deep_sets": "deepsets",
+           "set_transformer": "settransformer", "graphmultisettransformer": "gmt",
+           "latent_attention": "latentattention", "attentionpoollatent": "latentattention"}
 #: timm's combinations of readouts, on graphs as on images: name -> (readouts, mode).
 COMBINATIONS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "avgmax": (("mean", "max"), "mean"), "catavgmax": (("mean", "max"), "cat")}
