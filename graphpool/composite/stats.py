@@ -271,11 +271,14 @@ def segment_softmax_sum(x: Tensor, segments: Segments, t: Temperature = 1.0, *,
 
 
 def _signed_pow(v: Tensor, exponent: Temperature) -> Tensor:
-    """``sign(v) |v|^exponent`` with value and gradient 0 at ``v = 0`` (no ``inf * 0``)."""
+    """``sign(v) |v|^exponent`` with value 0 at ``v = 0`` and there the derivative of
+    ``sign(v) |v|^e``: 0 for ``e > 1``, 1 for ``e = 1`` (it is ``v``: the power mean with
+    ``p = 1`` is the mean, with the mean's gradient at zeros, e.g. after a ReLU), and 0 for
+    ``e < 1``, where it is infinite (no ``inf * 0``)."""
     mag = v.abs()
     nonzero = mag > 0
     powered = torch.where(nonzero, mag, 1) ** exponent
-    return torch.where(nonzero, torch.sign(v) * powered, 0)
+    return torch.where(nonzero, torch.sign(v) * powered, v * (exponent == 1))
 
 
 def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
@@ -293,8 +296,9 @@ def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
     ``p = 1`` is the mean; large ``p`` tends to the value of largest magnitude (the
     maximum for non-negative data). Each set is scaled by its largest :math:`|x|` before
     the power, so large ``p`` does not overflow. ``p > 0``: a number or a tensor broadcast
-    against the features. Gradients at :math:`x = 0` are those of :math:`|x|^p` for
-    :math:`p \ge 1` and 0 for :math:`p < 1` (where :math:`|x|^p` has none).
+    against the features. Gradients at :math:`x = 0` are those of :math:`f`: 0 for
+    :math:`p > 1`, the mean's for :math:`p = 1`, and 0 for :math:`p < 1` (where :math:`f`
+    has none).
 
     Example:
         >>> import torch

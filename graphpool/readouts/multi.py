@@ -39,6 +39,8 @@ class MultiReadout(Readout):
             readout: its output width) and ``out_channels``; ``"attn"`` also takes
             ``num_heads`` (and other :class:`torch.nn.MultiheadAttention` arguments),
             ``"proj"`` other :class:`torch.nn.Linear` arguments.
+        fill_value: the value of empty sets for the readouts given by name (their
+            ``readouts_kwargs`` may give another); :class:`Readout` instances keep their own.
 
     The output width is :meth:`out_features`; ``mode="cat"`` gives the sum of the readouts'
     widths.
