@@ -810,6 +810,55 @@ def test_std_gradient_is_zero_not_nan_at_zero_variance():
         assert g[4] == -g[5] != 0
 
 
+def test_quantiles_keep_infinities_and_sort_nan_last():
+    inf = math.inf
+    x = torch.tensor([[inf], [1.0], [inf], [-inf], [2.0], [-3e38], [3e38], [5.0]],
+                     requires_grad=True)
+    counts = [1, 2, 2, 2, 1]
+    batch = torch.repeat_interleave(torch.arange(5), torch.tensor(counts))
+    want = {"linear": [[inf] * 3, [1, inf, inf], [-inf, -inf, 2], [-3e38, 0, 3e38], [5] * 3],
+            "midpoint": [[inf] * 3, [1, inf, inf], [-inf, -inf, 2], [-3e38, 0, 3e38], [5] * 3],
+            "lower": [[inf] * 3, [1, 1, inf], [-inf, -inf, 2], [-3e38, -3e38, 3e38], [5] * 3],
+            "higher": [[inf] * 3, [1, inf, inf], [-inf, 2, 2], [-3e38, 3e38, 3e38], [5] * 3]}
+    for mode, rows in want.items():
+        for name, xg, seg in groupings(x, counts):
+            got = segment_quantile(xg, seg, [0.0, 0.5, 1.0], mode)
+            assert got.tolist() == torch.tensor(rows).tolist(), f"{mode} {name}"
+            # q = 1 is the maximum and q = 0 the minimum, infinities included
+            assert torch.equal(got[:, 2:], gp.readout(xg, seg, "max")), f"{mode} {name}"
+            assert torch.equal(got[:, :1], gp.readout(xg, seg, "min")), f"{mode} {name}"
+            g, = torch.autograd.grad(got.sum(), x, retain_graph=True)
+            assert torch.isfinite(g).all(), f"{mode} {name}"
+    # nan sorts last, as in PyG (torch.quantile returns nan for the whole set instead)
+    xn = torch.tensor([[1.0], [math.nan], [3.0], [2.0]])
+    bn = torch.tensor([0, 0, 0, 1])
+    for mode in INTERPOLATIONS:
+        got = QuantileReadout([0.0, 0.5, 1.0], mode)(xn, bn)
+        theirs = pyg.QuantileAggregation([0.0, 0.5, 1.0], mode)(xn, bn)
+        assert torch.equal(got.isnan(), theirs.isnan()), mode
+        assert torch.equal(got.nan_to_num(), theirs.nan_to_num()), mode
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_empty_batches_and_zero_features(case):
+    for counts, F in (([], 3), ([2, 0, 1], 0), ([0, 0], 2), ([], 0)):
+        module = case.make(max(F, 1)) if "channels" not in case.id else case.make(1)
+        x = make_x(case, (sum(counts), F), torch.float32).requires_grad_()
+        for name, xg, seg in groupings(x, counts):
+            if "channels" in case.id and F != 1:
+                continue  # one learnable value per feature: checked in the bad-input table
+            out = module(xg, seg)
+            width = 1 if case.id == "count" else case.width * F
+            assert out.shape == (len(counts), width), f"{case.id} {counts} {F} {name}"
+            if case.id == "count":
+                assert out.flatten().tolist() == counts, name
+            else:  # no values, or only empty sets
+                assert (out == 0).all(), f"{case.id} {counts} {F} {name}"
+            if out.requires_grad:
+                g, = torch.autograd.grad(out.sum(), x, retain_graph=True, allow_unused=True)
+                assert g is None or (g == 0).all()
+
+
 # ----------------------------------------------------------------------------------------
 # 4. Properties (hypothesis)
 # ----------------------------------------------------------------------------------------

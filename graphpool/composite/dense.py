@@ -101,7 +101,9 @@ def segment_quantile(x: Tensor, segments: Segments, q: Union[float, Sequence[flo
     ``"higher"``, ``"nearest"`` and ``"midpoint"`` pick :math:`\lfloor h\rfloor`,
     :math:`\lceil h\rceil`, the nearest (ties to even, as :func:`torch.round`) or the
     mean of both. A list of ``q`` concatenates the quantiles along the features
-    (``[*, B, len(q) * F]``, PyG's layout). ``nan`` sorts last, as in PyG. Gradients flow
+    (``[*, B, len(q) * F]``, PyG's layout). ``nan`` sorts last, as in PyG. Infinite values
+    are kept where they are picked (the ``"linear"`` maximum of :math:`\{1, \infty\}` is
+    :math:`\infty`, where :func:`torch.quantile` and PyG give ``nan``). Gradients flow
     to the picked rows.
 
     Example:
@@ -144,7 +146,13 @@ def segment_quantile(x: Tensor, segments: Segments, q: Union[float, Sequence[flo
             outs.append(0.5 * picked_low + 0.5 * picked_high)
         else:
             frac = (h - low).to(ordered.dtype).unsqueeze(-1)
-            outs.append(picked_low + (picked_high - picked_low) * frac)
+            diff = picked_high - picked_low
+            # An exact rank (frac 0: one row) is that row; an infinite end (or a difference
+            # beyond the dtype) interpolates as a weighted sum, so it is that end: the
+            # usual form gives inf + 0 * (inf - inf) = nan for the maximum of {1, inf}.
+            outs.append(torch.where(frac == 0, picked_low, torch.where(
+                torch.isfinite(diff), picked_low + diff * frac,
+                picked_low * (1 - frac) + picked_high * frac)))
     out = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
     fill_value = check_fill_value(where, fill_value, x.dtype)
     return out.masked_fill((segments._counts == 0).unsqueeze(-1), fill_value)
