@@ -22,7 +22,8 @@ import graphpool as gp
 from graphpool import GraphpoolError, Segments
 from graphpool.composite import (INTERPOLATIONS, segment_count, segment_logsumexp,
                                  segment_power_mean, segment_quantile, segment_softmax,
-                                 segment_softmax_sum, segment_std, segment_var)
+                                 segment_softmax_sum, segment_sort_k, segment_std,
+                                 segment_var)
 from graphpool.readouts import (CountReadout, GeMReadout, LogSumExpReadout, MedianReadout,
                                 MultiReadout, PowerMeanReadout, ProdReadout, QuantileReadout,
                                 SoftmaxReadout, StdReadout, VarReadout, VPAReadout,
@@ -699,6 +700,21 @@ def test_pyg_empty_sets_for_mul_and_power_mean_are_not_fill_value():
     assert (pyg.PowerMeanAggregation(p=2.0)(x, index, dim_size=3)[1] > 0).all()  # clamp
 
 
+@pytest.mark.parametrize("k", [1, 2, 6])
+def test_sort_k_matches_pygs_sort_aggregation_on_every_grouping(k):
+    x, index, counts = random_batch(5, features=3, dtype=F64)  # continuous: no ties
+    order = torch.argsort(index, stable=True)
+    x, index = x[order].requires_grad_(), index[order]
+    want = pyg.SortAggregation(k)(x, index, dim_size=counts.numel())
+    w = torch.randn(want.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    ref_grad, = torch.autograd.grad((want * w).sum(), x)
+    for name, xg, seg in groupings(x, counts.tolist()):
+        got = segment_sort_k(xg, seg, k)
+        assert torch.equal(got, want), name
+        g, = torch.autograd.grad((got * w).sum(), x, retain_graph=True)
+        assert torch.equal(g, ref_grad), name
+
+
 # ----------------------------------------------------------------------------------------
 # 3. Closed forms
 # ----------------------------------------------------------------------------------------
@@ -1001,6 +1017,23 @@ def test_shared_passes_equal_separate_readouts(counts, features, seed, names, dt
                       str(names))
 
 
+@PROPERTY
+@given(counts=counts_st, features=st.integers(1, 3), seed=st.integers(0, 2 ** 16),
+       k=st.integers(1, 7))
+def test_sort_k_with_ties_does_not_depend_on_node_order(counts, features, seed, k):
+    x = property_x(seed, sum(counts), features, True)  # many ties, also in the last feature
+    index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    base = segment_sort_k(x, Segments.from_index(index, len(counts)), k)
+    perm = torch.randperm(x.size(0), generator=torch.Generator().manual_seed(seed))
+    out = segment_sort_k(x[perm], Segments.from_index(index[perm], len(counts)), k)
+    assert torch.equal(out, base)
+    for b, members in enumerate(groups_from_counts(counts)):  # rows sorted, zero-padded
+        rows = base[b].view(k, features)
+        assert torch.equal(rows[len(members):], torch.zeros_like(rows[len(members):]))
+        last = rows[:len(members), -1]
+        assert (last[:-1] >= last[1:]).all()
+
+
 # ----------------------------------------------------------------------------------------
 # 5. MultiReadout behaviour
 # ----------------------------------------------------------------------------------------
@@ -1218,6 +1251,11 @@ BAD = [
     (lambda: MultiReadout(["mean", "count"], mode="sum")(X2, B5), "readouts"),
     (lambda: gp.readout(X2, B5, ["mean", "var"], correction=1), "correction"),
     (lambda: VarReadout(fill_value="zero")(X2, B5), "fill_value"),
+    # fresh projection weights: another random answer on every call of the function
+    (lambda: gp.readout(X2, B5, ["mean", "max"], mode="proj",
+                        mode_kwargs={"in_channels": 2, "out_channels": 3}), "reduce"),
+    (lambda: segment_sort_k(X2, SEG, 0), "k"),
+    (lambda: segment_quantile(X2, SEG, 0.5, max_num_nodes=2), "max_num_nodes"),
 ]
 
 

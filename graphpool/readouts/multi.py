@@ -134,6 +134,10 @@ class MultiReadout(Readout):
         elif mode_kwargs:
             raise GraphpoolError(where, "mode_kwargs", f"nothing for mode={mode!r}",
                                  repr(mode_kwargs), "leave mode_kwargs out")
+        # "proj" and "attn" hold fresh weights: readout(x, batch, [...], mode="proj") would
+        # give another random answer on every call, so it needs the module
+        self.functional = mode not in ("proj", "attn") and all(r.functional
+                                                               for r in self.readouts)
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         share = x.is_floating_point() and sum(
