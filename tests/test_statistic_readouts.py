@@ -1117,6 +1117,22 @@ def test_compile_fullgraph_equals_eager(grouping):
     assert_within(ga, gb, 0, grouping)
 
 
+def test_compiled_max_num_nodes_too_small_is_an_error_not_an_overlap():
+    # set 1 (5 rows) overflows max_num_nodes=3: its extra rows would be written into the
+    # slots of set 2, whose only row comes first and would be overwritten
+    x = torch.tensor([[-5.0], [0.0], [1.0], [2.0], [3.0], [4.0], [5.0], [6.0], [8.0], [9.0]])
+    seg = Segments.from_index(torch.tensor([2, 0, 0, 1, 1, 1, 1, 1, 3, 3]), 4)
+    torch._dynamo.reset()
+    low = torch.compile(lambda x, s: segment_quantile(x, s, 0.0, max_num_nodes=3),
+                        fullgraph=True, backend="eager")
+    with pytest.raises(RuntimeError, match="max_num_nodes"):
+        low(x, seg)
+    with pytest.raises(GraphpoolError, match="invalid 'max_num_nodes'"):  # eager: named
+        segment_quantile(x, seg, 0.0, max_num_nodes=3)
+    assert segment_quantile(x, seg, 0.0, max_num_nodes=5).flatten().tolist() == [
+        0.0, 2.0, -5.0, 8.0]
+
+
 # ----------------------------------------------------------------------------------------
 # 7. gradcheck in float64
 # ----------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ r"""Every grouping as a padded batch: ``to_dense`` and the readouts that sort or
 ``[*, B, Nmax, F]`` and a ``[B, Nmax]`` mask (PyG's ``to_dense_batch``, for every
 grouping): a view for uniform groupings, ``x`` itself for a mask grouping, one scatter
 for index and ptr groupings. ``Nmax`` is the largest set (one host sync on a GPU), or
-``max_num_nodes`` when given — a set larger than that is an error, never truncated.
+``max_num_nodes`` when given — a set larger than that is an error, never truncated (under
+:func:`torch.compile`, which cannot read the sizes while tracing, a runtime assertion in the
+graph).
 """
 from __future__ import annotations
 
@@ -48,7 +50,13 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
     num = segments.num_segments
     if max_num_nodes is not None:
         size = check_count(where, "max_num_nodes", max_num_nodes)
-        if not torch.compiler.is_compiling() and num and int(counts.max()) > size:
+        if torch.compiler.is_compiling() and num:
+            # no host read while tracing, but never a silent overlap: a larger set's extra
+            # rows would land in the next set's slots. A runtime assertion in the graph.
+            torch._assert_async(counts.max() <= size,
+                                f"{where}: invalid 'max_num_nodes': a set is larger than "
+                                f"max_num_nodes={size}; raise it or leave it out")
+        elif num and int(counts.max()) > size:
             raise GraphpoolError(where, "max_num_nodes", "at least the size of the largest set "
                                  f"({int(counts.max())} rows)", size,
                                  "raise max_num_nodes or leave it out (then it is the "
