@@ -16,7 +16,11 @@ What the families show, on multisets of node types :math:`X`:
     \mathrm{mean}(X) = \sum_t \tfrac{n_t}{|X|} e_t \ \text{(proportions)}, \qquad
     \mathrm{max}(X) = \max_{t:\, n_t > 0} e_t \ \text{(presence)}
 
-for node encodings :math:`e_t` and :math:`n_t` nodes of type :math:`t`.
+for node encodings :math:`e_t` and :math:`n_t` nodes of type :math:`t`. The other readouts
+of :data:`graphpool.READOUTS` fall into these classes or between them: logsumexp, prod,
+vpa and DeepSets keep the counts; softmax, the power means, var, std, the median and the
+attention readouts at most the proportions; count the size alone (one sentence per
+readout in docs/expressiveness.md, "The columns").
 
 The stripe and checkerboard grids are built here with :func:`networkx.grid_2d_graph`;
 they could share a helper with :mod:`graphpool.grid` once that exists.

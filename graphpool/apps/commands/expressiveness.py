@@ -6,7 +6,7 @@ import importlib.util
 import json
 import sys
 import time
-from typing import List
+from typing import List, Optional
 
 from ._args import comma_list, make_parent, name_in, plot_path, positive_int
 
@@ -23,6 +23,17 @@ def _readouts() -> List[str]:
     from graphpool.analysis.expressiveness import readout_names
 
     return list(readout_names())
+
+
+def _readout_column(text: str) -> Optional[str]:
+    """The column of a readout name (``"add"`` is ``sum``), or ``None`` if there is none."""
+    from graphpool.analysis.expressiveness import resolve_readout_names
+    from graphpool.errors import GraphpoolError
+
+    try:
+        return resolve_readout_names([text])[0]
+    except GraphpoolError:
+        return None
 
 
 def _expressiveness(args: argparse.Namespace) -> int:
@@ -61,8 +72,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--families", type=comma_list(name_in("family", _families)),
                         help="comma-separated family names, e.g. gin,count,grid (default: "
                         "all; an unknown name lists the choices)")
-    parser.add_argument("--readouts", type=comma_list(name_in("readout", _readouts)),
-                        help="comma-separated readout names, e.g. sum,mean,edge-dir "
+    parser.add_argument("--readouts", type=comma_list(name_in("readout", _readouts,
+                                                              _readout_column)),
+                        help="comma-separated readout names, e.g. sum,var,quantile,"
+                        "attention,edge-dir: every readout of graphpool.READOUTS (learnable "
+                        "ones with random weights in the exact matrix) and the edge "
+                        "readouts; the readout resolver's aliases work too (add = sum) "
                         "(default: all; an unknown name lists the choices)")
     parser.add_argument("--exact-only", action="store_true",
                         help="skip training: print only the exact distinguishability matrix")
