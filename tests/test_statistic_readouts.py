@@ -1284,3 +1284,26 @@ BAD = [
 def test_bad_arguments_name_the_argument(call, argument):
     with pytest.raises(GraphpoolError, match=rf"invalid '{argument}'"):
         call()
+
+
+def test_a_list_with_learnable_readouts_takes_in_channels_from_the_resolver():
+    x, batch = torch.randn(6, 8), torch.tensor([0, 0, 1, 1, 1, 2])
+    multi = gp.resolve_readout(["mean", "attention", "set2set"], in_channels=8)
+    assert multi.out_features(8) == 8 + 8 + 16
+    assert multi(x, batch).shape == (3, 32)
+    own = gp.MultiReadout(["sort", "max"], readouts_kwargs=[{"in_channels": 8, "k": 2}, {}])
+    assert own(x, batch).shape == (3, 24)
+
+
+def test_to_dense_fills_the_padding_of_a_mask_grouping_and_keeps_zero_rows_tied_to_x():
+    from graphpool.composite import to_dense
+    seg = gp.Segments.from_mask(torch.tensor([[True, False]]))
+    dense, _ = to_dense(torch.tensor([[[1.], [float("nan")]]]), seg, fill_value=0.0)
+    assert dense.flatten().tolist() == [1.0, 0.0]
+    with pytest.raises(gp.GraphpoolError, match="'max_num_nodes'"):
+        to_dense(torch.zeros(1, 2, 1), seg, max_num_nodes=1)
+    dense, mask = to_dense(torch.ones(1, 2, 1), seg, max_num_nodes=4)
+    assert dense.flatten().tolist() == [1.0, 0, 0, 0] and mask.tolist() == [[True] + [False] * 3]
+    x = torch.zeros(0, 2, requires_grad=True)
+    dense, _ = to_dense(x, gp.Segments.from_index(torch.zeros(0, dtype=torch.long), 2))
+    assert dense.requires_grad

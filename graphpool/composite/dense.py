@@ -32,7 +32,8 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
              where: str = "to_dense") -> Tuple[Tensor, Tensor]:
     r"""``x`` as a padded batch ``[*, B, Nmax, F]`` and its ``[B, Nmax]`` bool mask.
 
-    Rows keep their order inside each set; padding rows hold ``fill_value``.
+    Rows keep their order inside each set; padding rows hold ``fill_value`` (for a mask
+    grouping too: its padding rows are replaced, never read).
 
     Example:
         >>> import torch
@@ -44,8 +45,19 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
     """
     segment_reduce(x[..., :0], segments, "sum", _where=where)  # the usual checks, no work
     fill_value = check_fill_value(where, fill_value, x.dtype)
-    if segments.kind == Kind.MASK:
-        return x, segments._m
+    if segments.kind == Kind.MASK:  # already padded: only its padding rows change
+        dense, mask = torch.where(segments._m.unsqueeze(-1), x, fill_value), segments._m
+        if max_num_nodes is None:
+            return dense, mask
+        size = check_count(where, "max_num_nodes", max_num_nodes)
+        if size < segments.num_nodes:
+            raise GraphpoolError(where, "max_num_nodes", f"at least the padded size of the "
+                                 f"mask grouping ({segments.num_nodes})", size,
+                                 "raise max_num_nodes or leave it out for a padded batch")
+        extra = size - segments.num_nodes  # more padding rows, as an index grouping gets
+        dense = torch.cat([dense, dense.new_full((*dense.shape[:-2], extra, dense.size(-1)),
+                                                 fill_value)], -2)
+        return dense, torch.cat([mask, mask.new_zeros(mask.size(0), extra)], -1)
     counts = segments._counts
     num = segments.num_segments
     if max_num_nodes is not None:
@@ -84,7 +96,7 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
         else:
             rank = torch.arange(index.numel(), device=x.device) - ptr[:-1][index]
         slot = index * size + rank
-    out = out.index_copy(-2, slot, x) if x.size(-2) else out
+    out = out.index_copy(-2, slot, x)  # also with no rows: the result stays tied to x
     return out.unflatten(-2, (num, size)), mask
 
 

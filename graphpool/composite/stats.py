@@ -153,7 +153,8 @@ def segment_var(x: Tensor, segments: Segments, *, correction: int = 0,
         \mathrm{var}_b = \frac{1}{n_b - c}\Big(\sum_{v}(x_v - k_b)^2
         - \frac{1}{n_b}\big(\sum_{v}(x_v - k_b)\big)^2\Big)
 
-    with :math:`k_b` the set's mean (computed shifted by its maximum, without gradient)
+    with :math:`k_b` the set's mean (without gradient; sets whose maximum equals their
+    minimum are exactly 0)
     and :math:`c` = ``correction`` (0: the population variance, PyG's ``VarAggregation``;
     1: the sample variance, :func:`torch.var`'s default; sets with :math:`n_b \le c` give
     ``nan``, as :func:`torch.var`). This is the corrected two-pass algorithm: no
@@ -182,15 +183,17 @@ def _var(p: Passes, correction: int) -> Tensor:
     key = f"var{correction}"
     if key in p._done:
         return p._done[key]
-    shift = p.shift()
-    # the mean of x - max is exact for constant sets: the centre is then the value itself
-    centre = (segment_reduce(p.x - p.broadcast(shift), p.segments, "mean",
-                             _where=p.where) + shift).detach()
+    # the centre has no gradient: E[(x - c)^2] - E[x - c]^2 is the variance for any c
+    centre = p.reduce("mean").detach()
     d = p.x - p.broadcast(centre)
     s1 = segment_reduce(d, p.segments, "sum", _where=p.where)
     s2 = segment_reduce(d * d, p.segments, "sum", _where=p.where)
     n = p.counts
     var = (s2 - s1 * s1 / n.clamp(min=1)).clamp(min=0)
+    # a constant set has variance exactly 0 (its rounded mean would leave a residue);
+    # max and min are single reads of x, without the copies a shifted mean would make
+    constant = p.reduce("max") == p.reduce("min")
+    var = torch.where(constant, 0, var)
     dof = n - correction
     var = torch.where(dof > 0, var / dof.clamp(min=1), math.nan)
     p._done[key] = var

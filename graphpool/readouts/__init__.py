@@ -119,7 +119,7 @@ def resolve_readout(readout: Union[str, Readout, list, tuple], *,
     if isinstance(readout, Readout):
         return readout
     if isinstance(readout, (list, tuple)):
-        return MultiReadout(list(readout), readouts_kwargs=None, **kwargs)
+        return MultiReadout(list(readout), in_channels=in_channels, **kwargs)
     if isinstance(readout, str):
         key = _key(readout)
         if key in COMBINATIONS:

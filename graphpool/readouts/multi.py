@@ -34,6 +34,8 @@ class MultiReadout(Readout):
         readouts: names or :class:`Readout` instances (resolved like every readout name).
         readouts_kwargs: one dict of constructor arguments per name (PyG's
             ``aggrs_kwargs``).
+        in_channels: the input width, for the learnable readouts named in ``readouts``
+            (``readouts_kwargs`` may give one its own).
         mode: one of :data:`MODES` (default ``"cat"``).
         mode_kwargs: for ``"proj"`` and ``"attn"``: ``in_channels`` (an int, or one per
             readout: its output width) and ``out_channels``; ``"attn"`` also takes
@@ -56,7 +58,7 @@ class MultiReadout(Readout):
 
     def __init__(self, readouts: Sequence[Any], readouts_kwargs: Optional[Sequence[Dict]] = None,
                  mode: str = "cat", mode_kwargs: Optional[Dict[str, Any]] = None,
-                 **kwargs: Any) -> None:
+                 in_channels: Optional[int] = None, **kwargs: Any) -> None:
         where = type(self).__name__
         unknown = sorted(set(kwargs) - {"fill_value", "validate"})
         if unknown:  # e.g. readout(x, batch, ["mean", "var"], correction=1)
@@ -88,9 +90,14 @@ class MultiReadout(Readout):
         # the readouts built here from names fill empty sets with this module's fill_value
         # (unless their readouts_kwargs say otherwise); instances keep their own
         fill = {"fill_value": kwargs["fill_value"]} if "fill_value" in kwargs else {}
-        self.readouts = nn.ModuleList([resolve_readout(
-            r, where=where, argument="readouts", **({**fill, **kw} if not isinstance(
-                r, Readout) else kw)) for r, kw in zip(readouts, readouts_kwargs)])
+        built = []
+        for r, kw in zip(readouts, readouts_kwargs):
+            kw = dict(kw)
+            width = kw.pop("in_channels", in_channels)
+            built.append(resolve_readout(r, where=where, argument="readouts", in_channels=width,
+                                         **({**fill, **kw} if not isinstance(r, Readout)
+                                            else kw)))
+        self.readouts = nn.ModuleList(built)
         if mode not in MODES:
             raise GraphpoolError(where, "mode", f"one of {MODES}", repr(mode),
                                  "pass mode='cat' to concatenate")
