@@ -24,8 +24,7 @@ import torch
 from .errors import GraphpoolError, describe
 from .kernels import segment_reduce
 from .kernels.reductions import REDUCTIONS
-from .readouts import Readout, resolve_readout
-from .readouts import _key
+from .readouts import Readout, readout_key, resolve_readout
 from .resolve import _check_nodes, _pick_count, as_segments
 
 __all__ = ["readout", "sum_readout", "mean_readout", "max_readout", "min_readout"]
@@ -77,7 +76,7 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
         [[3.0, 30.0]]
     """
     module = None
-    if not (isinstance(reduce, str) and _key(reduce) in REDUCTIONS and not options):
+    if not (readout_key(reduce) in REDUCTIONS and not options):
         module = resolve_readout(reduce, where="readout", argument="reduce", fill_value=fill_value, **options) \
             if not isinstance(reduce, Readout) else reduce
         if not module.functional:
