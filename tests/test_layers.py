@@ -25,7 +25,7 @@ LAYERS = [
     ["graphpool.kernels"],
     ["graphpool.composite"],
     ["graphpool.functional", "graphpool.readouts"],
-    ["graphpool.grid", "graphpool.excitation"],
+    ["graphpool.grid", "graphpool.excitation", "graphpool.distributed", "graphpool.export"],
     ["graphpool.analysis", "graphpool.datasets"],
     ["graphpool.apps"],  # the command line, experiments and model zoo: applications
 ]
