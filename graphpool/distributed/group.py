@@ -1,0 +1,132 @@
+r"""The process group of a distributed readout, and the one small collective that checks
+that every rank of it called the readout with the same arguments.
+
+:func:`check_agreement` all-gathers ``K`` int64 numbers per rank (``K`` = 8: the number
+of sets, the feature width, the dtype, the readout, the leading dims, whether a gradient
+is needed, the backward mode and a sentinel), so every rank sees the same table and
+decides the same way: on a mismatch every rank raises the same
+:class:`~graphpool.GraphpoolError`, naming the argument and each rank's value; nothing
+hangs and nothing is silently wrong. (The readable values are gathered once more, on the
+error path only.)
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+
+from ..errors import GraphpoolError, describe
+
+__all__ = ["resolve_group", "check_agreement", "FIELDS"]
+
+#: What the ranks must agree on, in order: (field, argument named in the error, what it is).
+FIELDS: Tuple[Tuple[str, str, str], ...] = (
+    ("num_sets", "num_sets", "the global number of sets"),
+    ("features", "x", "the number of features (last dim of x)"),
+    ("dtype", "x", "the dtype of x"),
+    ("reduce", "reduce", "the readout"),
+    ("leading", "x", "the leading dims of x (before the node axis)"),
+    ("gradient", "x", "whether a gradient is needed (x.requires_grad or learnable weights, "
+     "with grad mode on)"),
+    ("backward", "backward", "the backward mode"),
+)
+_SENTINEL = 0x6770  # "gp": a rank that sends something else is not running this check
+
+_INIT_FIX = ("initialise it in every process first: torch.distributed.init_process_group("
+             "'gloo') on CPU or 'nccl' on GPUs (with MASTER_ADDR/MASTER_PORT, rank and "
+             "world_size, or init_method='tcp://host:port'), or launch the script with "
+             "torchrun --nproc-per-node N, which sets them")
+
+
+def resolve_group(group: Any, where: str) -> Tuple[Any, int, int]:
+    """``(group, rank, world_size)`` for ``group`` (``None``: the default group). A
+    process group that is not initialised, or a rank outside ``group``, is an error that
+    says how to set one up."""
+    if not dist.is_available():
+        raise GraphpoolError(where, "group", "a torch.distributed process group",
+                             "a torch build without torch.distributed",
+                             "install a torch build with distributed support")
+    if not dist.is_initialized():
+        raise GraphpoolError(where, "group", "an initialised torch.distributed process "
+                             "group", "no default process group (torch.distributed is not "
+                             "initialised)", _INIT_FIX)
+    if group is not None and not isinstance(group, dist.ProcessGroup):
+        raise GraphpoolError(where, "group", "None (the default group) or a "
+                             "torch.distributed ProcessGroup (from dist.new_group)",
+                             describe(group), "pass group=dist.new_group(ranks) or leave it "
+                             "out")
+    rank = dist.get_rank(group)
+    if rank < 0:
+        raise GraphpoolError(where, "group", "a process group this rank belongs to",
+                             f"a group without global rank {dist.get_rank()}",
+                             "call the readout only on the ranks of the group")
+    return group, rank, dist.get_world_size(group)
+
+
+def _code(value: Any) -> int:
+    """A stable int64 code of ``value`` (ints as they are, the rest by CRC-32 of repr)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    return zlib.crc32(repr(value).encode())
+
+
+def check_agreement(where: str, values: Dict[str, Any], group: Any, world: int,
+                    device: torch.device) -> None:
+    """All-gather the codes of ``values`` (keys: :data:`FIELDS`) and raise the same
+    :class:`~graphpool.GraphpoolError` on every rank if any field differs between ranks.
+
+    Example (one process, so nothing can disagree):
+        >>> import os, tempfile, torch, torch.distributed as dist
+        >>> init = "file://" + os.path.join(tempfile.mkdtemp(), "rendezvous")
+        >>> dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
+        >>> check_agreement("doctest", {"num_sets": 2, "features": 3, "dtype": torch.float32,
+        ...                 "reduce": "mean", "leading": (), "gradient": False,
+        ...                 "backward": "replicated"}, None, 1, torch.device("cpu"))
+        >>> dist.destroy_process_group()
+    """
+    codes = torch.tensor([_SENTINEL, *(_code(values[f]) for f, _, _ in FIELDS)],
+                         dtype=torch.int64, device=device)
+    table = [torch.empty_like(codes) for _ in range(world)]
+    dist.all_gather(table, codes, group=group)
+    rows = torch.stack(table).cpu()
+    if bool((rows == rows[0]).all()):
+        return
+    if bool((rows[:, 0] != _SENTINEL).any()):
+        raise GraphpoolError(where, "group", "every rank of the group in the same call of a "
+                             "graphpool.distributed readout", "a rank in another collective",
+                             "call the distributed readout on every rank, in the same order")
+    shown: List[Optional[Dict[str, str]]] = [None] * world
+    dist.all_gather_object(shown, {f: _show(values[f]) for f, _, _ in FIELDS}, group=group)
+    for column, (field, argument, what) in enumerate(FIELDS, start=1):
+        if bool((rows[:, column] != rows[0, column]).any()):
+            got = ", ".join(f"rank {r}: {shown[r][field]}" for r in range(world))
+            raise GraphpoolError(where, argument, f"{what} to be the same on every rank",
+                                 got, _fix(field))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, torch.dtype):
+        return str(value).replace("torch.", "")
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return str(tuple(value))
+    return value if isinstance(value, str) and value.startswith(("'", "<")) else repr(value)
+
+
+def _fix(field: str) -> str:
+    return {
+        "num_sets": "pass the same num_sets (the number of sets of the whole batch, not of "
+                    "this rank's nodes) on every rank",
+        "features": "give every rank the same feature width; a rank without nodes passes "
+                    "x.new_zeros(0, F)",
+        "dtype": "convert x to the same dtype on every rank",
+        "reduce": "call the same readout with the same arguments on every rank",
+        "leading": "give x the same leading dims on every rank",
+        "gradient": "make x require grad on every rank or on none (a rank without nodes "
+                    "passes a zero-row tensor with requires_grad=True), and use the same "
+                    "grad mode",
+        "backward": "pass the same backward= on every rank",
+    }[field]
