@@ -211,6 +211,9 @@ def test_path_choice_follows_the_grouping():
             csr = Segments.from_ptr(torch.tensor([0, 4]))
             assert dispatch._pick_path(csr, x, MAX) is compiled.combine
             assert dispatch._pick_path(csr, x.long(), SUM) is not compiled.combine
+            unsorted = Segments.from_index(torch.tensor([1, 0, 1, 0]))
+            assert dispatch._pick_path(unsorted, x, MAX) is compiled.combine
+            assert dispatch._pick_path(unsorted, x.long(), SUM) is not compiled.combine
     if ext.AVAILABLE:
         with graphpool.use_backend("torch_scatter"):
             csr = Segments.from_ptr(torch.tensor([0, 4]))
@@ -271,6 +274,21 @@ def test_results_do_not_depend_on_the_number_of_threads(counts, op):
         torch.set_num_threads(before)
     for out, grad in runs[1:]:
         assert torch.equal(out, runs[0][0]) and torch.equal(grad, runs[0][1])
+    index = seg.index  # the same sets, rows shuffled: the scatter kernels split features
+    perm = torch.randperm(len(index), generator=torch.Generator().manual_seed(1))
+    shuffled = Segments.from_index(index[perm], num_segments=len(counts))
+    xs = x.detach()[perm].repeat(1, 30).requires_grad_()  # enough features for 3 blocks
+    unsorted_runs = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            out = segment_reduce(xs, shuffled, op)
+            (grad,) = torch.autograd.grad(out.square().sum(), xs)
+            unsorted_runs.append((out, grad))
+    finally:
+        torch.set_num_threads(before)
+    for out, grad in unsorted_runs[1:]:
+        assert torch.equal(out, unsorted_runs[0][0]) and torch.equal(grad, unsorted_runs[0][1])
     x64 = x.detach().double()  # long float32 sums round differently from a loop: check in float64
     torch.testing.assert_close(segment_reduce(x64, seg, op),
                                naive_readout(x64, groups_from_counts(counts), op))
@@ -278,6 +296,27 @@ def test_results_do_not_depend_on_the_number_of_threads(counts, op):
 
 needs_kernels = pytest.mark.skipif(_native.library() is None,
                                    reason="the compiled kernels are not available")
+
+
+@needs_kernels
+@pytest.mark.parametrize("op", OPS)
+def test_unsorted_index_on_the_compiled_kernels_equals_the_native_path(op):
+    """The compiled scatter kernels fold each set's rows in row order, as index_add does:
+    values equal the native scatter path's bit for bit, gradients too (ties split evenly)."""
+    g = torch.Generator().manual_seed(3)
+    index = torch.randint(0, 40, (3000,), generator=g)
+    x = torch.randint(-2, 3, (3000, 70), generator=g).float().requires_grad_()  # ties
+    seg = Segments.from_index(index, num_segments=43)
+    seed = torch.randn(43, 70, generator=g)
+    results = []
+    for backend in ("auto", "native"):
+        with graphpool.use_backend(backend):
+            out = segment_reduce(x, seg, op)
+            (grad,) = torch.autograd.grad(out, x, seed)
+        results.append((out, grad))
+    assert compiled.supports(x, seg)
+    assert torch.equal(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=0, atol=1e-6)
 
 
 @needs_kernels

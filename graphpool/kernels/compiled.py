@@ -4,7 +4,9 @@
 :mod:`graphpool._native` (which also checks every buffer handed to C). It reads each input element once, in parallel over sets (or over the rows of a set when
 there are fewer sets than threads), accumulating half types in float32.
 
-It is used for floating point ``x`` on the CPU with a ``csr`` grouping. Eager code calls
+It is used for floating point ``x`` on the CPU with a ``csr`` grouping, and (eagerly, not
+under ``torch.compile``) with an unsorted index: ``gp_scatter_*`` stream ``x`` once, the
+threads splitting the features, so results never depend on the thread count either. Eager code calls
 the kernels through ctypes directly; under ``torch.compile`` they are the operators
 ``graphpool::csr_reduce``, ``graphpool::csr_broadcast`` and
 ``graphpool::csr_extremum_backward``, whose output shapes are registered, so
@@ -39,8 +41,11 @@ _HUGE_PAGES = (hasattr(mmap, "MADV_HUGEPAGE")
 
 
 def supports(x: Tensor, seg: Segments) -> bool:
-    """Whether this path takes ``x``: CPU floats, a CSR grouping, leading dims flattenable."""
-    return (seg.kind == Kind.CSR and x.device.type == "cpu" and x.dtype in DTYPE_CODES
+    """Whether this path takes ``x``: CPU floats, leading dims flattenable, and a CSR
+    grouping or (not while torch.compile traces) an unsorted index."""
+    return ((seg.kind == Kind.CSR or seg.kind == Kind.SCATTER
+             and not torch.compiler.is_compiling())
+            and x.device.type == "cpu" and x.dtype in DTYPE_CODES
             and (x.dim() <= 3 or _as_3d(x) is not None) and available())
 
 
@@ -126,6 +131,51 @@ def _reduce(x: Tensor, ptr: Tensor, how: str, acc_dtype: torch.dtype) -> Tensor:
     return out if out.dtype == wanted else out.to(wanted)
 
 
+def _check_index_status(status: int) -> None:
+    if status == 2:  # only reachable with a grouping built from unchecked values
+        raise GraphpoolError("segment_reduce", "segments", "set ids in [0, num_segments)",
+                             "an index with ids out of range (they were skipped)",
+                             "build the Segments with validate=True to find the bad id")
+    assert status == 0, status
+
+
+def _scatter(x: Tensor, index: Tensor, num_segments: int, how: str,
+             acc_dtype: torch.dtype) -> Tensor:
+    """:func:`_reduce` for an unsorted ``index`` (``[N]`` int64 set ids)."""
+    op = "graphpool scatter_reduce"
+    x3 = _x3(op, x)
+    L, N, F = x3.shape
+    check_buffer(op, "index", index, torch.int64, N)
+    kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
+        if how in ("sum", "mean") else x.dtype
+    out = torch.empty((*x.shape[:-2], num_segments, F), dtype=kernel_dtype)
+    status = library().gp_scatter_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
+                                         L, N, F, *x3.stride(), index.data_ptr(),
+                                         num_segments, out.data_ptr(), _threads(L * N * F))
+    _check_index_status(status)
+    wanted = acc_dtype if how in ("sum", "mean") else x.dtype
+    return out if out.dtype == wanted else out.to(wanted)
+
+
+def _scatter_extremum_backward(x: Tensor, index: Tensor, out: Tensor,
+                               grad_out: Tensor) -> Tensor:
+    op = "graphpool scatter_extremum_backward"
+    x3 = _x3(op, x)
+    L, N, F = x3.shape
+    B = out.size(-2)
+    check_buffer(op, "index", index, torch.int64, N)
+    y = out.to(x.dtype).contiguous()
+    grad = grad_out.to(x.dtype).contiguous()
+    check_buffer(op, "out", y, x.dtype, L * B * F)
+    check_buffer(op, "grad_out", grad, x.dtype, L * B * F)
+    grad_x = empty(tuple(x3.shape), x.dtype)
+    status = library().gp_scatter_extremum_backward(
+        DTYPE_CODES[x.dtype], x3.data_ptr(), L, N, F, *x3.stride(), index.data_ptr(), B,
+        y.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), _threads(x3.numel()))
+    _check_index_status(status)
+    return grad_x.view(x.shape)
+
+
 def _extremum_backward(x: Tensor, ptr: Tensor, out: Tensor, grad_out: Tensor) -> Tensor:
     op = "graphpool::csr_extremum_backward"
     x3 = _x3(op, x)
@@ -205,6 +255,8 @@ def combine(x: Tensor, seg: Segments, op: Any, acc_dtype: torch.dtype) -> Tensor
     if not (combine.accepts(op) or isinstance(op, Reduction) and name in combine.fused):
         raise GraphpoolError("segment_reduce", "reduce", "sum, max, min or mean on the "
                              "compiled path", repr(op), "use the native backend")
+    if seg.kind == Kind.SCATTER:  # never traced: see supports
+        return _scatter(x, seg._index, seg.num_segments, name, acc_dtype)
     if _tracing():
         return _reduce_op(x, seg._ptr, name, acc_dtype)
     return _reduce(x, seg._ptr, name, acc_dtype)
@@ -216,13 +268,18 @@ combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of thes
 
 def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -> Tensor:
     """``grad_x`` of max/min with the even tie split, in one pass over ``x``."""
+    if seg.kind == Kind.SCATTER:
+        return _scatter_extremum_backward(x, seg._index, out, grad_out)
     if _tracing():
         return _extremum_backward_op(x, seg._ptr, out, grad_out)
     return _extremum_backward(x, seg._ptr, out, grad_out)
 
 
 def broadcast(values: Tensor, seg: Segments) -> Tensor:
-    """``segment_broadcast(values, seg)`` for a CSR grouping, written once, in parallel."""
+    """``segment_broadcast(values, seg)`` for a CSR grouping, written once, in parallel
+    (for an unsorted index: torch's gather, ``values.index_select(-2, index)``)."""
+    if seg.kind == Kind.SCATTER:
+        return values.index_select(-2, seg._index)
     if _tracing():
         return _broadcast_op(values, seg._ptr, seg.num_nodes)
     return _broadcast(values, seg._ptr, seg.num_nodes)

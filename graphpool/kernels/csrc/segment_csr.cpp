@@ -8,12 +8,15 @@
 // dtype codes: 0 float32, 1 float64, 2 float16, 3 bfloat16. Half types accumulate in
 // float32. op codes: 0 sum, 1 max, 2 min, 3 mean (the sum divided by the set's row count
 // when it has rows). Max/min propagate nan like torch.maximum.
+//
+// gp_scatter_*: the same reductions for an unsorted set index (int64 [N]).
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -232,6 +235,129 @@ void broadcast(const T* values, int64_t L, int64_t N, int64_t F, const int64_t* 
   }
 }
 
+// Unsorted index: row r folds into set index[r]. The threads split the features into
+// blocks of whole cache lines and each reads its columns of every row in order, so each
+// (set, feature) folds its rows in row order, whatever the thread count; x streams and
+// the [B, F] output (usually cache-resident) takes the random accesses. Ids outside
+// [0, B) are skipped and reported: nothing outside the buffers is read or written.
+struct FeatureBlocks {
+  int64_t line, lines, count;
+  FeatureBlocks(int64_t F, int64_t itemsize, int nthreads)
+      : line(std::max<int64_t>(1, 64 / itemsize)), lines((F + line - 1) / line),
+        count(std::max<int64_t>(1, std::min<int64_t>(nthreads, lines))) {}
+  int64_t begin(int64_t k, int64_t F) const { return std::min(F, lines * k / count * line); }
+  int64_t end(int64_t k, int64_t F) const { return std::min(F, lines * (k + 1) / count * line); }
+};
+
+template <int OP, typename T, typename Out>
+int scatter_reduce(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, int64_t sN,
+                   int64_t sF, const int64_t* index, int64_t B, Out* out, int nthreads) {
+  using Acc = typename AccOf<T>::type;
+  const FeatureBlocks blocks(F, sizeof(T), nthreads);
+  std::vector<Acc> tmp;
+  Acc* acc;
+  if constexpr (std::is_same<Out, Acc>::value) {
+    acc = out;
+  } else {
+    tmp.resize(L * B * F);
+    acc = tmp.data();
+  }
+  int bad = 0;
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(| : bad)
+  for (int64_t t = 0; t < L * blocks.count; ++t) {
+    const int64_t l = t / blocks.count, f0 = blocks.begin(t % blocks.count, F),
+                  f1 = blocks.end(t % blocks.count, F);
+    Acc* __restrict o = acc + l * B * F;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t f = f0; f < f1; ++f) o[b * F + f] = identity<OP, Acc>();
+    const T* xl = x + l * sL;
+    for (int64_t r = 0; r < N; ++r) {
+      const int64_t b = index[r];
+      if (b < 0 || b >= B) { bad = 1; continue; }
+      const T* __restrict row = xl + r * sN;
+      Acc* __restrict dst = o + b * F;
+      if (sF == 1) {
+        for (int64_t f = f0; f < f1; ++f) dst[f] = combine<OP>(dst[f], load(row[f]));
+      } else {
+        for (int64_t f = f0; f < f1; ++f) dst[f] = combine<OP>(dst[f], load(row[f * sF]));
+      }
+    }
+  }
+  if (OP == 3) {  // mean: divide by the rows of each set (as in finalize)
+    std::vector<int64_t> counts(B, 0);
+    for (int64_t r = 0; r < N; ++r)
+      if (index[r] >= 0 && index[r] < B) ++counts[index[r]];
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t b = 0; b < B; ++b) finalize<OP>(acc + (l * B + b) * F, counts[b], F);
+  }
+  if constexpr (!std::is_same<Out, Acc>::value)
+    for (int64_t i = 0; i < L * B * F; ++i) out[i] = store<Out>(acc[i]);
+  return bad;
+}
+
+// grad_x of max/min for an unsorted index, with the even tie split: per feature block,
+// one pass counts each set's ties, one writes every row's share (0 where x != y).
+template <typename T>
+int scatter_extremum_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL,
+                              int64_t sN, int64_t sF, const int64_t* index, int64_t B,
+                              const T* y, const T* grad, T* grad_x, int nthreads) {
+  using Acc = typename AccOf<T>::type;
+  const FeatureBlocks blocks(F, sizeof(T), nthreads);
+  int bad = 0;
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(| : bad)
+  for (int64_t t = 0; t < L * blocks.count; ++t) {
+    const int64_t l = t / blocks.count, f0 = blocks.begin(t % blocks.count, F),
+                  f1 = blocks.end(t % blocks.count, F), w = f1 - f0;
+    const T* xl = x + l * sL;
+    const T* yl = y + l * B * F;
+    const T* gl = grad + l * B * F;
+    std::vector<Acc> share(B * w, Acc(0));
+    for (int64_t r = 0; r < N; ++r) {
+      const int64_t b = index[r];
+      if (b < 0 || b >= B) { bad = 1; continue; }
+      const T* row = xl + r * sN;
+      for (int64_t f = f0; f < f1; ++f)
+        share[b * w + f - f0] += load(row[f * sF]) == load(yl[b * F + f]) ? Acc(1) : Acc(0);
+    }
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t f = f0; f < f1; ++f) {
+        Acc& s = share[b * w + f - f0];
+        s = s > 0 ? load(gl[b * F + f]) / s : Acc(0);
+      }
+    for (int64_t r = 0; r < N; ++r) {
+      const int64_t b = index[r];
+      T* g = grad_x + (l * N + r) * F;
+      const T* row = xl + r * sN;
+      for (int64_t f = f0; f < f1; ++f)
+        g[f] = store<T>(b >= 0 && b < B && load(row[f * sF]) == load(yl[b * F + f])
+                            ? share[b * w + f - f0] : Acc(0));
+    }
+  }
+  return bad;
+}
+
+template <int OP, typename T>
+int scatter_op(const void* x, int64_t L, int64_t N, int64_t F, int64_t sL, int64_t sN,
+               int64_t sF, const int64_t* index, int64_t B, void* out, int nthreads) {
+  using Acc = typename AccOf<T>::type;
+  using Out = typename std::conditional<OP == 0 || OP == 3, Acc, T>::type;
+  return scatter_reduce<OP>(static_cast<const T*>(x), L, N, F, sL, sN, sF, index, B,
+                            static_cast<Out*>(out), nthreads);
+}
+
+template <typename T>
+int scatter_dispatch(int op, const void* x, int64_t L, int64_t N, int64_t F, int64_t sL,
+                     int64_t sN, int64_t sF, const int64_t* index, int64_t B, void* out,
+                     int nthreads) {
+  switch (op) {
+    case 0: return scatter_op<0, T>(x, L, N, F, sL, sN, sF, index, B, out, nthreads);
+    case 1: return scatter_op<1, T>(x, L, N, F, sL, sN, sF, index, B, out, nthreads);
+    case 2: return scatter_op<2, T>(x, L, N, F, sL, sN, sF, index, B, out, nthreads);
+    case 3: return scatter_op<3, T>(x, L, N, F, sL, sN, sF, index, B, out, nthreads);
+  }
+  return 3;
+}
+
 template <typename T, typename Out>
 void reduce_op(int op, const void* x, int64_t L, int64_t F, int64_t sL, int64_t sN, int64_t sF,
                const int64_t* ptr, int64_t B, void* out, int nthreads) {
@@ -300,6 +426,39 @@ int gp_csr_broadcast(int itemsize, const void* values, int64_t L, int64_t N, int
     case 8: broadcast(static_cast<const uint64_t*>(values), L, N, F, ptr, B,
                       static_cast<uint64_t*>(out), nthreads); return 0;
   }
+  return 1;
+}
+
+// Return codes: 0 done, 1 unknown dtype, 2 an id outside [0, B) (skipped; the output is
+// not that of the index), 3 unknown op.
+int gp_scatter_reduce(int dtype, int op, const void* x, int64_t L, int64_t N, int64_t F,
+                      int64_t sL, int64_t sN, int64_t sF, const int64_t* index, int64_t B,
+                      void* out, int nthreads) {
+  int status = 1;
+  switch (dtype) {
+    case 0: status = scatter_dispatch<float>(op, x, L, N, F, sL, sN, sF, index, B, out, nthreads); break;
+    case 1: status = scatter_dispatch<double>(op, x, L, N, F, sL, sN, sF, index, B, out, nthreads); break;
+    case 2: status = scatter_dispatch<_Float16>(op, x, L, N, F, sL, sN, sF, index, B, out, nthreads); break;
+    case 3: status = scatter_dispatch<BF16>(op, x, L, N, F, sL, sN, sF, index, B, out, nthreads); break;
+    default: return 1;
+  }
+  return status == 1 ? 2 : status;
+}
+
+int gp_scatter_extremum_backward(int dtype, const void* x, int64_t L, int64_t N, int64_t F,
+                                 int64_t sL, int64_t sN, int64_t sF, const int64_t* index,
+                                 int64_t B, const void* y, const void* grad, void* grad_x,
+                                 int nthreads) {
+  int bad;
+#define GP_CASE(code, T)                                                                    \
+  case code:                                                                                \
+    bad = scatter_extremum_backward<T>(static_cast<const T*>(x), L, N, F, sL, sN, sF, index, \
+                                       B, static_cast<const T*>(y),                         \
+                                       static_cast<const T*>(grad), static_cast<T*>(grad_x), \
+                                       nthreads);                                           \
+    return bad ? 2 : 0;
+  switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) GP_CASE(2, _Float16) GP_CASE(3, BF16) }
+#undef GP_CASE
   return 1;
 }
 
