@@ -7,7 +7,10 @@ tensor once and reuses the result while that tensor holds the same values.
 
 Correct by construction: an entry keeps a private copy of the tensor it was built from,
 and is reused only if the tensor passed now is the same object (a weak reference) *and*
-holds exactly those values (a ``memcmp`` with the copy, one pass over ``N`` ids). No
+holds exactly those values (a ``memcmp`` with the copy, one pass over ``N`` ids). A view
+counts as the same object when it is the same slice of the same base tensor: PyG's
+message passing hands every layer a fresh ``edge_index[1]``, and all layers of a step
+share one entry. No
 write can make it stale, whatever route it takes: in-place ops, ``.data[...]``,
 ``.numpy()`` or ``torch.from_numpy`` / ``torch.from_dlpack`` aliases, storage aliases
 (``set_``, ``untyped_storage()``) or ``b.data = other``. Segments own their tensors and
@@ -78,18 +81,22 @@ class SegmentsCache:
                 or (not validate and not tensor.is_cpu)
                 or tensor.nbytes > self.max_bytes):
             return build()
-        key = (id(tensor), args)
+        owner = tensor._base
+        if owner is None:
+            owner, key = tensor, (id(tensor), args)
+        else:  # a view: the same slice of the same base (values are compared anyway)
+            key = (id(owner), tensor.storage_offset(), tensor.shape, tensor.stride(), args)
         entry = self._entries.get(key)
         if entry is not None:
             ref, copy, seg = entry
-            if (ref() is tensor and copy.shape == tensor.shape and copy.dtype == tensor.dtype
+            if (ref() is owner and copy.shape == tensor.shape and copy.dtype == tensor.dtype
                     and _native.same_values(copy, tensor)):
                 return seg
         seg = build()
-        self._store(key, tensor, seg)
+        self._store(key, owner, tensor, seg)
         return seg
 
-    def _store(self, key, tensor: Tensor, seg: Any) -> None:
+    def _store(self, key, owner: Tensor, tensor: Tensor, seg: Any) -> None:
         entries = self._entries
 
         def forget(ref: weakref.ref) -> None:  # may run at any allocation (gc)
@@ -105,7 +112,7 @@ class SegmentsCache:
         own = getattr(seg, "_i", None)  # an unsorted grouping's private copy serves as is
         copy = own if (own is not None and own is not tensor and own.dtype == tensor.dtype
                        and own.shape == tensor.shape) else tensor.clone()
-        entries[key] = (weakref.ref(tensor, forget), copy, seg)
+        entries[key] = (weakref.ref(owner, forget), copy, seg)
         self._bytes += copy.nbytes
 
     def _drop(self, key) -> None:

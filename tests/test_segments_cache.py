@@ -35,6 +35,22 @@ def test_the_same_tensor_resolves_once():
     assert second.index is not batch and torch.equal(second.index, batch)
 
 
+def test_fresh_views_of_one_base_share_an_entry_and_see_writes():
+    """PyG's message passing hands each layer a new ``edge_index[1]`` view."""
+    x = torch.randn(6, 2)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5], [2, 0, 2, 1, 0, 2]])
+    first = as_segments(x, edge_index[1], num_segments=3)
+    assert as_segments(x, edge_index[1], num_segments=3) is first
+    assert as_segments(x, edge_index[0], num_segments=6) is not first  # another slice
+    assert len(CACHE) == 2
+    edge_index[1, 0] = 1  # through the base: the copy comparison sees it
+    got = gp.readout(x, edge_index[1], "sum", num_graphs=3)
+    torch.testing.assert_close(got, loop(x, edge_index[1], 3, "sum"))
+    del edge_index
+    gc.collect()
+    assert len(CACHE) == 0  # entries leave with their base
+
+
 def test_in_place_changes_are_seen():
     x, batch = torch.randn(4, 2), torch.tensor([0, 0, 1, 1])
     gp.readout(x, batch, "sum", num_graphs=2)
