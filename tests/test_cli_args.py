@@ -78,6 +78,9 @@ BAD = [
     ("train", ["--protocol", "heldout", "--val-fraction", "0.001"], "--val-fraction",
      "at least one graph per class"),
     ("train", ["--threads", "0"], "--threads", "expected an integer >= 1, got 0"),
+    ("train", ["--nproc", "0"], "--nproc", "expected an integer from 1 to 64, got 0"),
+    ("train", ["--nproc", "4", "--batch-size", "8,2"], "--nproc",
+     "expected at most the smallest --batch-size (2"),
     # names: an unknown one lists the choices
     ("train", ["--dataset", "DD"], "--dataset",
      "unknown dataset 'DD'; choose from 'MUTAG', 'PROTEINS', 'NCI1', 'PTC_MR'"),

@@ -166,3 +166,38 @@ def test_gin_eps_with_the_readout_as_neighbourhood_aggregation_runs(tmp_path):
     doc = json.loads((out / "accuracy.json").read_text())
     assert "--model gin-eps --aggr same" in doc["command"]
     assert doc["results"][0]["protocol"] == "heldout"
+
+
+def test_train_nproc_2_runs_data_parallel_and_reports_one_table(capsys, tmp_path):
+    out = tmp_path / "out"
+    assert main(["train", *TINY, "--readout", "sum", "--nproc", "2", "--out", str(out),
+                 "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    assert "data-parallel: 2 processes" in printed
+    assert printed.count("test accuracy %, protocol 'paper'") == 1
+    doc = json.loads((out / "accuracy.json").read_text())
+    assert "--nproc 2" in doc["command"] and doc["settings"]["nproc"] == 2
+    (row,) = list(csv.DictReader(open(out / "accuracy.csv")))
+    folds = [float(a) for a in row["fold_accuracies"].split(";")]
+    assert len(folds) == 2 and all(0 <= a <= 100 for a in folds)
+    # rank 0 evaluates whole MUTAG test folds (18 or 19 graphs; the CSV rounds to 0.01)
+    assert all(any(abs(a * k / 100 - round(a * k / 100)) < 0.01 for k in (18, 19))
+               for a in folds)
+
+
+@pytest.mark.parametrize("world, batch_size, n", [(2, 32, 169), (3, 10, 50), (2, 5, 7)])
+def test_rank_batches_deal_every_training_graph_to_one_rank(world, batch_size, n):
+    import torch
+
+    from graphpool.apps.experiments.config import TrainConfig
+    from graphpool.apps.experiments.training import _rank_batches
+
+    train_idx = torch.arange(1000, 1000 + n)
+    config = TrainConfig(batch_size=batch_size)
+    shares = [list(_rank_batches(train_idx, config, torch.Generator(), 7, 3, r, world))
+              for r in range(world)]
+    assert len({len(s) for s in shares}) == 1  # the same number of steps on every rank
+    assert all(b.numel() <= -(-batch_size // world) for s in shares for b in s)
+    dealt = torch.cat([b for s in shares for b in s]).tolist()
+    assert sorted(set(dealt)) == train_idx.tolist()  # every graph, on some rank
+    assert len(dealt) == world * -(-n // world)  # padded by DistributedSampler, no more

@@ -126,6 +126,11 @@ def check(args: argparse.Namespace) -> Optional[str]:
     error. Each option alone was checked by its argparse type."""
     import math
 
+    nproc = getattr(args, "nproc", 1)
+    if nproc > min(args.batch_size):
+        return (f"argument --nproc: expected at most the smallest --batch-size "
+                f"({min(args.batch_size)}: each process takes its share of every global "
+                f"batch), got {nproc}; use --nproc {min(args.batch_size)} or less")
     if args.max_folds is not None and args.max_folds > args.folds:
         return (f"argument --max-folds: expected at most --folds ({args.folds}), got "
                 f"{args.max_folds}; use --max-folds {args.folds} or less, or raise --folds")
@@ -204,7 +209,6 @@ def train(args: argparse.Namespace) -> int:
 
     from ... import __version__
     from ..experiments.config import config_grid
-    from ..experiments.runner import run_experiments
 
     torch.set_num_threads(args.threads)
     configs = config_grid(args.hidden, args.batch_size, args.dropout, epochs=args.epochs,
@@ -215,14 +219,21 @@ def train(args: argparse.Namespace) -> int:
           f"{', '.join(args.readout)}; protocol '{args.protocol}'; {folds_run} of "
           f"{args.folds} folds; {args.epochs} epochs; {len(configs)} setting(s); seed {args.seed}")
     start, cpu_start = time.perf_counter(), time.process_time()
-    rows = run_experiments(args.dataset, args.readout, configs, protocol=args.protocol,
-                           folds=args.folds, max_folds=args.max_folds, seed=args.seed,
-                           val_fraction=args.val_fraction, data_root=args.data_root,
-                           progress=not args.no_progress)
+    children_start = os.times().children_user + os.times().children_system
+    nproc = getattr(args, "nproc", 1)
+    if nproc == 1:
+        rows = _experiments(args, configs, progress=not args.no_progress)
+    else:
+        print(f"data-parallel: {nproc} processes (DistributedDataParallel, gloo), global "
+              f"batch size {', '.join(map(str, args.batch_size))}")
+        rows = _data_parallel(args, configs)
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
+    if nproc > 1:  # the processes' CPU time too (they have been joined)
+        cpu += os.times().children_user + os.times().children_system - children_start
     settings = {k: v for k, v in vars(args).items() if k not in (*_NOT_SETTINGS, "data_root")}
     metadata = {"command": command_line(args), "settings": settings,
-                "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu_start, 1),
+                "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
                 "torch_threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(), "machine": platform.machine(),
                 "versions": {"graphpool": __version__, "torch": torch.__version__,
@@ -231,6 +242,65 @@ def train(args: argparse.Namespace) -> int:
     print(f"wall time {wall:.0f} s, CPU time {metadata['cpu_s']:.0f} s, "
           f"{torch.get_num_threads()} torch thread(s)")
     return 0
+
+
+def _experiments(args: argparse.Namespace, configs: list, progress: bool) -> list:
+    from ..experiments.runner import run_experiments
+
+    return run_experiments(args.dataset, args.readout, configs, protocol=args.protocol,
+                           folds=args.folds, max_folds=args.max_folds, seed=args.seed,
+                           val_fraction=args.val_fraction, data_root=args.data_root,
+                           progress=progress)
+
+
+#: Seconds a collective may wait for another process before the run fails (instead of
+#: hanging when one process dies).
+DDP_TIMEOUT_S = 600
+
+
+def _rank_main(rank: int, args: argparse.Namespace, configs: list, port: int,
+               result: str) -> None:
+    """One process of ``--nproc``: join the gloo group and run the experiments; rank 0
+    writes the result rows to ``result``."""
+    import datetime
+    import pickle
+
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(args.threads)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=args.nproc,
+                            timeout=datetime.timedelta(seconds=DDP_TIMEOUT_S))
+    try:
+        rows = _experiments(args, configs, progress=not args.no_progress and rank == 0)
+        if rank == 0:
+            Path(result).write_bytes(pickle.dumps(rows))
+    finally:
+        dist.destroy_process_group()
+
+
+def _data_parallel(args: argparse.Namespace, configs: list) -> list:
+    """Run the experiments in ``args.nproc`` spawned processes on 127.0.0.1 (one
+    DistributedDataParallel group); the rows of rank 0."""
+    import pickle
+    import socket
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    from ...datasets import load_tu_dataset
+
+    for dataset in args.dataset:  # processed once here, not by every process at once
+        load_tu_dataset(dataset, args.data_root)
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = str(Path(tmp) / "rows.pickle")
+        mp.start_processes(_rank_main, args=(args, configs, port, result), nprocs=args.nproc,
+                           start_method="spawn")
+        return pickle.loads(Path(result).read_bytes())
 
 
 def add_parser(subparsers) -> None:
@@ -244,4 +314,8 @@ def add_parser(subparsers) -> None:
                         help="folder for accuracy.csv/.json/.png, checked for writing before "
                              "training starts (default: graphpool-results)")
     parser.add_argument("--no-plot", action="store_true", help="skip the bar chart")
+    parser.add_argument("--nproc", type=integer(1, 64), default=1,
+                        help="train data-parallel in N processes on this machine "
+                             "(DistributedDataParallel over gloo, a DistributedSampler; "
+                             "--batch-size stays the global batch size; default: 1)")
     parser.set_defaults(run=train, check=check)

@@ -7,6 +7,17 @@ the protocols can choose an epoch afterwards. The loss is cross-entropy,
     \mathcal{L} = -\frac{1}{B} \sum_{i=1}^{B} \log \mathrm{softmax}(\mathrm{logits}_i)_{y_i},
 
 minimised with Adam; the learning rate is halved every ``lr_halving`` epochs.
+
+Inside an initialised ``torch.distributed`` process group of ``W > 1`` ranks (``graphpool
+train --nproc W``), :func:`train_gin` trains data-parallel: the model is wrapped in
+:class:`~torch.nn.parallel.DistributedDataParallel` (gradients averaged over the ranks
+after every step), a :class:`~torch.utils.data.DistributedSampler` deals each rank its
+share of every epoch's shuffled training graphs, and each rank takes
+``ceil(batch_size / W)`` of them per step, so ``batch_size`` stays the global batch size
+and an epoch has the single-process number of steps. (With ``iters_per_epoch``, every
+rank draws the same random global batch and keeps its ``rank::W`` share.) Batch norm
+statistics are each rank's own. Rank 0 evaluates; the other ranks' curves hold only the
+training loss, which is averaged over all ranks.
 """
 from __future__ import annotations
 
@@ -46,6 +57,30 @@ def _epoch_batches(train_idx: Tensor, config: TrainConfig,
     else:
         for _ in range(config.iters_per_epoch):
             yield train_idx[torch.randperm(n, generator=generator)[:config.batch_size]]
+
+
+def _rank_batches(train_idx: Tensor, config: TrainConfig, generator: torch.Generator,
+                  seed: int, epoch: int, rank: int, world: int) -> Iterator[Tensor]:
+    """This rank's share of every global batch of one epoch (see the module docs)."""
+    if config.iters_per_epoch is not None:
+        for ids in _epoch_batches(train_idx, config, generator):
+            yield ids[rank::world]
+        return
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(train_idx.numel()), num_replicas=world, rank=rank,
+                                 shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    yield from train_idx[torch.tensor(list(sampler))].split(-(-config.batch_size // world))
+
+
+def _world() -> tuple:
+    """``(rank, world size)`` of the default process group; ``(0, 1)`` without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def evaluate(model: torch.nn.Module, batch: GraphBatch) -> tuple:
@@ -99,6 +134,13 @@ def train_gin(graphs: PackedGraphs, train_idx: Tensor, eval_idx: Dict[str, Tenso
     model = GIN(graphs.x.size(-1), int(graphs.labels.max()) + 1, config.hidden, config.num_layers,
                 readout, aggr=readout if config.aggr == "same" else config.aggr,
                 train_eps=config.train_eps, dropout=config.dropout)
+    rank, world = _world()
+    net = model
+    if world > 1:  # data-parallel: the same initial weights (DDP broadcasts rank 0's)
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)
+        torch.manual_seed(seed + rank)  # each rank its own dropout masks
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_halving, gamma=0.5)
     eval_batches = {name: graphs.batch(idx) for name, idx in eval_idx.items()}
@@ -108,17 +150,31 @@ def train_gin(graphs: PackedGraphs, train_idx: Tensor, eval_idx: Dict[str, Tenso
     for epoch in range(config.epochs):
         model.train()
         total, steps = 0.0, 0
-        for ids in _epoch_batches(train_idx, config, generator):
+        batches = (_epoch_batches(train_idx, config, generator) if world == 1 else
+                   _rank_batches(train_idx, config, generator, seed, epoch, rank, world))
+        for ids in batches:
             batch = graphs.batch(ids)
             optimizer.zero_grad()
-            step_loss = F.cross_entropy(model(batch.x, batch.edge_index, batch.segments), batch.y)
+            step_loss = F.cross_entropy(net(batch.x, batch.edge_index, batch.segments), batch.y)
             step_loss.backward()
             optimizer.step()
             total, steps = total + step_loss.item(), steps + 1
         schedule.step()
+        if world > 1:
+            total, steps = _summed(total, steps)
         train_loss[epoch] = total / max(steps, 1)
         for name, batch in eval_batches.items():
-            accuracy[name][epoch], loss[name][epoch] = evaluate(model, batch)
+            if rank == 0:
+                accuracy[name][epoch], loss[name][epoch] = evaluate(model, batch)
         if on_epoch is not None:
             on_epoch(epoch, train_loss[epoch], {n: a[epoch] for n, a in accuracy.items()})
     return Curves(train_loss, accuracy, loss)
+
+
+def _summed(total: float, steps: int) -> tuple:
+    """``total`` and ``steps`` summed over the ranks."""
+    import torch.distributed as dist
+
+    both = torch.tensor([total, float(steps)], dtype=torch.float64)
+    dist.all_reduce(both)
+    return float(both[0]), int(both[1])
