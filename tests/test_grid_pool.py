@@ -395,3 +395,30 @@ def test_catavgmax_on_graphs_as_on_images():
     torch.testing.assert_close(GlobalPool2d("catavgmax")(fmap),
                                readout(fmap.flatten(2).transpose(1, 2), None, "catavgmax")
                                .flatten(1))
+
+
+@pytest.mark.parametrize("cls, layout, shape", [
+    (GlobalPool2d, "NCHW", (3, 5, 4, 6)), (GlobalPool2d, "NHWC", (3, 4, 6, 5)),
+    (GlobalPool1d, "NCL", (2, 3, 7)), (GlobalPool1d, "NLC", (2, 7, 3)),
+    (GlobalPool3d, "NCDHW", (2, 3, 2, 3, 4)), (GlobalPool3d, "NDHWC", (2, 2, 3, 4, 3))])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "avg"])
+@pytest.mark.parametrize("flatten", [True, False])
+def test_sums_and_means_of_float_maps_equal_the_readout_of_the_node_view(cls, layout, shape,
+                                                                        reduce, flatten):
+    """The module calls torch's reduction on the map itself for float32/64 sums and means:
+    values and gradients equal the segment readout of the node view, and the mask path
+    (an all-true mask) gives the same pooling."""
+    g = torch.Generator().manual_seed(0)
+    fmap = torch.randn(shape, generator=g, dtype=torch.float64).requires_grad_()
+    pool = cls(reduce, layout=layout, flatten=flatten)
+    assert pool._torch is not None
+    out = pool(fmap)
+    expected = global_pool(fmap, reduce, layout, flatten=flatten)  # nodes -> segment_reduce
+    seed = torch.randn(expected.shape, generator=g, dtype=torch.float64)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12 * shape[1] * 64)
+    (grad,) = torch.autograd.grad(out, fmap, seed)
+    (expected_grad,) = torch.autograd.grad(expected, fmap, seed)
+    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-15)
+    mask = torch.ones(fmap.shape[0], *[fmap.shape[i] for i in pool._spatial], dtype=torch.bool)
+    torch.testing.assert_close(pool(fmap, mask), expected, rtol=0, atol=1e-12 * 64)

@@ -146,6 +146,7 @@ def global_pool(fmap: Union[Tensor, Sequence[Tensor]], reduce: ReduceSpec = "mea
     return _pool(nodes, module, flatten)
 
 
+_TORCH_DTYPES = (torch.float32, torch.float64)  # half types: graphpool's float32 sums
 _FAST = ("fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax")
 
 
@@ -178,6 +179,13 @@ class _GlobalPool(nn.Module):
         self._direct = (self.readout.reduce if isinstance(reduce, str) and self.readout
                         is not None and self.readout.reduce is not None else None)
         self._reduce_text = repr(self.pool_type) if isinstance(reduce, str) else repr(reduce)
+        # A sum or mean of a float32/64 map's spatial axes *is* torch's own reduction over
+        # them (the dense path of its one uniform set runs that kernel on the node view):
+        # call it on the map itself and skip the Python between (see docs/performance.md).
+        first = 1 if self.layout.channels_last else 2  # the first spatial axis
+        self._spatial = tuple(range(first, first + self.spatial_dims))
+        self._torch = ({"sum": torch.sum, "mean": torch.mean}.get(self._direct)
+                       if self._direct is not None else None)
 
     def is_identity(self) -> bool:
         """Whether this layer passes maps through unpooled (``reduce=""``, as timm's)."""
@@ -204,6 +212,10 @@ class _GlobalPool(nn.Module):
     def forward(self, fmap: Union[Tensor, Sequence[Tensor]],
                 mask: Optional[Tensor] = None) -> Tensor:
         """Pool ``fmap`` (a map in :attr:`layout`, a padded map + ``mask``, or a list)."""
+        if (self._torch is not None and mask is None and type(fmap) is Tensor
+                and fmap.dtype in _TORCH_DTYPES and fmap.dim() == self.spatial_dims + 2
+                and fmap.numel() and fmap.layout == torch.strided):
+            return self._torch(fmap, self._spatial, keepdim=not self.flatten)
         where = type(self).__name__
         if self._direct is not None and mask is None and isinstance(fmap, Tensor):
             if not fmap.dtype.is_floating_point:
