@@ -229,6 +229,24 @@ def _check_group(rank, world):
             distributed_readout(x, torch.tensor([0, 0]), "sum", num_sets=1, group=sub)
 
 
+def _check_compile(rank, world):
+    """torch.compile (not fullgraph: the agreement check reads the gathered table on the
+    host) gives eager's values and gradients."""
+    x, batch, owner, b = _data(99, world, "random", dtype=torch.float32)
+    mine = owner == rank
+    pool = DistributedReadout(["mean", "max", "softmax"])
+    outs, grads = [], []
+    for run in (pool, torch.compile(pool)):
+        x_loc = x[mine].clone().requires_grad_(True)
+        out = run(x_loc, batch[mine], num_sets=b)
+        out.backward(torch.ones_like(out))
+        outs.append(out.detach())
+        grads.append(x_loc.grad)
+    scale = float(x.abs().max())
+    _close(outs[1], outs[0], scale, False, f"[rank {rank}] compiled value")
+    _close(grads[1], grads[0], scale, False, f"[rank {rank}] compiled gradient")
+
+
 def _worker(rank, world, port):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
@@ -259,6 +277,8 @@ def _worker(rank, world, port):
         _check_mismatches(rank, world)
         if world >= 3:
             _check_group(rank, world)
+        else:
+            _check_compile(rank, world)
     except BaseException:
         traceback.print_exc()
         raise

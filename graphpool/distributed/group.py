@@ -11,7 +11,6 @@ error path only.)
 """
 from __future__ import annotations
 
-import zlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -66,12 +65,16 @@ def resolve_group(group: Any, where: str) -> Tuple[Any, int, int]:
 
 
 def _code(value: Any) -> int:
-    """A stable int64 code of ``value`` (ints as they are, the rest by CRC-32 of repr)."""
+    """A stable int64 code of ``value``: ints as they are, the rest by the 32-bit FNV-1a
+    hash of its ``repr`` (plain Python, which ``torch.compile`` folds into a constant)."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
         return value
-    return zlib.crc32(repr(value).encode())
+    code = 0x811C9DC5
+    for char in repr(value):
+        code = ((code ^ ord(char)) * 0x01000193) & 0xFFFFFFFF
+    return code
 
 
 def check_agreement(where: str, values: Dict[str, Any], group: Any, world: int,
