@@ -95,6 +95,7 @@ def library() -> Optional[ctypes.CDLL]:
                                       _vp, _i64, _vp, _int]
     lib.gp_scatter_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64,
                                                  _i64, _vp, _i64, _vp, _vp, _vp, _int]
+    lib.gp_run_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _vp, _vp, _vp, _int]
     lib.gp_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_index_to_ptr.restype = _i64
     lib.gp_ptr_stats.argtypes = [_vp, _i64, _vp]

@@ -422,3 +422,33 @@ def test_sums_and_means_of_float_maps_equal_the_readout_of_the_node_view(cls, la
     torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-15)
     mask = torch.ones(fmap.shape[0], *[fmap.shape[i] for i in pool._spatial], dtype=torch.bool)
     torch.testing.assert_close(pool(fmap, mask), expected, rtol=0, atol=1e-12 * 64)
+
+
+@pytest.mark.parametrize("reduce, torch_op", [("max", torch.amax), ("min", torch.amin)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_channels_first_max_backward_runs_over_each_channel_with_the_even_tie_split(
+        reduce, torch_op, dtype, monkeypatch):
+    """A channels-first map's max/min backward is one kernel over each channel's contiguous
+    pixels; with ties everywhere it equals torch.amax's even split (its documented rule)."""
+    from graphpool.kernels import compiled
+
+    if not compiled.available():
+        pytest.skip("the compiled kernels are not available")
+    calls = []
+    real = compiled.run_extremum_backward
+    monkeypatch.setattr(compiled, "run_extremum_backward",
+                        lambda *a: calls.append(1) or real(*a))
+    g = torch.Generator().manual_seed(0)
+    fmap = torch.randint(-2, 3, (3, 5, 4, 6), generator=g).to(dtype).requires_grad_()
+    seed = torch.randn(3, 5, generator=g).to(dtype)
+    (grad,) = torch.autograd.grad(GlobalPool2d(reduce)(fmap), fmap, seed)
+    assert calls and grad.shape == fmap.shape
+    twin = fmap.detach().double().requires_grad_()
+    (expected,) = torch.autograd.grad(torch_op(twin, (2, 3)), twin, seed.double())
+    torch.testing.assert_close(grad.double(), expected, rtol=0,
+                               atol=0 if dtype == torch.float64 else 1e-2 * seed.abs().max())
+    channels_last = fmap.detach().permute(0, 2, 3, 1).contiguous().requires_grad_()
+    (other,) = torch.autograd.grad(GlobalPool2d(reduce, layout="NHWC")(channels_last),
+                                   channels_last, seed)
+    assert len(calls) == 1  # channels last: no runs, the generic even split
+    torch.testing.assert_close(other.permute(0, 3, 1, 2), grad, rtol=0, atol=0)

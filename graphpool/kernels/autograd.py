@@ -84,6 +84,10 @@ class SegmentReduce(torch.autograd.Function):
             grad_out = divide_by_count(grad_out, seg._counts)
         if ctx.rule != "extremum":  # a broadcast copies: cast the [*, B, F] side first
             grad_out = grad_out.to(ctx.x_dtype)
+        if (ctx.rule == "extremum" and not torch.is_grad_enabled() and ctx.runs
+                and ctx.path is not compiled.combine):  # a channels-first map's max
+            x, out = ctx.saved_tensors
+            return compiled.run_extremum_backward(x, out, grad_out), None, None, None, None
         if ctx.path is compiled.combine and not torch.is_grad_enabled():  # one-pass kernels
             if ctx.rule != "extremum":
                 return compiled.broadcast(grad_out, seg), None, None, None, None
@@ -105,7 +109,9 @@ def _save(ctx, x: Tensor, seg: Segments, path: Path, op: Any, acc_dtype: torch.d
           out: Tensor, forward: bool = False) -> None:
     ctx.seg, ctx.path, ctx.op, ctx.x_dtype, ctx.acc_dtype = seg, path, op, x.dtype, acc_dtype
     ctx.rule = gradient_rule(op)
+    ctx.runs = False
     if ctx.rule == "extremum":
+        ctx.runs = compiled.runs(x, seg) and not torch.compiler.is_compiling()
         ctx.save_for_backward(x, out)
         if forward:
             ctx.save_for_forward(x, out)

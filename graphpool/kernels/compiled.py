@@ -176,6 +176,35 @@ def _scatter_extremum_backward(x: Tensor, index: Tensor, out: Tensor,
     return grad_x.view(x.shape)
 
 
+def runs(x: Tensor, seg: Segments) -> bool:
+    """Whether ``x`` is ``[L, S, F]`` of one uniform set whose ``S`` rows are contiguous
+    for every feature: the node view of a channels-first map (``fmap.flatten(2)
+    .transpose(1, 2)``), a view of ``L * F`` contiguous runs of ``S`` pixels."""
+    return (seg.kind == Kind.UNIFORM and seg.num_segments == 1 and type(x) in _PLAIN
+            and x.dim() == 3 and x.is_cpu and x.dtype in DTYPE_CODES and x.size(-2) > 0
+            and x.stride(-2) == 1 and x.stride(-1) == x.size(-2)
+            and x.stride(0) == x.size(-2) * x.size(-1) and available())
+
+
+def run_extremum_backward(x: Tensor, out: Tensor, grad_out: Tensor) -> Tensor:
+    """``grad_x`` of max/min over the runs of :func:`runs` (even tie split), strided as
+    ``x``: per run one pass counts the ties and one writes the shares."""
+    op = "graphpool run_extremum_backward"
+    L, S, F = x.shape
+    runs_x = x.transpose(-1, -2)  # [L, F, S]: contiguous
+    check_buffer(op, "x", runs_x, x.dtype, L * F * S)
+    y = out.to(x.dtype).contiguous()
+    grad = grad_out.to(x.dtype).contiguous()
+    check_buffer(op, "out", y, x.dtype, L * F)
+    check_buffer(op, "grad_out", grad, x.dtype, L * F)
+    grad_x = empty((L, F, S), x.dtype)
+    status = library().gp_run_extremum_backward(DTYPE_CODES[x.dtype], runs_x.data_ptr(),
+                                                L * F, S, y.data_ptr(), grad.data_ptr(),
+                                                grad_x.data_ptr(), _threads(x.numel()))
+    assert status == 0, status
+    return grad_x.transpose(-1, -2)
+
+
 def _extremum_backward(x: Tensor, ptr: Tensor, out: Tensor, grad_out: Tensor) -> Tensor:
     op = "graphpool::csr_extremum_backward"
     x3 = _x3(op, x)

@@ -336,6 +336,26 @@ int scatter_extremum_backward(const T* x, int64_t L, int64_t N, int64_t F, int64
   return bad;
 }
 
+// Runs: R sets of S contiguous elements each (the pixels of one channel of a
+// channels-first map). grad_x of max/min with the even tie split, one run at a time:
+// count the ties, then write the share; the run is still in cache for the second pass.
+template <typename T>
+void run_extremum_backward(const T* x, int64_t R, int64_t S, const T* y, const T* grad,
+                           T* grad_x, int nthreads) {
+  using Acc = typename AccOf<T>::type;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t i = 0; i < R; ++i) {
+    const T* run = x + i * S;
+    const Acc target = load(y[i]);
+    int64_t ties = 0;
+    for (int64_t s = 0; s < S; ++s) ties += load(run[s]) == target;
+    const Acc share = ties ? load(grad[i]) / static_cast<Acc>(ties) : Acc(0);
+    const T hit = store<T>(share), miss = store<T>(Acc(0));
+    T* g = grad_x + i * S;
+    for (int64_t s = 0; s < S; ++s) g[s] = load(run[s]) == target ? hit : miss;
+  }
+}
+
 template <int OP, typename T>
 int scatter_op(const void* x, int64_t L, int64_t N, int64_t F, int64_t sL, int64_t sN,
                int64_t sF, const int64_t* index, int64_t B, void* out, int nthreads) {
@@ -457,6 +477,20 @@ int gp_scatter_extremum_backward(int dtype, const void* x, int64_t L, int64_t N,
                                        static_cast<const T*>(grad), static_cast<T*>(grad_x), \
                                        nthreads);                                           \
     return bad ? 2 : 0;
+  switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) GP_CASE(2, _Float16) GP_CASE(3, BF16) }
+#undef GP_CASE
+  return 1;
+}
+
+// Returns 0, or 1 for an unknown dtype.
+int gp_run_extremum_backward(int dtype, const void* x, int64_t R, int64_t S, const void* y,
+                             const void* grad, void* grad_x, int nthreads) {
+#define GP_CASE(code, T)                                                                    \
+  case code:                                                                                \
+    run_extremum_backward<T>(static_cast<const T*>(x), R, S, static_cast<const T*>(y),      \
+                             static_cast<const T*>(grad), static_cast<T*>(grad_x),          \
+                             nthreads);                                                     \
+    return 0;
   switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) GP_CASE(2, _Float16) GP_CASE(3, BF16) }
 #undef GP_CASE
   return 1;
