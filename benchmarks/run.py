@@ -11,6 +11,7 @@ benchmarks/results/<device>.json (and the table beside it, .md) only with --upda
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -21,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: benchmarks.suite
 from benchmarks import suite as bench  # noqa: E402
+from benchmarks import training as train_bench  # noqa: E402
 from graphpool.apps.commands._args import positive_int
 
 
@@ -52,7 +54,15 @@ def main() -> int:
              if not words or any(w in c.regime for w in words)]
     results = bench.run(cases, rounds, args.device,
                         progress=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
-    targets = bench.check_targets(results) if args.device == "cpu" else []
+    training = []
+    if args.device == "cpu" and (not words or any(w in "training" for w in words)):
+        training = train_bench.run_training(
+            rounds=1 if args.quick else 3, compile_too=not args.quick,
+            batch_sizes=(128,) if args.quick else train_bench.BATCH_SIZES,
+            progress=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
+    published = Path(__file__).parent / "results" / f"{args.device}.json"
+    previous = json.loads(published.read_text())["results"] if published.exists() else None
+    targets = bench.check_targets(results, training, previous) if args.device == "cpu" else []
     large = next((c for c in cases if c.regime.startswith("large")), None)
     if args.device == "cpu" and large is not None:
         n, f = large.shape[0] * large.shape[1], large.shape[2]
@@ -63,19 +73,21 @@ def main() -> int:
                             "met": peak < n * f * 4})
     print(f"\nmachine: {bench.machine()}\n")
     print(bench.markdown(results))
+    if training:
+        print("\n" + train_bench.markdown(training))
     print("\n| target | value | goal | met |\n|---|---|---|---|")
     for t in targets:
         print(f"| {t['target']} | {t['value']} | {t['goal']} | {'yes' if t['met'] else 'NO'} |")
-    published = Path(__file__).parent / "results" / f"{args.device}.json"
     scratch = Path(tempfile.gettempdir()) / f"graphpool-bench-{args.device}.json"
     path = Path(args.json) if args.json else published if args.update else scratch
     path.parent.mkdir(parents=True, exist_ok=True)
     wall = round(time.perf_counter() - start, 1)
     bench.to_json(results, targets, str(path), wall_s=wall, rounds=rounds,
-                  sample_ms=args.sample_ms)
+                  sample_ms=args.sample_ms, training=training)
     print(f"\nsuite wall time: {wall} s; wrote {os.path.relpath(path)}")
     if args.update:  # the printed table beside the JSON, as docs/performance.md quotes it
         table = [f"machine: {bench.machine()}", "", bench.markdown(results), "",
+                 *([train_bench.markdown(training), ""] if training else []),
                  "| target | value | goal | met |", "|---|---|---|---|",
                  *(f"| {t['target']} | {t['value']} | {t['goal']} | "
                    f"{'yes' if t['met'] else 'NO'} |" for t in targets),

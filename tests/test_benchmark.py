@@ -14,6 +14,7 @@ TINY = [
     bench.Case("tiny unsorted", "graph", torch.float32, (6, 5, 3), 6, sorted=False),
     bench.Case("tiny bf16", "graph", torch.bfloat16, (6, 5, 3), 6),
     bench.Case("tiny image", "image", torch.float32, (2, 3, 4, 4)),
+    bench.Case("tiny message passing", "edges", torch.float32, (6, 40, 3), 6, sorted=False),
 ]
 
 
@@ -30,6 +31,8 @@ def test_every_candidate_agrees_and_is_timed(case, mode, monkeypatch):
         assert ours.ratio_to_graphpool == 1.0
         if case.kind == "graph":
             assert bench.FRESH in names and "PyG" in names
+        if case.kind == "edges":
+            assert "PyG" in names
 
 
 def test_a_candidate_that_disagrees_aborts_the_run(monkeypatch):
@@ -110,7 +113,8 @@ def _run_script(monkeypatch, tmp_path, *argv):
     monkeypatch.setattr(bench, "make_cases", lambda quick=False: [
         bench.Case("molecules 4x5x3", "graph", torch.float32, (4, 5, 3), 4)])
     monkeypatch.setattr(bench, "peak_forward_allocation", lambda case, op: 0)
-    monkeypatch.setattr(sys, "argv", ["run.py", "--rounds", "1", "--sample-ms", "0", *argv])
+    monkeypatch.setattr(sys, "argv", ["run.py", "--rounds", "1", "--sample-ms", "0",
+                                      "--regimes", "molecules", *argv])  # no training epochs
     assert module.main() == 0
 
 
@@ -121,3 +125,41 @@ def test_the_benchmark_writes_published_results_only_when_asked(monkeypatch, tmp
     _run_script(monkeypatch, tmp_path, "--update")
     assert (tmp_path / "results" / "cpu.json").is_file()
     assert "| molecules 4x5x3 |" in (tmp_path / "results" / "cpu.md").read_text()
+
+
+def test_the_training_benchmark_checks_its_models_and_times_an_epoch():
+    from benchmarks import training
+
+    rows = training.run_training(rounds=1, compile_too=False, batch_sizes=(2048,))
+    assert {r["candidate"] for r in rows} == {"graphpool", "PyG"}
+    assert all(r["median_s"] > 0 and r["steps"] == 3 for r in rows)  # 4110 graphs
+    targets = bench.check_targets([], rows)
+    assert [t["target"] for t in targets] == ["GIN-0 epoch NCI1 batch 2048 eager: PyG / graphpool"]
+    assert "| GIN-0 epoch NCI1 batch 2048 | eager | 3 |" in training.markdown(rows)
+
+
+def test_the_training_check_catches_a_model_that_computes_something_else():
+    from benchmarks import training
+
+    (batch,) = training.epoch_batches(4110, root=_tmp())
+    models = training.models(batch[0].size(1), 2)
+    models["PyG"].head.bias.data[0] += 0.1  # another model (a shift of all logits is none)
+    with pytest.raises(AssertionError, match="PyG's (loss|gradients) disagree"):
+        training._check_same_step(models, batch)
+
+
+def _tmp():
+    import tempfile
+
+    return tempfile.mkdtemp()
+
+
+def test_rows_slower_than_the_last_published_run_are_named(monkeypatch):
+    monkeypatch.setattr(bench, "SAMPLE_MS", 0.01)
+    results = bench.run([TINY[0]], rounds=1, modes=("forward",))
+    ours = {r.op: r.median_ms for r in results if r.candidate == "graphpool"}
+    previous = [{"regime": "tiny sorted", "dtype": "float32", "op": op, "mode": "forward",
+                 "candidate": "graphpool", "median_ms": ms / (2 if op == "max" else 1)}
+                for op, ms in ours.items()]
+    (target,) = [t for t in bench.check_targets(results, (), previous) if "slower" in t["target"]]
+    assert target["value"] == 1 and not target["met"] and "tiny sorted float32 max" in target["target"]
