@@ -226,7 +226,17 @@ void extremum_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, 
 template <typename T>
 void broadcast(const T* values, int64_t L, int64_t N, int64_t F, const int64_t* ptr, int64_t B,
                T* out, int nthreads) {
-  const int64_t rows = L * N;
+  if (L * B >= 4 * nthreads) {  // many sets: one set per task, its rows in order
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t s = 0; s < L * B; ++s) {
+      const int64_t l = s / B, b = s % B;
+      T* o = out + (l * N + ptr[b]) * F;
+      for (int64_t r = ptr[b]; r < ptr[b + 1]; ++r, o += F)
+        std::memcpy(o, values + s * F, F * sizeof(T));
+    }
+    return;
+  }
+  const int64_t rows = L * N;  // few sets: the rows go to the threads
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t i = 0; i < rows; ++i) {
     const int64_t l = i / N, r = i % N;
