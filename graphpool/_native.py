@@ -103,6 +103,13 @@ def library() -> Optional[ctypes.CDLL]:
     return lib
 
 
+@functools.lru_cache(maxsize=None)
+def _equal_bytes() -> Any:
+    """The memcmp helper, looked up once (a ctypes attribute lookup costs a dict probe)."""
+    lib = library()
+    return None if lib is None else lib.gp_equal_bytes
+
+
 @torch.compiler.assume_constant_result  # torch.compile asks once, never traces the build
 def available() -> bool:
     """Whether the kernels are built and loaded (building them on first use)."""
@@ -132,15 +139,14 @@ def index_to_ptr(index: Tensor, ptr: Optional[Tensor]
     return lo, hi, bool(is_sorted), (ptr if empty >= 0 else None), empty
 
 
-def same_values(a: Tensor, b: Tensor) -> bool:
-    """``torch.equal(a, b)`` for two contiguous CPU tensors of one dtype and shape: one
-    ``memcmp`` (integers: equal bytes are equal values) when the helpers are built."""
-    lib = library()
-    if (lib is None or type(a) is not Tensor or type(b) is not Tensor or not a.is_cpu
-            or not b.is_cpu or a.dtype != b.dtype or a.dtype.is_floating_point
-            or a.shape != b.shape or not a.is_contiguous() or not b.is_contiguous()):
-        return torch.equal(a, b)
-    return bool(lib.gp_equal_bytes(a.data_ptr(), b.data_ptr(), a.nbytes))
+def same_values(copy: Tensor, t: Tensor) -> bool:
+    """``torch.equal(copy, t)`` for ``copy``, a contiguous CPU tensor that graphpool made,
+    and a plain tensor ``t`` of the same dtype and shape: one ``memcmp`` (integers: equal
+    bytes are equal values) when ``t`` is contiguous on the CPU and the helpers are built."""
+    equal = _equal_bytes()
+    if equal is not None and t.is_cpu and t.is_contiguous() and not t.dtype.is_floating_point:
+        return bool(equal(copy.data_ptr(), t.data_ptr(), t.nbytes))
+    return torch.equal(copy, t)
 
 
 def ptr_stats(ptr: Tensor) -> Tuple[int, int, bool, int]:

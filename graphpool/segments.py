@@ -176,8 +176,8 @@ def probe_output(where: str, name: str, x: Tensor, num_segments: int) -> None:
     """Fail with a GraphpoolError naming ``name`` when a ``[*, B, F]`` output for ``x``
     cannot be allocated, before anything of size ``B`` is. Outputs under 1 GiB are not
     probed; larger ones are allocated once and freed (untouched memory costs nothing)."""
-    if num_segments <= 1 << 20 or torch.compiler.is_compiling() or isinstance(
-            num_segments, torch.SymInt):
+    if isinstance(num_segments, torch.SymInt) or torch.compiler.is_compiling() or \
+            num_segments <= 1 << 20:  # a symbolic count first: comparing it adds a guard
         return  # [*, B, F] for B <= 2**20 is at most 2**20 rows of x: nothing to probe
     rows = math.prod(x.shape[:-2]) if x.dim() > 2 else 1
     numel = rows * num_segments * (x.size(-1) if x.dim() >= 2 else 1)
@@ -314,8 +314,11 @@ class Segments:
         if tracing and num_segments is None:
             raise GraphpoolError(where, "num_segments", "an int while torch.jit.trace runs "
                                  "(the trace would fix the number of sets of the example)",
-                                 "None", "pass num_graphs=B, or use torch.export / "
-                                 "torch.compile, which keep it symbolic")
+                                 "None", "pass num_graphs=B, or use torch.export, "
+                                 "torch.onnx.export(..., dynamo=True) or torch.compile, "
+                                 "which keep it symbolic")
+        if num_segments is None and torch.compiler.is_exporting() and n:  # read on each run
+            num_segments = _symbolic_count(index)
         fast = _helpers_usable(index)
         check_values = (validate or fast or index.is_cpu) and not compiling
         ptr = empty = None
@@ -503,6 +506,8 @@ class Segments:
         if self._i is not None:
             return self._i
         n = self.num_nodes if self.kind != Kind.MASK else None
+        if n is not None and torch.compiler.is_exporting():  # ONNX has no repeat_interleave
+            return _rows_of_ptr(self._ptr, n)
         return self._keep("_i", torch.repeat_interleave(
             torch.arange(self.num_segments, device=self.device), self._counts, output_size=n))
 
@@ -571,6 +576,20 @@ class Segments:
         extra = f", size={self.size}" if self.kind == Kind.UNIFORM else ""
         return (f"Segments(kind={self.kind.value!r}, num_segments={self.num_segments}, "
                 f"num_nodes={self.num_nodes}{extra})")
+
+
+def _rows_of_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
+    """``[N]`` set of every row, ``|{c >= 1 : ptr[c] <= v}|``, by a scatter of the set ends
+    and a cumulative sum (``O(N + B)``, standard ops that export to ONNX)."""
+    ends = ptr.new_zeros(num_nodes + 1).scatter_add(0, ptr[1:], torch.ones_like(ptr[1:]))
+    return ends.cumsum(0)[:-1]
+
+
+def _symbolic_count(index: Tensor) -> int:
+    """``index.max() + 1`` as a size that torch.export reads when the program runs."""
+    count = (index.max() + 1).item()
+    torch._check(count >= 1)
+    return count
 
 
 def _ptr_stats(ptr: Tensor) -> Tuple[int, int, bool, Optional[int]]:

@@ -53,6 +53,11 @@ from . import _native
 
 __all__ = ["SegmentsCache", "CACHE"]
 
+_STRIDED = torch.strided
+_compiling = torch.compiler.is_compiling
+_tracing_state = torch._C._get_tracing_state
+_transforms_active = torch._C._are_functorch_transforms_active
+
 
 class SegmentsCache:
     """Map ``(tensor, arguments)`` to the Segments built from them; at most ``maxsize``
@@ -75,10 +80,9 @@ class SegmentsCache:
                 validate: bool = True) -> Any:
         """``build()``, or the Segments it returned before for a ``tensor`` that is the same
         object with the same values, and the same ``args``."""
-        if (type(tensor) is not Tensor or tensor.layout != torch.strided or tensor.is_meta
-                or torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
-                or torch._C._are_functorch_transforms_active() or tensor.is_inference()
-                or (not validate and not tensor.is_cpu)
+        if (type(tensor) is not Tensor or tensor.layout is not _STRIDED or tensor.is_meta
+                or _compiling() or _tracing_state() is not None or _transforms_active()
+                or tensor.is_inference() or (not validate and not tensor.is_cpu)
                 or tensor.nbytes > self.max_bytes):
             return build()
         owner = tensor._base

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError
-from ..kernels import segment_reduce
+from ..kernels import export, segment_reduce
 from ..kernels.checks import check_fill_value
 from ..segments import Kind, Segments, check_count
 
@@ -75,6 +75,8 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
                                  "largest set)")
     elif segments.kind == Kind.UNIFORM:
         size = segments.size
+    elif export.exporting():  # a symbolic size, read when the exported program runs
+        size = export.largest_set(counts)
     else:
         size = int(counts.max()) if num else 0
     positions = torch.arange(size, device=x.device)
@@ -89,13 +91,16 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
         index = segments._index
         ptr = segments._ptr if segments.kind == Kind.CSR else None
         if ptr is None:  # unsorted: the rank of each row inside its set, in row order
-            order = torch.sort(index, stable=True).indices
+            order = export.stable_argsort(index)
             start = torch.cumsum(counts, 0) - counts
             rank = torch.empty_like(index)
             rank[order] = torch.arange(index.numel(), device=x.device) - start[index[order]]
         else:
             rank = torch.arange(index.numel(), device=x.device) - ptr[:-1][index]
         slot = index * size + rank
+        if max_num_nodes is not None and export.exporting():  # a larger set: out of bounds
+            slot = torch.where(rank < size, slot, num * size)  # (an error when run), not
+            # the next set's rows: the graph's assertion does not reach an ONNX model
     out = out.index_copy(-2, slot, x)  # also with no rows: the result stays tied to x
     return out.unflatten(-2, (num, size)), mask
 
@@ -213,14 +218,17 @@ def segment_sort_k(x: Tensor, segments: Segments, k: int, *,
     keys = dense.detach()
     for c in range(features):  # stable sorts, least significant key first
         key = keys[..., c].gather(-1, order)
-        order = order.gather(-1, torch.sort(key, dim=-1, descending=True, stable=True).indices)
+        order = order.gather(-1, export.stable_argsort(key, descending=True))
     valid = mask.expand(*dense.shape[:-1]).gather(-1, order)
-    order = order.gather(-1, torch.sort(valid.to(torch.uint8), dim=-1, descending=True,
-                                        stable=True).indices)   # padding rows last
+    last = export.stable_argsort(valid.to(torch.uint8), descending=True)  # padding rows last
+    order = order.gather(-1, last)
     rows = dense.gather(-2, order.unsqueeze(-1).expand(*order.shape, features))
     keep = mask.expand(*dense.shape[:-1]).gather(-1, order).unsqueeze(-1)
     rows = torch.where(keep, rows, 0)
-    if nmax >= k:
+    if export.exporting():  # nmax is read when the program runs: pad k rows, keep k
+        rows = torch.cat([rows, rows.new_zeros((*rows.shape[:-2], k, features))], -2)
+        rows = rows[..., :k, :]
+    elif nmax >= k:
         rows = rows[..., :k, :]
     else:
         rows = torch.cat([rows, rows.new_zeros((*rows.shape[:-2], k - nmax, features))], -2)

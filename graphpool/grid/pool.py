@@ -24,7 +24,7 @@ both agree exactly.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +33,7 @@ from ..errors import GraphpoolError
 from ..readouts import (COMBINATIONS, MaxReadout, MinReadout, MultiReadout, Readout,
                         SumReadout, TableReadout, readout_names, resolve_readout)
 from ..kernels import segment_reduce
+from ..segments import Segments
 from ..kernels.reductions import REDUCTIONS
 from .layout import (GridNodes, Layout, as_nodes, batch_nodes, check_flag, describe_input,
                      is_proxy, resolve_layout, trace_function, trace_leaf)
@@ -228,6 +229,11 @@ class _GlobalPool(nn.Module):
         if is_proxy(fmap) or is_proxy(mask):  # torch.fx.symbolic_trace: a leaf module
             return trace_leaf(self, where, "fmap", fmap, mask)
         check_dtype(where, "fmap", fmap, self.readout)
+        if isinstance(fmap, Tensor):  # one batched map: no per-image sizes, so the number
+            x, segments = _batched_nodes(fmap, self.layout, mask, where)  # of images stays
+            out = self.readout(x, segments)                     # symbolic under torch.export
+            out = out.squeeze(-2) if mask is None else out
+            return out if self.flatten else _keep_spatial_axes(out, self.layout)
         nodes = as_nodes(fmap, self.layout, mask=mask, where=where)
         return _pool(nodes, self.readout, self.flatten)
 
@@ -237,6 +243,19 @@ class _GlobalPool(nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _batched_nodes(fmap: Tensor, layout: Layout, mask: Optional[Tensor],
+                   where: str) -> Tuple[Tensor, Segments]:
+    """The node view of a batched map and its grouping (one uniform set per image, or the
+    padded batch of ``mask``), checked as :func:`~graphpool.grid.as_nodes` checks them."""
+    x, segments, spatial = batch_nodes(fmap, layout, where=where)
+    if mask is None:
+        return x, segments
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.device != fmap.device \
+            or tuple(mask.shape) != (fmap.size(0), *spatial):
+        as_nodes(fmap, layout, mask=mask, where=where)  # raises the error naming the mask
+    return x, Segments.from_mask(mask.reshape(fmap.size(0), x.size(-2)))
 
 
 def _alias(where: str, alias: str, alias_value: object, name: str, value: object,

@@ -22,7 +22,8 @@ def combine(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
                              repr(op), "register the primitive with dense=...")
     prim = op.primitive if isinstance(op, Reduction) else op
     identity = prim.identity(x.dtype)
-    keep = seg.kind == Kind.UNIFORM and seg.num_segments == 1  # [*, S, F] is the one set
+    # [*, S, F] is the one set (a symbolic count under torch.export: the general view)
+    keep = seg.kind == Kind.UNIFORM and type(seg.num_segments) is int and seg.num_segments == 1
     if keep:
         view = x
     elif seg.kind == Kind.UNIFORM:

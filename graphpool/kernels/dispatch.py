@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ..errors import GraphpoolError
 from ..segments import Kind, Segments
-from . import compiled, dense, ext, native
+from . import compiled, dense, export, ext, native
 from .autograd import (Path, SegmentReduce, SegmentReduceJvp, forward_ad, gradient_rule,
                        jit_tracing, plain_torch)
 from .backends import get_backend, set_backend, use_backend
@@ -47,6 +47,8 @@ _COMPILED_OPS = (SUM, MAX, MIN)  # what compiled.combine.accepts
 
 def _pick_path(seg: Segments, x: Tensor, op: Primitive, plain: bool = False) -> Path:
     """The first path that applies and declares ``op`` (see the module docs)."""
+    if export.exporting():  # torch.export / the dynamo ONNX exporter: standard ops only
+        return export.pick_path(seg, x, op)
     if (seg.kind == Kind.CSR and not plain and op in _COMPILED_OPS and compiled.supports(x, seg)
             and get_backend() in ("auto", "compiled")
             and (compiled.OPERATORS or not torch.compiler.is_compiling())):

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from ..composite import segment_softmax, to_dense
 from ..errors import GraphpoolError, describe
-from ..kernels import segment_reduce
+from ..kernels import export, segment_reduce
 from ..kernels.checks import check_fill_value
 from ..segments import Kind, Segments, check_count, check_flag
 from .base import Readout
@@ -224,7 +224,12 @@ class _Padded(Readout):
                     first.unsqueeze(0), lead)
         rows = rows.expand(*lead, num, size).reshape(batch, size)
         keys = keys.expand(*lead, num, size).reshape(batch, size)
-        return dense.reshape(batch, size, features), rows, keys, lead
+        dense = dense.reshape(batch, size, features)
+        if export.exporting():  # one dummy set more (dropped by _finish): attention never
+            # tests a symbolic batch for size 1, which would fix the number of sets
+            dense = torch.cat([dense, dense.new_zeros((1, size, features))])
+            rows, keys = torch.cat([rows, rows[:1] & False]), torch.cat([keys, first[None]])
+        return dense, rows, keys, lead
 
     def _finish(self, out: Tensor, segments: Segments, lead: Tuple[int, ...]) -> Tensor:
         num = segments.num_segments
@@ -316,6 +321,14 @@ class SetTransformerReadout(_Padded):
             block.reset_parameters()
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
+        if self.max_num_nodes is None and len(self.encoders) and export.exporting() \
+                and segments.kind in (Kind.CSR, Kind.SCATTER):
+            raise GraphpoolError(type(self).__name__, "max_num_nodes", "a fixed padded size "
+                                 "to export over an index or ptr grouping (self-attention "
+                                 "among the nodes cannot take a set size read when the "
+                                 "program runs)", "None", "build it with max_num_nodes=<the "
+                                 "largest set> (a larger one is an error when the model "
+                                 "runs), or export over a mask grouping")
         h, rows, keys, lead = self._padded(x, segments)
         for encoder in self.encoders:
             h = encoder(h, rows, keys)

@@ -1,0 +1,162 @@
+r"""Deployment: :func:`torch.export.export` and ``torch.onnx.export(..., dynamo=True)`` of
+models with graphpool readouts, and their check in onnxruntime.
+
+Nothing needs to be passed to the exporters: while :func:`torch.export.export` traces
+(the dynamo ONNX exporter runs it), every readout is built of standard operators (see
+:mod:`graphpool.kernels.export`): scatters for index and ptr groupings, reductions
+over a padded view for uniform and mask groupings, ``TopK`` for the sorts. The number
+of nodes and the number of sets stay symbolic, read from the inputs when the program
+runs:
+
+=================================  ==============================================
+grouping passed to the readout     number of sets ``B`` in the exported program
+=================================  ==============================================
+``ptr`` (``[B + 1]``)              ``ptr.size(0) - 1``
+batch vector, no ``num_graphs``    ``batch.max() + 1`` (as in eager)
+``Segments.from_mask(mask)``       ``mask.size(0)``
+``Segments.uniform(B, S)``         ``B`` from a shape, e.g. ``x.size(0)``
+=================================  ==============================================
+
+A Python ``int`` passed as ``num_graphs`` is a constant of the program. Mark the
+inputs' sizes dynamic with ``dynamic_shapes`` (``torch.export.Dim.DYNAMIC``).
+:data:`SUPPORT` says how each readout exports on each grouping; the legacy exporter
+(``dynamo=False``) is refused with a :class:`~graphpool.GraphpoolError`.
+
+Example:
+    >>> import torch, graphpool as gp
+    >>> class Pool(torch.nn.Module):
+    ...     def forward(self, x, ptr):
+    ...         return gp.readout(x, ptr=ptr, reduce="max")
+    >>> dyn = torch.export.Dim.DYNAMIC
+    >>> program = torch.export.export(Pool(), (torch.randn(5, 2), torch.tensor([0, 2, 5])),
+    ...                               dynamic_shapes=({0: dyn}, {0: dyn}))
+    >>> x, ptr = -torch.arange(1., 8.).view(7, 1), torch.tensor([0, 3, 3, 7])
+    >>> program.module()(x, ptr).flatten().tolist()
+    [-1.0, 0.0, -4.0]
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import GraphpoolError, describe
+from .readouts import READOUTS
+
+__all__ = ["GROUPINGS", "SUPPORT", "support_table", "run_onnx", "max_difference"]
+
+#: The groupings of :data:`SUPPORT`: a (sorted or unsorted) batch vector, a CSR ``ptr``,
+#: uniform sets (feature maps) and a padded batch with its mask.
+GROUPINGS = ("index", "ptr", "uniform", "mask")
+
+_SCATTER = "ScatterElements (index, ptr); reductions of a padded view (uniform, mask)"
+_PASSES = "the same, plus per-set broadcasts (Gather)"
+_PADDED = "a padded batch sized by the largest set when run; TopK sorts"
+_HOW = {
+    **dict.fromkeys(("sum", "mean", "max", "min", "prod", "vpa", "count"), _SCATTER),
+    **dict.fromkeys(("var", "std", "logsumexp", "softmax", "powermean", "gem"), _PASSES),
+    "median": _PADDED, "quantile": _PADDED,
+    "sort": "a padded batch; TopK, whose ties keep the node order (a stable sort)",
+    **dict.fromkeys(("attention", "set2set", "deepsets", "latentattention"),
+                    "softmax per set and scatter sums"),
+    "gmt": "a padded batch sized by the largest set when run; attention",
+    "settransformer": "a padded batch; attention",
+    "multi": "its readouts, each as above", "GlobalPool2d": "its readout, as above",
+}
+_NEEDS = {"settransformer": {"index": "max_num_nodes", "ptr": "max_num_nodes"}}
+
+#: ``name -> {"how": ..., grouping: "yes" or what the readout needs}`` for every readout
+#: of :data:`~graphpool.readouts.READOUTS`, :class:`~graphpool.MultiReadout` and
+#: :class:`~graphpool.grid.GlobalPool2d`. ``"max_num_nodes"``: build it with a fixed
+#: padded size to export over that grouping (without it, export raises a
+#: :class:`~graphpool.GraphpoolError`; a larger set is an error when the model runs).
+SUPPORT: Dict[str, Dict[str, str]] = {
+    name: {"how": _HOW[name], **{g: _NEEDS.get(name, {}).get(g, "yes") for g in GROUPINGS}}
+    for name in (*READOUTS, "multi", "GlobalPool2d")}
+
+
+def support_table() -> str:
+    """:data:`SUPPORT` as the Markdown table of ``docs/export.md``.
+
+    Example:
+        >>> support_table().splitlines()[0]
+        '| readout | index | ptr | uniform | mask | exported as |'
+    """
+    lines = ["| readout | " + " | ".join(GROUPINGS) + " | exported as |",
+             "|---" * (len(GROUPINGS) + 2) + "|"]
+    for name, row in SUPPORT.items():
+        cells = [row[g] if row[g] == "yes" else f"`{row[g]}=`" for g in GROUPINGS]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {row['how']} |")
+    return "\n".join(lines)
+
+
+def run_onnx(program: Any, *inputs: Tensor) -> List[Tensor]:
+    r"""Run an ONNX model in onnxruntime (CPU) on tensors; returns its outputs as tensors.
+
+    Args:
+        program: what ``torch.onnx.export(..., dynamo=True)`` returns, an
+            ``onnx.ModelProto``, its bytes or the path of a ``.onnx`` file.
+        inputs: one tensor per input of the model, in order.
+
+    Example:
+        >>> import torch, graphpool as gp
+        >>> class Pool(torch.nn.Module):
+        ...     def forward(self, x, batch):
+        ...         return gp.readout(x, batch, "max")
+        >>> dyn = torch.export.Dim.DYNAMIC
+        >>> onnx_program = torch.onnx.export(Pool(), (torch.randn(4, 2), torch.tensor([0, 0, 1, 1])),
+        ...                                  dynamic_shapes=({0: dyn}, {0: dyn}), dynamo=True,
+        ...                                  verbose=False)
+        >>> x, batch = torch.tensor([[-3.], [-1.], [-2.]]), torch.tensor([1, 1, 0])
+        >>> run_onnx(onnx_program, x, batch)[0].flatten().tolist()
+        [-2.0, -1.0]
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        raise GraphpoolError("run_onnx", "program", "onnxruntime to be installed",
+                             "an environment without it",
+                             "pip install 'graphpool[export]'") from None
+    proto = getattr(program, "model_proto", program)
+    if hasattr(proto, "SerializeToString"):
+        proto = proto.SerializeToString()
+    if not isinstance(proto, (bytes, str)) and not hasattr(proto, "__fspath__"):
+        raise GraphpoolError("run_onnx", "program", "an ONNXProgram, an onnx.ModelProto, "
+                             "its bytes or a path", describe(program),
+                             "pass what torch.onnx.export(..., dynamo=True) returned")
+    session = onnxruntime.InferenceSession(
+        proto if isinstance(proto, bytes) else str(proto), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    if len(names) != len(inputs) or not all(isinstance(t, Tensor) for t in inputs):
+        raise GraphpoolError("run_onnx", "inputs", f"{len(names)} tensors, one per input of "
+                             f"the model ({', '.join(names)})",
+                             ", ".join(describe(t) for t in inputs) or "none",
+                             "pass the tensors the model was exported with, in order")
+    feeds = {name: t.detach().cpu().numpy() for name, t in zip(names, inputs)}
+    return [torch.from_numpy(out) for out in session.run(None, feeds)]
+
+
+def max_difference(got: Sequence[Tensor], want: Sequence[Tensor]) -> float:
+    r"""The largest :math:`|g - w|` over the outputs, where equal infinities and ``nan``
+    against ``nan`` count as equal; ``inf`` if a shape, an infinity or a ``nan`` differs.
+
+    Example:
+        >>> nan, inf = float("nan"), float("inf")
+        >>> max_difference([torch.tensor([1., nan, -inf])], [torch.tensor([1.5, nan, -inf])])
+        0.5
+        >>> max_difference([torch.tensor([inf])], [torch.tensor([1.])])
+        inf
+    """
+    worst = 0.0
+    if len(got) != len(want):
+        return math.inf
+    for g, w in zip(got, want):
+        g, w = torch.as_tensor(g).double(), torch.as_tensor(w).double()
+        if g.shape != w.shape:
+            return math.inf
+        same = (g == w) | (g.isnan() & w.isnan())
+        if not same.all():
+            worst = max(worst, float((g - w).abs().nan_to_num(math.inf)[~same].max()))
+    return worst
