@@ -10,8 +10,10 @@ uniform, mask                  :mod:`.dense`: a ``[*, B, S, F]`` view, torch red
 sorted index / ptr (``csr``)    :mod:`.compiled` C++ kernels (CPU, floating point);
                                torch_scatter ``segment_csr`` for sums if installed;
                                native :func:`torch.segment_reduce` (floats) or scatter
-unsorted index (``scatter``)    torch_scatter ``scatter`` for sums if installed; native
-                               ``index_add`` / ``scatter_reduce``
+unsorted index (``scatter``)    :mod:`.compiled` scatter kernels (CPU, floats, eager: one
+                               pass over ``x``, threads split the features); torch_scatter
+                               ``scatter`` for sums if installed; native ``index_add`` /
+                               ``scatter_reduce``
 =============================  ====================================================
 
 The backend (:func:`set_backend`) can rule out the compiled kernels and torch_scatter.
@@ -59,7 +61,7 @@ def _pick_path(seg: Segments, x: Tensor, op: Primitive, plain: bool = False) -> 
         compiling = torch.compiler.is_compiling()
         backend = get_backend()
         candidates = []
-        if (not plain and backend in ("auto", "compiled")
+        if (not plain and backend in ("auto", "compiled") and op in _COMPILED_OPS
                 and (compiled.OPERATORS or not compiling) and compiled.supports(x, seg)):
             candidates.append(compiled.combine)
         if backend in ("auto", "torch_scatter") and ext.AVAILABLE and not compiling \
