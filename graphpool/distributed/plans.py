@@ -1,26 +1,22 @@
 r"""One plan per readout: the local part (graphpool's single-process kernels and
 composites on this rank's rows), the collectives it requests, and the combination.
 
-A plan is a generator (see :data:`~graphpool.distributed.collectives.Step`); the numbers
-below are per rank and call, for ``B`` sets, ``F`` features and ``W`` ranks:
+A plan is a generator (see :data:`~graphpool.distributed.collectives.Step`). Per rank
+and call, for ``B`` sets, ``F`` features and ``W`` ranks (``G``: the gate width of an
+attention, 1 or ``F``; a softmax readout has ``G = F``):
 
-============================  ===============================  ==========================
-readout                       collectives                      numbers sent
-============================  ===============================  ==========================
-sum, mean, vpa (table sums)   SUM ``[s | n]``                  ``B(F+1)``
-count                         SUM ``n``                        ``B``
-max, min                      MAX/MIN ``[m | n]``; with a      ``B(F+1)``; ``+ BF``
-                              gradient, SUM of the tie counts
-logsumexp                     MAX ``[lse_r | n]``, SUM         ``B(F+1) + BF``
-softmax, attention            MAX ``[lse_r | n]``, SUM         ``B(G+1) + B(G+F)``
-                              ``[w | w y_r]``
-power mean                    MAX ``[max|x| | n]``, SUM        ``B(F+1) + B(F+1)``
-                              ``[Σf | n]``
-var, std                      all-gather ``[n|mean|M2|max|min]``  ``B(4F+1)`` (receives
-                                                               ``W`` times that)
-============================  ===============================  ==========================
+* sum, mean, vpa (table sums): one SUM of ``[s, n]``, ``B(F+1)`` numbers;
+* count: one SUM of ``n``, ``B`` numbers;
+* max, min: one MAX/MIN of ``[m, has rows]``, ``B(F+1)``; with a gradient, one SUM of
+  the tie counts, ``BF`` more;
+* logsumexp: one MAX of ``[lse_r, has rows]`` and one SUM, ``B(F+1) + BF``;
+* softmax, attention: one MAX of ``[lse_r, has rows]`` and one SUM of
+  ``[w_r, w_r y_r]``, ``B(G+1) + B(G+F)``;
+* power mean, GeM: one MAX of ``[max |x|, has rows]`` and one SUM of ``[sum f, n]``,
+  ``2B(F+1)``;
+* var, std: one all-gather of ``[n, mean, M2, max, min]``, ``B(4F+1)`` sent (``W``
+  times that received).
 
-(``G``: the gate width of an attention, 1 or ``F``; a softmax readout has ``G = F``.)
 A :class:`~graphpool.MultiReadout` runs its readouts' plans in lockstep, so requests
 of one op and dtype share one collective.
 """
