@@ -30,9 +30,9 @@ Example:
     >>> dyn = torch.export.Dim.DYNAMIC
     >>> program = torch.export.export(Pool(), (torch.randn(5, 2), torch.tensor([0, 2, 5])),
     ...                               dynamic_shapes=({0: dyn}, {0: dyn}))
-    >>> x, ptr = -torch.arange(1., 8.).view(7, 1), torch.tensor([0, 3, 3, 7])
-    >>> program.module()(x, ptr).flatten().tolist()
-    [-1.0, 0.0, -4.0]
+    >>> x, ptr = -torch.arange(1., 15.).view(7, 2), torch.tensor([0, 3, 3, 7])
+    >>> program.module()(x, ptr).tolist()
+    [[-1.0, -2.0], [0.0, 0.0], [-7.0, -8.0]]
 """
 from __future__ import annotations
 
@@ -51,27 +51,33 @@ __all__ = ["GROUPINGS", "SUPPORT", "support_table", "run_onnx", "max_difference"
 #: uniform sets (feature maps) and a padded batch with its mask.
 GROUPINGS = ("index", "ptr", "uniform", "mask")
 
-_SCATTER = "ScatterElements (index, ptr); reductions of a padded view (uniform, mask)"
-_PASSES = "the same, plus per-set broadcasts (Gather)"
+_SCATTER = "ScatterElements (index, ptr); a reduction of the padded view (uniform, mask)"
+_PASSES = "those reductions and per-set broadcasts (Gather)"
 _PADDED = "a padded batch sized by the largest set when run; TopK sorts"
 _HOW = {
-    **dict.fromkeys(("sum", "mean", "max", "min", "prod", "vpa", "count"), _SCATTER),
+    **dict.fromkeys(("sum", "mean", "max", "min", "prod", "vpa"), _SCATTER),
+    "count": "the counts: a scatter of ones, or the mask's sum",
     **dict.fromkeys(("var", "std", "logsumexp", "softmax", "powermean", "gem"), _PASSES),
     "median": _PADDED, "quantile": _PADDED,
     "sort": "a padded batch; TopK, whose ties keep the node order (a stable sort)",
-    **dict.fromkeys(("attention", "set2set", "deepsets", "latentattention"),
-                    "softmax per set and scatter sums"),
+    "attention": "a softmax per set and a scatter sum",
+    "latentattention": "a softmax per set and a scatter sum",
+    "set2set": "an LSTM, a softmax per set and a scatter sum",
+    "deepsets": "the node network and a scatter sum",
     "gmt": "a padded batch sized by the largest set when run; attention",
-    "settransformer": "a padded batch; attention",
-    "multi": "its readouts, each as above", "GlobalPool2d": "its readout, as above",
+    "settransformer": "a padded batch (uniform, mask: of their size); attention",
+    "multi": "each of its readouts, as above",
+    "GlobalPool2d": "its readout over each image's pixels, as above",
 }
-_NEEDS = {"settransformer": {"index": "max_num_nodes", "ptr": "max_num_nodes"}}
+_NEEDS = {"settransformer": {"index": "max_num_nodes", "ptr": "max_num_nodes"},
+          "GlobalPool2d": {"index": "n/a", "ptr": "n/a"}}
 
 #: ``name -> {"how": ..., grouping: "yes" or what the readout needs}`` for every readout
 #: of :data:`~graphpool.readouts.READOUTS`, :class:`~graphpool.MultiReadout` and
 #: :class:`~graphpool.grid.GlobalPool2d`. ``"max_num_nodes"``: build it with a fixed
 #: padded size to export over that grouping (without it, export raises a
-#: :class:`~graphpool.GraphpoolError`; a larger set is an error when the model runs).
+#: :class:`~graphpool.GraphpoolError`; a larger set is an error when the model runs);
+#: ``"n/a"``: a grouping the module does not take (maps are uniform or masked).
 SUPPORT: Dict[str, Dict[str, str]] = {
     name: {"how": _HOW[name], **{g: _NEEDS.get(name, {}).get(g, "yes") for g in GROUPINGS}}
     for name in (*READOUTS, "multi", "GlobalPool2d")}
@@ -87,7 +93,7 @@ def support_table() -> str:
     lines = ["| readout | " + " | ".join(GROUPINGS) + " | exported as |",
              "|---" * (len(GROUPINGS) + 2) + "|"]
     for name, row in SUPPORT.items():
-        cells = [row[g] if row[g] == "yes" else f"`{row[g]}=`" for g in GROUPINGS]
+        cells = [row[g] if row[g] in ("yes", "n/a") else f"`{row[g]}=`" for g in GROUPINGS]
         lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {row['how']} |")
     return "\n".join(lines)
 
@@ -106,7 +112,7 @@ def run_onnx(program: Any, *inputs: Tensor) -> List[Tensor]:
         ...     def forward(self, x, batch):
         ...         return gp.readout(x, batch, "max")
         >>> dyn = torch.export.Dim.DYNAMIC
-        >>> onnx_program = torch.onnx.export(Pool(), (torch.randn(4, 2), torch.tensor([0, 0, 1, 1])),
+        >>> onnx_program = torch.onnx.export(Pool(), (torch.randn(4, 1), torch.tensor([0, 0, 1, 1])),
         ...                                  dynamic_shapes=({0: dyn}, {0: dyn}), dynamo=True,
         ...                                  verbose=False)
         >>> x, batch = torch.tensor([[-3.], [-1.], [-2.]]), torch.tensor([1, 1, 0])
@@ -158,5 +164,6 @@ def max_difference(got: Sequence[Tensor], want: Sequence[Tensor]) -> float:
             return math.inf
         same = (g == w) | (g.isnan() & w.isnan())
         if not same.all():
-            worst = max(worst, float((g - w).abs().nan_to_num(math.inf)[~same].max()))
+            gap = (g - w).abs()
+            worst = max(worst, float(torch.where(gap.isnan(), math.inf, gap)[~same].max()))
     return worst
