@@ -32,7 +32,7 @@ from graphpool.distributed import DistributedReadout  # noqa: E402
 
 READOUTS = ["sum", "mean", "max", "var", "logsumexp", "softmax", "powermean", "attention",
             ["mean", "max", "std", "softmax"]]
-CHECK_BYTES = 8 * 8  # the agreement check: 8 int64 per rank
+CHECK_BYTES = 9 * 8  # the agreement check: 9 int64 per rank
 
 
 def _name(spec) -> str:
@@ -133,8 +133,9 @@ def table(rows, args) -> str:
         f"machine ({platform.machine()}, torch {torch.__version__}, one thread per rank), "
         f"{args.rows:,} rows x {args.features} float32 features per rank, {args.sets} sets; "
         f"median of {args.rounds * args.repeats} calls, interleaved. Bytes: what one rank "
-        f"sends per call (the 64-byte agreement check included; the all-gather sends the "
-        f"rows and their int64 batch entries). `max err`: the largest difference between "
+        f"sends per call (the {CHECK_BYTES}-byte agreement check included; the all-gather "
+        f"sends the rows and their int64 batch entries). `max err`: the largest difference "
+        f"between "
         f"the two readouts.",
         "",
         "| readout | collectives (with grad) | bytes sent (with grad) | all-gather bytes | "
@@ -150,7 +151,7 @@ def table(rows, args) -> str:
             f"{r['ours_bw']:.2f} | {r['gather_bw']:.2f} | {r['gather_bw'] / r['ours_bw']:.1f}x "
             f"| {r['max_err']:.1e} |")
     lines += ["", "Collectives: readout collectives per call, after the agreement check "
-              "(one all-gather of 8 numbers); a ratio above 1 means the distributed readout "
+              "(one all-gather of 9 numbers); a ratio above 1 means the distributed readout "
               "is faster than gathering.", ""]
     return "\n".join(lines)
 

@@ -217,8 +217,38 @@ def _check_mismatches(rank, world):
     _expect_error(rank, world, "backward", lambda: DistributedReadout(
         "sum", backward="sum" if rank else "replicated")(
             x.clone().requires_grad_(), batch, num_sets=2))
+    torch.manual_seed(rank)  # an attention with other weights on every rank
+    attention = AttentionalReadout(in_channels=4)
+    msg = _expect_error(rank, world, "reduce", lambda: distributed_readout(
+        x, batch, attention, num_sets=2))
+    assert "weights" in msg and "digest" in msg, msg
     out = distributed_readout(x, batch, "sum", num_sets=2)  # still in step
     assert torch.allclose(out, graphpool.readout(x, batch, "sum") * world)
+
+
+def _check_dtypes_and_shapes(rank, world):
+    """Half types (computed in float32, rounded once), 1-D x, integer sums and extrema."""
+    x, batch, owner, b = _data(7, world, "random", ties=True)
+    mine = owner == rank
+    for dtype in (torch.float16, torch.bfloat16):
+        for reduce in ("mean", "max", "std", "softmax"):
+            x_ref = x.to(dtype).requires_grad_(True)
+            x_loc = x[mine].to(dtype).requires_grad_(True)
+            out = distributed_readout(x_loc, batch[mine], reduce, num_sets=b)
+            ref = graphpool.readout(x_ref, batch, reduce, num_graphs=b)
+            assert out.dtype == dtype
+            out.float().sum().backward()
+            ref.float().sum().backward()
+            what = f"[rank {rank}] {reduce} {dtype}"
+            _close(out.float(), ref.float(), 2.0, reduce == "max", what)
+            _close(x_loc.grad.float(), x_ref.grad[mine].float(), 2.0, reduce == "max",
+                   what + " gradient")
+    out = distributed_readout(x[mine, 0], batch[mine], "sum", num_sets=b)  # 1-D: [B]
+    _close(out, graphpool.readout(x[:, 0], batch, "sum", num_graphs=b), 2.0, False, "1-D")
+    for reduce in ("sum", "max", "min", "count"):
+        xi = x.long()
+        out = distributed_readout(xi[mine], batch[mine], reduce, num_sets=b)
+        assert torch.equal(out, graphpool.readout(xi, batch, reduce, num_graphs=b)), reduce
 
 
 def _check_group(rank, world):
@@ -280,6 +310,7 @@ def _worker(rank, world, port):
             _check_case(rank, world, name, dict(READOUTS)[name], "random", "index", seed,
                         lead=True, ties=name == "max")
         _check_collectives(rank, world)
+        _check_dtypes_and_shapes(rank, world)
         _check_mismatches(rank, world)
         if world >= 3:
             _check_group(rank, world)
@@ -332,6 +363,9 @@ def test_uninitialised_group_says_how_to_initialise():
                                  in_channels=1), "reduce"),
     (lambda: distributed_readout(torch.ones(2, 1), None, "sum", num_sets=1,
                                  group="all"), "group"),
+    (lambda: DistributedReadout(graphpool.MeanReadout(), t=2.0), "t"),
+    (lambda: distributed_readout(torch.ones(2, 1), None, graphpool.MeanReadout(),
+                                 num_sets=1, t=2.0), "reduce"),
 ])
 def test_bad_arguments_in_one_process(call, argument, tmp_path):
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,

@@ -1,24 +1,25 @@
 r"""The process group of a distributed readout, and the one small collective that checks
 that every rank of it called the readout with the same arguments.
 
-:func:`check_agreement` all-gathers ``K`` int64 numbers per rank (``K`` = 8: the number
-of sets, the feature width, the dtype, the readout, the leading dims, whether a gradient
-is needed, the backward mode and a sentinel), so every rank sees the same table and
-decides the same way: on a mismatch every rank raises the same
+:func:`check_agreement` all-gathers 9 int64 numbers per rank (a sentinel, the number of
+sets, the feature width, the dtype, the readout, the leading dims, whether a gradient is
+needed, the backward mode and a digest of the readout's learnable weights), so every rank
+sees the same table and decides the same way: on a mismatch every rank raises the same
 :class:`~graphpool.GraphpoolError`, naming the argument and each rank's value; nothing
 hangs and nothing is silently wrong. (The readable values are gathered once more, on the
 error path only.)
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 from ..errors import GraphpoolError, describe
 
-__all__ = ["resolve_group", "check_agreement", "FIELDS"]
+__all__ = ["resolve_group", "check_agreement", "weights_digest", "FIELDS"]
 
 #: What the ranks must agree on, in order: (field, argument named in the error, what it is).
 FIELDS: Tuple[Tuple[str, str, str], ...] = (
@@ -30,6 +31,7 @@ FIELDS: Tuple[Tuple[str, str, str], ...] = (
     ("gradient", "x", "whether a gradient is needed (x.requires_grad or learnable weights, "
      "with grad mode on)"),
     ("backward", "backward", "the backward mode"),
+    ("weights", "reduce", "the readout's learnable weights (a digest of their bits)"),
 )
 _SENTINEL = 0x6770  # "gp": a rank that sends something else is not running this check
 
@@ -77,9 +79,38 @@ def _code(value: Any) -> int:
     return code
 
 
+def weights_digest(params: Iterable[Tensor], device: torch.device) -> Tensor:
+    """An int64 digest of the bits of ``params`` (order and position weighted, summed with
+    integer wrap-around, so the same on every rank for the same weights whatever the
+    reduction order), computed on ``device`` without a host sync; 0 without weights.
+
+    Example:
+        >>> import torch
+        >>> a, b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+        >>> _ = b.load_state_dict(a.state_dict())
+        >>> cpu = torch.device("cpu")
+        >>> bool(weights_digest(a.parameters(), cpu) == weights_digest(b.parameters(), cpu))
+        True
+        >>> _ = b.bias.data.add_(1e-7)
+        >>> bool(weights_digest(a.parameters(), cpu) == weights_digest(b.parameters(), cpu))
+        False
+    """
+    total = torch.zeros((), dtype=torch.int64, device=device)
+    for i, p in enumerate(params):
+        flat = p.detach().reshape(-1)
+        bits = flat.view(_INT_OF_SIZE[flat.element_size()]).to(torch.int64)
+        place = torch.arange(1, bits.numel() + 1, dtype=torch.int64, device=flat.device)
+        total = total + ((bits * place).sum() * (2 * i + 3) + bits.numel()).to(device)
+    return total
+
+
+_INT_OF_SIZE = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def check_agreement(where: str, values: Dict[str, Any], group: Any, world: int,
                     device: torch.device) -> None:
-    """All-gather the codes of ``values`` (keys: :data:`FIELDS`) and raise the same
+    """All-gather the codes of ``values`` (keys: :data:`FIELDS`; ``"weights"`` an int64
+    tensor from :func:`weights_digest`, optional) and raise the same
     :class:`~graphpool.GraphpoolError` on every rank if any field differs between ranks.
 
     Example (one process, so nothing can disagree):
@@ -91,8 +122,10 @@ def check_agreement(where: str, values: Dict[str, Any], group: Any, world: int,
         ...                 "backward": "replicated"}, None, 1, torch.device("cpu"))
         >>> dist.destroy_process_group()
     """
-    codes = torch.tensor([_SENTINEL, *(_code(values[f]) for f, _, _ in FIELDS)],
-                         dtype=torch.int64, device=device)
+    values = {"weights": torch.zeros((), dtype=torch.int64, device=device), **values}
+    codes = torch.cat([torch.tensor([_SENTINEL, *(_code(values[f]) for f, _, _ in FIELDS[:-1])],
+                                    dtype=torch.int64, device=device),
+                       values["weights"].reshape(1).to(device)])
     table = [torch.empty_like(codes) for _ in range(world)]
     dist.all_gather(table, codes, group=group)
     rows = torch.stack(table).cpu()
@@ -112,6 +145,8 @@ def check_agreement(where: str, values: Dict[str, Any], group: Any, world: int,
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, Tensor):  # the weights' digest
+        return f"digest {int(value) & 0xFFFFFFFFFFFFFFFF:016x}"
     if isinstance(value, torch.dtype):
         return str(value).replace("torch.", "")
     if isinstance(value, Sequence) and not isinstance(value, str):
@@ -132,4 +167,7 @@ def _fix(field: str) -> str:
                     "passes a zero-row tensor with requires_grad=True), and use the same "
                     "grad mode",
         "backward": "pass the same backward= on every rank",
+        "weights": "give the readout the same weights on every rank: build it after "
+                   "torch.manual_seed(s) with the same s, load one state_dict, or wrap the "
+                   "model in DistributedDataParallel (it broadcasts rank 0's)",
     }[field]

@@ -14,7 +14,7 @@ from ..readouts.learnable import _real_rows
 from ..resolve import as_segments
 from ..segments import Kind, Segments
 from .collectives import GradSum, run
-from .group import check_agreement, resolve_group
+from .group import check_agreement, resolve_group, weights_digest
 from .plans import Local, build, describe_readout
 
 __all__ = ["distributed_readout", "DistributedReadout", "BACKWARDS"]
@@ -65,9 +65,10 @@ def distributed_readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
         log: a list that receives ``(op, numbers)`` for each collective.
         options: the named readout's arguments (``t=``, ``p=``, ``correction=``).
 
-    Every rank checks, with one all-gather of 8 numbers, that all ranks passed the same
-    ``num_sets``, width, dtype, readout, leading dims, gradient need and ``backward``;
-    otherwise every rank raises :class:`~graphpool.GraphpoolError`.
+    Every rank checks, with one all-gather of 9 numbers, that all ranks passed the same
+    ``num_sets``, width, dtype, readout, leading dims, gradient need, ``backward`` and
+    learnable weights (a digest of their bits); otherwise every rank raises
+    :class:`~graphpool.GraphpoolError`.
 
     Example (one process; the tests run 2 and 3):
         >>> import os, tempfile, torch, torch.distributed as dist
@@ -121,6 +122,10 @@ class DistributedReadout(nn.Module):
     def __init__(self, readout: Any, *, group: Any = None, backward: str = "replicated",
                  validate: bool = True, **kwargs: Any) -> None:
         super().__init__()
+        if isinstance(readout, Readout) and kwargs:
+            raise GraphpoolError(type(self).__name__, sorted(kwargs)[0], "no readout "
+                                 "arguments with a Readout instance", repr(readout),
+                                 "pass the arguments to the readout's constructor instead")
         self.readout = resolve_readout(readout, where=type(self).__name__,
                                        argument="readout", **kwargs)
         self.group, self.backward, self.validate = group, backward, validate
@@ -165,7 +170,9 @@ def _readout(where: str, x: Any, batch: Any, module: Readout, num_sets: Optional
     check_agreement(where, {"num_sets": seg.num_segments, "features": flat.size(-1),
                             "dtype": flat.dtype, "reduce": describe_readout(module),
                             "leading": tuple(flat.shape[:-2]), "gradient": grad,
-                            "backward": backward}, group, world, flat.device)
+                            "backward": backward,
+                            "weights": weights_digest(module.parameters(), flat.device)},
+                    group, world, flat.device)
     plans, finish = build(module, Local(flat, seg, grad, where, world))
     out = finish(run(plans, group, rank, world, log))
     if backward == "sum" and out.requires_grad:
