@@ -100,8 +100,9 @@ def _allreduce_grads(module):
 
 
 def _check_case(rank, world, name, spec, sharding, grouping, seed, ties=False,
-                backward="replicated", lead=False):
-    x, batch, owner, b = _data(seed, world, sharding, ties=ties)
+                backward="replicated", lead=False, size=(23, 3, 5)):
+    n, f, b = size
+    x, batch, owner, b = _data(seed, world, sharding, n=n, f=f, b=b, ties=ties)
     f = x.size(-1)
     if lead:  # leading dims [2, N, F]
         x = torch.stack([x, -x.flip(-1)])
@@ -132,7 +133,7 @@ def _check_case(rank, world, name, spec, sharding, grouping, seed, ties=False,
     dmodule = DistributedReadout(module, backward=backward)
     out = dmodule(x_in, arg, **kwargs)
     what = f"[rank {rank}/{world}] {name} {sharding} {grouping}"
-    scale = float(x.abs().max())
+    scale = float(x.abs().max()) if x.numel() else 1.0
     exact = name in EXACT
     _close(out.detach(), out_ref.detach(), scale, exact, what + " value")
     if not out_ref.requires_grad:
@@ -152,6 +153,23 @@ def _check_case(rank, world, name, spec, sharding, grouping, seed, ties=False,
            what + " gradient")
     for got, p in zip(_allreduce_grads(module), ref_module.parameters()):
         _close(got, p.grad, scale, False, what + " weight gradient (sum over ranks)")
+
+
+def _check_random_cases(rank, world, count=40):
+    """Random sizes (no row at all included), widths, numbers of sets, shardings and
+    readouts: a property test with seeds every rank draws alike."""
+    for name in ("sum", "mean", "max", "var", "softmax", "attention", "multi"):  # no row
+        _check_case(rank, world, name, dict(READOUTS)[name], "random", "index", 4000,
+                    size=(0, 2, 3))
+    g = torch.Generator().manual_seed(1234)
+    for case in range(count):
+        n = int(torch.randint(0, 30, (1,), generator=g))
+        f = int(torch.randint(1, 5, (1,), generator=g))
+        b = int(torch.randint(2, 7, (1,), generator=g))
+        name, spec = READOUTS[int(torch.randint(0, len(READOUTS), (1,), generator=g))]
+        sharding = SHARDINGS[int(torch.randint(0, len(SHARDINGS), (1,), generator=g))]
+        _check_case(rank, world, name, spec, sharding, "index", 5000 + case,
+                    ties=name in EXACT, size=(n, f, b))
 
 
 def _check_collectives(rank, world):
@@ -309,6 +327,7 @@ def _worker(rank, world, port):
             seed += 1
             _check_case(rank, world, name, dict(READOUTS)[name], "random", "index", seed,
                         lead=True, ties=name == "max")
+        _check_random_cases(rank, world)
         _check_collectives(rank, world)
         _check_dtypes_and_shapes(rank, world)
         _check_mismatches(rank, world)
