@@ -28,6 +28,7 @@ import graphpool
 from graphpool import (AttentionalReadout, GraphpoolError, MultiReadout, Segments,
                        SoftmaxReadout)
 from graphpool.distributed import DistributedReadout, distributed_readout
+from tests.reference import groups_of, naive_readout
 
 SPAWN_TIMEOUT = 150  # seconds for all the cases of one world size
 COMPILE_BACKEND = "aot_eager"  # dynamo and AOT autograd, without inductor's C++ build
@@ -136,6 +137,9 @@ def _check_case(rank, world, name, spec, sharding, grouping, seed, ties=False,
     scale = float(x.abs().max()) if x.numel() else 1.0
     exact = name in EXACT
     _close(out.detach(), out_ref.detach(), scale, exact, what + " value")
+    if name in ("sum", "mean", "max", "min") and not lead:  # and a plain loop over sets
+        naive = naive_readout(x.detach(), groups_of(batch, b), name)
+        _close(out.detach(), naive, scale, name in EXACT, what + " value (naive loop)")
     if not out_ref.requires_grad:
         return
     w = torch.randn(out_ref.shape, generator=torch.Generator().manual_seed(seed + 1),
