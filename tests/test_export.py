@@ -232,6 +232,28 @@ def test_basic_readouts_in_onnxruntime_against_a_per_set_loop(exported):
                 assert (got[name][empty] == FILL).all(), name
 
 
+@pytest.mark.parametrize("grouping", GROUPINGS)
+def test_nan_propagates_in_onnxruntime_as_in_eager(grouping):
+    """A set holding nan: max and min are nan there (onnxruntime's scatters and ReduceMax
+    alone would keep a later number), sums too; the median and sort-k order nan as torch."""
+    names = ("max", "min", "sum", "median", "sort")
+    model = Grouped(torch.nn.ModuleDict({n: build(n, grouping) for n in names}), grouping)
+    program = onnx_export(model.eval(), inputs(grouping, EXAMPLE[grouping], 0),
+                          dynamic(grouping))
+    for i, counts in enumerate(NEW[grouping]):
+        args = list(inputs(grouping, counts, seed=i + 1))
+        x = args[0].clone()
+        rows = x.view(-1, F) if grouping != "mask" else x[args[1]]
+        rows[:: 3, 0] = math.nan                       # nan in every third row, feature 0
+        if grouping == "mask":
+            x[args[1]] = rows
+        args[0] = x
+        got, want = run_onnx(program, *args), model(*args)
+        assert want[0][:, 0].isnan().any()
+        for name, g, w in zip(names, got, want):
+            assert max_difference([g], [w]) == 0, name
+
+
 # ---------------------------------------------------------------------- GlobalPool2d
 POOLS = ["avg", "max", "avgmax", "catavgmax", "sum", "min", "gem", ("mean", "max", "std")]
 

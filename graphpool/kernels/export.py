@@ -14,10 +14,12 @@ with scatters whose ONNX translation (``ScatterElements``) is exact:
   starts at the primitive's identity (``-inf`` for max, ``+inf`` for min, 1 for prod)
   with ``include_self=True``. The identity changes nothing, so the result equals
   ``include_self=False`` exactly: all-negative sets keep their maximum, sets of ``-inf``
-  stay ``-inf``, and empty sets get ``fill_value`` from the counts afterwards.
+  stay ``-inf``, and empty sets get ``fill_value`` from the counts afterwards. A set
+  with a ``nan`` gives ``nan`` (counted by one more scatter: onnxruntime's max and min
+  scatters keep a later number instead).
 
 Uniform and mask groupings keep the dense path (torch reductions over a padded view),
-which exports as it is. Eager code and :func:`torch.compile` never come here.
+which exports as it is, with the same count of ``nan`` for max and min. Eager code and :func:`torch.compile` never come here.
 
 Example:
     >>> import torch
@@ -28,6 +30,8 @@ Example:
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -35,7 +39,8 @@ from ..segments import Kind, Segments
 from . import dense, native
 from .reductions import MAX, MIN, PROD, SUM, Primitive
 
-__all__ = ["exporting", "pick_path", "scatter", "largest_set", "stable_argsort"]
+__all__ = ["exporting", "pick_path", "scatter", "dense_with_nans", "largest_set",
+           "stable_argsort"]
 
 
 def exporting() -> bool:
@@ -73,7 +78,27 @@ def scatter(x: Tensor, seg: Segments, op: Primitive, acc_dtype: torch.dtype) -> 
     if op is SUM:
         return x.new_zeros(shape).scatter_add(-2, index, x)
     start = x.new_full(shape, op.identity(acc_dtype))
-    return start.scatter_reduce(-2, index, x, _SCATTER[op], include_self=True)
+    out = start.scatter_reduce(-2, index, x, _SCATTER[op], include_self=True)
+    if op is PROD or not x.is_floating_point():
+        return out
+    # onnxruntime's ScatterElements max/min drop a nan that a later row follows; torch
+    # (and a per-set loop) give nan: count the nans of every set (a sum) and put them back
+    nans = x.new_zeros(shape).scatter_add(-2, index, x.isnan().to(x.dtype))
+    return torch.where(nans > 0, math.nan, out)
+
+
+def dense_with_nans(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
+    """The dense path; max and min of a set with a ``nan`` are ``nan`` (onnxruntime's
+    ``ReduceMax`` and ``ReduceMin`` keep a number that follows it)."""
+    out = dense.combine(x, seg, op, acc_dtype)
+    if op not in (MAX, MIN) or not x.is_floating_point():
+        return out
+    nans = dense.combine(x.isnan().to(acc_dtype), seg, SUM, acc_dtype)
+    return torch.where(nans > 0, math.nan, out)
+
+
+dense_with_nans.accepts = dense.combine.accepts
+dense_with_nans.fused = dense.combine.fused
 
 
 scatter.accepts = lambda op: op is SUM or op in _SCATTER
@@ -85,5 +110,5 @@ def pick_path(seg: Segments, x: Tensor, op: Primitive):
     :func:`scatter`, or the native scatter (``include_self=False``) for primitives
     registered later. A path refuses a primitive it does not implement."""
     if seg.kind in (Kind.UNIFORM, Kind.MASK):
-        return dense.combine
+        return dense_with_nans
     return scatter if scatter.accepts(op) else native.scatter

@@ -37,7 +37,7 @@ from torch import Tensor, nn as tnn
 
 from ..composite import segment_softmax, segment_sort_k
 from ..errors import GraphpoolError, describe
-from ..kernels import segment_broadcast, segment_reduce
+from ..kernels import export, segment_broadcast, segment_reduce
 from ..kernels.checks import check_fill_value
 from ..segments import Kind, Segments
 from .base import Readout
@@ -352,7 +352,8 @@ class Set2SetReadout(_Learnable):
                  x.new_zeros((self.lstm.num_layers, rows, channels)))
         q_star = x.new_zeros((*lead, segments.num_segments, 2 * channels))
         for _ in range(self.processing_steps):
-            q, state = self.lstm(q_star.reshape(1, rows, 2 * channels), state)
+            step = self._lstm_step if export.exporting() else self.lstm
+            q, state = step(q_star.reshape(1, rows, 2 * channels), state)
             q = q.reshape(*lead, segments.num_segments, channels)
             e = (x * segment_broadcast(q, segments)).sum(dim=-1, keepdim=True)
             a = segment_softmax(e, segments)
@@ -366,6 +367,29 @@ class Set2SetReadout(_Learnable):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(in_channels={self.in_channels}, "
                 f"processing_steps={self.processing_steps})")
+
+    def _lstm_step(self, x: Tensor, state: Tuple[Tensor, Tensor]
+                   ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        """One step of :attr:`lstm` written out (gates ``i, f, g, o``, layer by layer),
+        for torch.export: it traces ``nn.LSTM`` as a loop whose state shapes it cannot
+        match when the number of sets is read when the program runs."""
+        lstm, (h0, c0) = self.lstm, state
+        hs, cs = [], []
+        for layer in range(lstm.num_layers):
+            gates = x[0] @ getattr(lstm, f"weight_ih_l{layer}").T \
+                + h0[layer] @ getattr(lstm, f"weight_hh_l{layer}").T
+            if lstm.bias:
+                gates = gates + getattr(lstm, f"bias_ih_l{layer}") \
+                    + getattr(lstm, f"bias_hh_l{layer}")
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c0[layer] + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(h)
+            cs.append(c)
+            x = h.unsqueeze(0)
+            if layer + 1 < lstm.num_layers:
+                x = tnn.functional.dropout(x, lstm.dropout, self.training)
+        return x, (torch.stack(hs), torch.stack(cs))
 
 
 # ------------------------------------------------------------------------ SortPooling
