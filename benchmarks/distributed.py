@@ -126,7 +126,7 @@ def rank_main(rank: int, args, port: int, queue) -> None:
 
 def table(rows, args) -> str:
     lines = [
-        f"# graphpool.distributed vs all-gathering the rows",
+        "# graphpool.distributed vs all-gathering the rows",
         "",
         f"`python benchmarks/distributed.py --nproc {args.nproc} --rows {args.rows} "
         f"--features {args.features} --sets {args.sets}`: {args.nproc} gloo ranks on one "

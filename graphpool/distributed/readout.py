@@ -12,7 +12,7 @@ from ..errors import GraphpoolError, describe
 from ..readouts import Readout, resolve_readout
 from ..readouts.learnable import _real_rows
 from ..resolve import as_segments
-from ..segments import Kind, Segments
+from ..segments import Kind
 from .collectives import GradSum, run
 from .group import check_agreement, resolve_group, weights_digest
 from .plans import Local, build, describe_readout
