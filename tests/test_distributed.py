@@ -398,3 +398,20 @@ def test_bad_arguments_in_one_process(call, argument, tmp_path):
         assert err.value.argument == argument, str(err.value)
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("shape, num_sets", [((0, 3), 0), ((2, 0, 3), 2), ((0, 4, 3), 2),
+                                             ((0, 3), 3)])
+def test_zero_sets_zero_rows_and_empty_leading_dims_in_one_process(shape, num_sets, tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
+                            world_size=1)
+    try:
+        batch = torch.zeros(shape[-2], dtype=torch.long)
+        for reduce in ("sum", "mean", "vpa", "max", "min", "count", "var", "std", "logsumexp",
+                       "softmax", "powermean", ["mean", "max", "std"]):
+            x = torch.zeros(shape, requires_grad=True)
+            out = distributed_readout(x, batch, reduce, num_sets=num_sets, fill_value=-1.0)
+            ref = graphpool.readout(x, batch, reduce, num_graphs=num_sets, fill_value=-1.0)
+            assert out.shape == ref.shape and torch.equal(out, ref), reduce
+    finally:
+        dist.destroy_process_group()

@@ -99,7 +99,8 @@ def _table(local: Local, reduce: str, fill_value: Any) -> Step:
         s = segment_reduce(x, local.seg, "sum", _where=local.where)
         total = yield "sum", torch.cat([s, local.counts(s.dtype)], -1)
         s, n = total[..., :-1], total[..., -1:]
-        out = red.finalize(s, n.reshape(-1, n.size(-2))[0]) if red.finalize else s
+        # finalize(combined, counts) broadcasts counts.unsqueeze(-1): [*, B] as [B]
+        out = red.finalize(s, n[..., 0]) if red.finalize else s
         return local.finish(out, n > 0, fill_value)
     if red.primitive not in (MAX, MIN) or red.finalize is not None:
         raise GraphpoolError(local.where, "reduce", f"a readout with a distributed form "
