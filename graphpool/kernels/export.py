@@ -87,11 +87,15 @@ def scatter(x: Tensor, seg: Segments, op: Primitive, acc_dtype: torch.dtype) -> 
     return torch.where(nans > 0, math.nan, out)
 
 
+scatter.accepts = lambda op: op is SUM or op in _SCATTER
+scatter.fused = frozenset()
+
+
 def dense_with_nans(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
     """The dense path; max and min of a set with a ``nan`` are ``nan`` (onnxruntime's
     ``ReduceMax`` and ``ReduceMin`` keep a number that follows it)."""
     out = dense.combine(x, seg, op, acc_dtype)
-    if op not in (MAX, MIN) or not x.is_floating_point():
+    if not (op is MAX or op is MIN) or not x.is_floating_point():
         return out
     nans = dense.combine(x.isnan().to(acc_dtype), seg, SUM, acc_dtype)
     return torch.where(nans > 0, math.nan, out)
@@ -99,10 +103,6 @@ def dense_with_nans(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Ten
 
 dense_with_nans.accepts = dense.combine.accepts
 dense_with_nans.fused = dense.combine.fused
-
-
-scatter.accepts = lambda op: op is SUM or op in _SCATTER
-scatter.fused = frozenset()
 
 
 def pick_path(seg: Segments, x: Tensor, op: Primitive):
