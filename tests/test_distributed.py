@@ -175,12 +175,27 @@ def _check_random_cases(rank, world, count=40):
                     ties=name in EXACT, size=(n, f, b))
 
 
+def _check_nan(rank, world):
+    """A nan on one rank is the set's nan on every rank, as in one process (gloo's MAX and
+    MIN alone may drop it)."""
+    x, batch, owner, b = _data(11, world, "random")
+    x[3, 1] = x[10, 0] = x[17, 2] = float("nan")
+    x[5, 2] = float("inf")
+    mine = owner == rank
+    for reduce in ("max", "min", "sum", "mean", "softmax", "var", "logsumexp"):
+        out = distributed_readout(x[mine], batch[mine], reduce, num_sets=b)
+        ref = graphpool.readout(x, batch, reduce, num_graphs=b)
+        assert torch.equal(torch.isnan(out), torch.isnan(ref)), (reduce, out, ref)
+        _close(out, ref, float(x[torch.isfinite(x)].abs().max()), reduce in EXACT,
+               f"[rank {rank}] {reduce} with nan and inf")
+
+
 def _check_collectives(rank, world):
     """The collectives each readout sends, as the docs state."""
     x = torch.randn(4, 3, dtype=torch.float64)
     batch = torch.tensor([0, 0, 1, 1])
     expect = {"sum": [("sum", 2 * 4)], "mean": [("sum", 2 * 4)],
-              "count": [("sum", 2)], "max": [("max", 2 * 4)],
+              "count": [("sum", 2)], "max": [("max", 2 * 7)],
               "logsumexp": [("max", 2 * 4), ("sum", 2 * 3)],
               "softmax": [("max", 2 * 4), ("sum", 2 * 6)],
               "powermean": [("max", 2 * 4), ("sum", 2 * 4)],
@@ -191,10 +206,13 @@ def _check_collectives(rank, world):
         assert log == want, f"{reduce}: {log} != {want}"
     log = []  # max with a gradient: the tie counts too
     distributed_readout(x.clone().requires_grad_(), batch, "max", num_sets=2, log=log)
-    assert log == [("max", 8), ("sum", 6)], log
+    assert log == [("max", 14), ("sum", 6)], log
     log = []  # a MultiReadout packs its readouts' requests: one SUM, one MAX
     distributed_readout(x, batch, ["mean", "sum", "count", "max", "min"], num_sets=2, log=log)
-    assert sorted(log) == [("max", 8), ("min", 8), ("sum", 2 * (4 + 4 + 1))], log
+    assert sorted(log) == [("max", 14), ("min", 14), ("sum", 2 * (4 + 4 + 1))], log
+    log = []  # integers: no nan flags
+    distributed_readout(x.long(), batch, "max", num_sets=2, log=log)
+    assert log == [("max", 8)], log
     log = []  # softmax and logsumexp share their MAX and their SUM
     distributed_readout(x, batch, ["softmax", "logsumexp", "mean"], num_sets=2, log=log)
     assert log == [("max", 16), ("sum", 8), ("sum", 12 + 6)], log
@@ -332,6 +350,7 @@ def _worker(rank, world, port):
                         lead=True, ties=name == "max")
         _check_random_cases(rank, world)
         _check_collectives(rank, world)
+        _check_nan(rank, world)
         _check_dtypes_and_shapes(rank, world)
         _check_mismatches(rank, world)
         if world >= 3:

@@ -7,8 +7,8 @@ attention, 1 or ``F``; a softmax readout has ``G = F``):
 
 * sum, mean, vpa (table sums): one SUM of ``[s, n]``, ``B(F+1)`` numbers;
 * count: one SUM of ``n``, ``B`` numbers;
-* max, min: one MAX/MIN of ``[m, has rows]``, ``B(F+1)``; with a gradient, one SUM of
-  the tie counts, ``BF`` more;
+* max, min: one MAX/MIN of ``[m, has rows, has nan]``, ``B(2F+1)`` (``B(F+1)`` for
+  integers); with a gradient, one SUM of the tie counts, ``BF`` more;
 * logsumexp: one MAX of ``[lse_r, has rows]`` and one SUM, ``B(F+1) + BF``;
 * softmax, attention: one MAX of ``[lse_r, has rows]`` and one SUM of
   ``[w_r, w_r y_r]``, ``B(G+1) + B(G+F)``;
@@ -111,8 +111,16 @@ def _table(local: Local, reduce: str, fill_value: Any) -> Step:
                        _where=local.where)
     # MAX of "has rows" / MIN of "has none": 0 or 1, exact in every dtype
     flag = local.counts(m.dtype) > 0 if op == "max" else local.counts(m.dtype) == 0
-    top = yield op, torch.cat([m, flag.to(m.dtype)], -1)
-    m, nonempty = top[..., :-1], (top[..., -1:] == 1) == (op == "max")
+    parts = [m, flag.to(m.dtype)]
+    if x.is_floating_point():  # gloo's MAX/MIN may drop a nan: flags per feature, and
+        nan = torch.isnan(m)   # the extremum of the other values
+        parts = [torch.where(nan, red.identity(x.dtype), m), parts[1],
+                 (nan if op == "max" else ~nan).to(m.dtype)]
+    top = yield op, torch.cat(parts, -1)
+    f = m.size(-1)
+    m, nonempty = top[..., :f], (top[..., f:f + 1] == 1) == (op == "max")
+    if x.is_floating_point():  # a nan on any rank is the set's nan, as in one process
+        m = torch.where((top[..., f + 1:] == 1) == (op == "max"), math.nan, m)
     if local.grad:
         hit = x.detach() == segment_broadcast(m, local.seg)
         tie_dtype = torch.float32 if local.dtype in HALF else x.dtype
