@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
@@ -252,6 +254,53 @@ def test_nan_propagates_in_onnxruntime_as_in_eager(grouping):
         assert want[0][:, 0].isnan().any()
         for name, g, w in zip(names, got, want):
             assert max_difference([g], [w]) == 0, name
+
+
+PROPERTY_READOUTS = ("max", "min", "median", "sum", "mean", "std")
+
+
+@pytest.fixture(scope="module")
+def property_programs():
+    """One program per grouping kind that hypothesis feeds: batch vectors and ptrs."""
+    out = {}
+    for grouping in ("index", "ptr"):
+        mods = torch.nn.ModuleDict({n: build(n, grouping) for n in PROPERTY_READOUTS})
+        model = Grouped(mods, grouping).eval()
+        out[grouping] = model, onnx_export(model, inputs(grouping, EXAMPLE[grouping], 0),
+                                           dynamic(grouping))
+    return out
+
+
+SPECIAL = st.sampled_from([math.inf, -math.inf, math.nan, -0.0, 0.0, -1e30, 1e30])
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(counts=st.lists(st.integers(0, 5), min_size=1, max_size=7),
+       specials=st.lists(st.tuples(st.integers(0, 10 ** 6), SPECIAL), max_size=4),
+       grouping=st.sampled_from(["index", "ptr"]), shuffle=st.booleans(), seed=st.integers(0, 99))
+def test_property_onnx_equals_eager_on_any_grouping(property_programs, counts, specials,
+                                                    grouping, shuffle, seed):
+    """Any set sizes (empty sets, one-row sets), any number of sets, special values
+    anywhere: onnxruntime gives eager's values (max, min, median exactly)."""
+    if grouping == "index":
+        counts = counts[:-1] + [max(counts[-1], 1)]  # B = batch.max() + 1: the last set has a row
+    n = sum(counts)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, F, generator=g) * 10
+    for at, value in specials:
+        if n:
+            x.view(-1)[at % x.numel()] = value
+    if grouping == "ptr":
+        args = (x, torch.tensor([0, *torch.tensor(counts).cumsum(0).tolist()]))
+    else:
+        batch = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+        perm = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
+        args = (x[perm], batch[perm])
+    model, program = property_programs[grouping]
+    got, want = run_onnx(program, *args), model(*args)
+    for name, gv, wv in zip(PROPERTY_READOUTS, got, want):
+        assert max_difference([gv], [wv]) <= tolerance(name, x, wv), (name, counts)
 
 
 # ---------------------------------------------------------------------- GlobalPool2d
