@@ -59,9 +59,9 @@ def train(model: nn.Module, batches, step, epochs: int) -> None:
 
 
 def molecules(out: Path, epochs: int, root: str) -> dict:
+    torch.manual_seed(0)
     dataset = load_tu_dataset("MUTAG", root).shuffle()
     train_set, held_out = dataset[:150], dataset[150:]
-    torch.manual_seed(0)
     model = GIN(dataset.num_features, dataset.num_classes, hidden_channels=32, num_layers=4,
                 readout="max", dropout=0.0)
     train(model, DataLoader(train_set, batch_size=32, shuffle=True),
