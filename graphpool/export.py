@@ -112,9 +112,9 @@ def run_onnx(program: Any, *inputs: Tensor) -> List[Tensor]:
         ...     def forward(self, x, batch):
         ...         return gp.readout(x, batch, "max")
         >>> dyn = torch.export.Dim.DYNAMIC
-        >>> onnx_program = torch.onnx.export(Pool(), (torch.randn(4, 1), torch.tensor([0, 0, 1, 1])),
-        ...                                  dynamic_shapes=({0: dyn}, {0: dyn}), dynamo=True,
-        ...                                  verbose=False)
+        >>> example = (torch.randn(4, 1), torch.tensor([0, 0, 1, 1]))
+        >>> onnx_program = torch.onnx.export(Pool(), example, dynamic_shapes=({0: dyn}, {0: dyn}),
+        ...                                  dynamo=True, verbose=False)
         >>> x, batch = torch.tensor([[-3.], [-1.], [-2.]]), torch.tensor([1, 1, 0])
         >>> run_onnx(onnx_program, x, batch)[0].flatten().tolist()
         [-2.0, -1.0]

@@ -220,12 +220,12 @@ def test_basic_readouts_in_onnxruntime_against_a_per_set_loop(exported):
         args = inputs(grouping, counts, seed=i + 1)
         got = dict(zip(names, run_onnx(program, *args)))
         x = features(counts, seed=i + 1)
+        floor = 1e-5 * (1 + float(x[x.isfinite()].abs().max()))
         for op in ("max", "min", "sum", "mean"):
             want = per_set(x, counts, op)
             if op in ("sum", "mean"):
                 want[torch.tensor(counts) == 0] = FILL
-            assert max_difference([got[op]], [want]) <= (0 if op in ("max", "min") else
-                                                         1e-5 * (1 + x[x.isfinite()].abs().max())), op
+            assert max_difference([got[op]], [want]) <= (0 if op in ("max", "min") else floor), op
         first = [i for i, c in enumerate(counts) if c][0]
         assert (got["max"][first] < 0).all()  # the first non-empty set is all negative
         empty = torch.tensor(counts) == 0

@@ -19,7 +19,8 @@ with scatters whose ONNX translation (``ScatterElements``) is exact:
   scatters keep a later number instead).
 
 Uniform and mask groupings keep the dense path (torch reductions over a padded view),
-which exports as it is, with the same count of ``nan`` for max and min. Eager code and :func:`torch.compile` never come here.
+which exports as it is, with the same count of ``nan`` for max and min. Eager code and
+:func:`torch.compile` never come here.
 
 Example:
     >>> import torch
