@@ -102,14 +102,19 @@ class Grouped(torch.nn.Module):
 # --------------------------------------------------------------------- the inputs
 def features(counts, seed):
     """Rows of sets of ``counts`` sizes: the first non-empty set all negative (a max below
-    0), the second one holding +inf and -inf, values of order 10."""
+    0), the second one holding +inf and -inf, the third -inf on all rows of a feature,
+    values of order 10."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(sum(counts), F, generator=g) * 10
     starts = [sum(counts[:i]) for i in range(len(counts))]
-    first, second = [i for i, c in enumerate(counts) if c][:2]
+    nonempty = [i for i, c in enumerate(counts) if c]
+    first, second = nonempty[:2]
     rows = slice(starts[first], starts[first] + counts[first])
     x[rows] = -x[rows].abs() - 1
     x[starts[second], 1], x[starts[second] + counts[second] - 1, 2] = math.inf, -math.inf
+    if len(nonempty) > 2:  # a feature that is -inf on every row of the third set
+        third = nonempty[2]
+        x[starts[third]:starts[third] + counts[third], 3] = -math.inf
     return x
 
 
