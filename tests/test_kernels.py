@@ -396,6 +396,27 @@ def test_torch_compile_fullgraph_keeps_the_compiled_kernels(op):
 
 
 @needs_kernels
+@pytest.mark.skipif(not compiled.OPERATORS, reason="torch.library.custom_op needs torch>=2.4")
+@pytest.mark.parametrize("op", OPS)
+def test_torch_compile_fullgraph_keeps_the_scatter_kernels_of_an_unsorted_index(op):
+    index = torch.tensor([2, 0, 3, 2, 0, 0, 3, 2, 3, 3, 0, 2, 3])
+    x = make_x([13], torch.float32, "ties", seed=7)
+    readout = lambda x, index: graphpool.readout(x, index, reduce=op, num_graphs=5)  # noqa: E731
+    compiled_readout, graphs = _compiled_with_graphs(readout)
+    leaf, eager_leaf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = compiled_readout(leaf, index)
+    out.pow(2).sum().backward()
+    forward, backward = graphs
+    assert "graphpool.scatter_reduce" in forward
+    if op in ("max", "min"):
+        assert "graphpool.scatter_extremum_backward" in backward
+    expected = readout(eager_leaf, index)
+    expected.pow(2).sum().backward()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(leaf.grad, eager_leaf.grad)
+
+
+@needs_kernels
 def test_huge_page_buffers_fall_back_when_the_kernel_refuses_madvise(monkeypatch):
     import mmap
 

@@ -4,12 +4,13 @@
 :mod:`graphpool._native` (which also checks every buffer handed to C). It reads each input element once, in parallel over sets (or over the rows of a set when
 there are fewer sets than threads), accumulating half types in float32.
 
-It is used for floating point ``x`` on the CPU with a ``csr`` grouping, and (eagerly, not
-under ``torch.compile``) with an unsorted index: ``gp_scatter_*`` stream ``x`` once, the
-threads splitting the features, so results never depend on the thread count either. Eager code calls
+It is used for floating point ``x`` on the CPU with a ``csr`` grouping, and with an
+unsorted index: ``gp_scatter_*`` stream ``x`` once, the threads splitting the features,
+so results never depend on the thread count either. Eager code calls
 the kernels through ctypes directly; under ``torch.compile`` they are the operators
-``graphpool::csr_reduce``, ``graphpool::csr_broadcast`` and
-``graphpool::csr_extremum_backward``, whose output shapes are registered, so
+``graphpool::csr_reduce``, ``graphpool::csr_broadcast``,
+``graphpool::csr_extremum_backward``, ``graphpool::scatter_reduce`` and
+``graphpool::scatter_extremum_backward``, whose output shapes are registered, so
 ``torch.compile(fullgraph=True)`` keeps them (forward and backward) in its graph.
 Without a compiler, with ``GRAPHPOOL_COMPILED=0`` or with ``set_backend("native")``,
 the native torch paths give the same values and gradients.
@@ -42,9 +43,9 @@ _HUGE_PAGES = (hasattr(mmap, "MADV_HUGEPAGE")
 
 def supports(x: Tensor, seg: Segments) -> bool:
     """Whether this path takes ``x``: CPU floats, leading dims flattenable, and a CSR
-    grouping or (not while torch.compile traces) an unsorted index."""
+    grouping or an unsorted index."""
     return ((seg.kind == Kind.CSR or seg.kind == Kind.SCATTER
-             and not torch.compiler.is_compiling())
+             and (OPERATORS or not torch.compiler.is_compiling()))
             and x.device.type == "cpu" and x.dtype in DTYPE_CODES
             and (x.dim() <= 3 or _as_3d(x) is not None) and available())
 
@@ -272,6 +273,25 @@ if OPERATORS:
     def _(values, ptr, num_nodes):
         return values.new_empty((*values.shape[:-2], num_nodes, values.size(-1)))
 
+    @torch.library.custom_op("graphpool::scatter_reduce", mutates_args=())
+    def _scatter_op(x: Tensor, index: Tensor, num_segments: int, how: str,
+                    acc_dtype: torch.dtype) -> Tensor:
+        return _scatter(x, index, num_segments, how, acc_dtype)
+
+    @torch.library.custom_op("graphpool::scatter_extremum_backward", mutates_args=())
+    def _scatter_extremum_backward_op(x: Tensor, index: Tensor, out: Tensor,
+                                      grad_out: Tensor) -> Tensor:
+        return _scatter_extremum_backward(x, index, out, grad_out)
+
+    @_scatter_op.register_fake
+    def _(x, index, num_segments, how, acc_dtype):
+        dtype = acc_dtype if how in ("sum", "mean") else x.dtype
+        return x.new_empty((*x.shape[:-2], num_segments, x.size(-1)), dtype=dtype)
+
+    @_scatter_extremum_backward_op.register_fake
+    def _(x, index, out, grad_out):
+        return torch.empty_like(x, memory_format=torch.contiguous_format)
+
 
 def _tracing() -> bool:
     return OPERATORS and torch.compiler.is_compiling()
@@ -284,7 +304,9 @@ def combine(x: Tensor, seg: Segments, op: Any, acc_dtype: torch.dtype) -> Tensor
     if not (combine.accepts(op) or isinstance(op, Reduction) and name in combine.fused):
         raise GraphpoolError("segment_reduce", "reduce", "sum, max, min or mean on the "
                              "compiled path", repr(op), "use the native backend")
-    if seg.kind == Kind.SCATTER:  # never traced: see supports
+    if seg.kind == Kind.SCATTER:
+        if _tracing():
+            return _scatter_op(x, seg._index, seg.num_segments, name, acc_dtype)
         return _scatter(x, seg._index, seg.num_segments, name, acc_dtype)
     if _tracing():
         return _reduce_op(x, seg._ptr, name, acc_dtype)
@@ -298,6 +320,8 @@ combine.fused = frozenset({"mean"})  # segment_reduce skips the finalize of thes
 def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -> Tensor:
     """``grad_x`` of max/min with the even tie split, in one pass over ``x``."""
     if seg.kind == Kind.SCATTER:
+        if _tracing():
+            return _scatter_extremum_backward_op(x, seg._index, out, grad_out)
         return _scatter_extremum_backward(x, seg._index, out, grad_out)
     if _tracing():
         return _extremum_backward_op(x, seg._ptr, out, grad_out)
