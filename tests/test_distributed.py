@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import math
 import os
 import socket
 import time
@@ -265,6 +266,83 @@ def _check_mismatches(rank, world):
     assert torch.allclose(out, graphpool.readout(x, batch, "sum") * world)
 
 
+def _check_local_errors(rank, world):
+    """An argument only one rank gets wrong (found before any collective: a bad index, an
+    unknown readout, a bad backward=, rows that do not match the index) raises on every
+    rank, naming that rank, instead of leaving the others waiting in the agreement check
+    (they then paired it with the next call and hung there); the group stays in step."""
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(5))  # alike on every rank
+    batch, bad = torch.tensor([0, 1, 1]), world - 1
+    cases = [
+        ("num_sets", lambda: distributed_readout(
+            x, torch.tensor([0, 1, 7]) if rank == bad else batch, "sum", num_sets=2)),
+        ("reduce", lambda: distributed_readout(
+            x, batch, "meen" if rank == bad else "mean", num_sets=2)),
+        ("backward", lambda: distributed_readout(
+            x, batch, "sum", num_sets=2, backward="mean" if rank == bad else "replicated")),
+        ("x", lambda: distributed_readout(x[:2] if rank == bad else x, batch, "max",
+                                          num_sets=2)),
+        ("x", lambda: DistributedReadout("sum")(x.tolist() if rank == bad else x, batch,
+                                                num_sets=2)),
+    ]
+    for argument, call in cases:
+        with pytest.raises(GraphpoolError) as err:
+            call()
+        assert err.value.argument == argument, f"[rank {rank}] {err.value}"
+        assert f"rank {bad}:" in str(err.value), f"[rank {rank}] {err.value}"
+    out = distributed_readout(x, batch, "sum", num_sets=2)  # still in step
+    assert torch.allclose(out, graphpool.readout(x, batch, "sum") * world)
+
+
+class _Column(torch.nn.Module):
+    """Column ``i`` of ``x`` as a gate or value network (no weights)."""
+
+    def __init__(self, i):
+        super().__init__()
+        self.i = i
+
+    def forward(self, x):
+        return x[..., self.i:self.i + 1]
+
+
+def _check_masked_scores(rank, world):
+    """Scores of ``-inf`` (masked nodes) on every row a rank holds of a set: that rank's
+    rows get the single-process gradient 0, not nan (a rank's own log-sum-exp of them is
+    ``-inf``, whose logarithm has no gradient)."""
+    g = torch.Generator().manual_seed(21)
+    x = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    batch = torch.arange(12) // 4  # 3 sets of 4 rows
+    owner = torch.arange(12) % world
+    masked = (owner == 0) & (batch < 2)  # rank 0's rows of sets 0 and 1
+    x[masked, 0] = -math.inf
+    readouts = [AttentionalReadout(gate_nn=_Column(0), nn=_Column(1)),
+                graphpool.LogSumExpReadout(), SoftmaxReadout(t=0.8)]
+    mine = owner == rank
+    for module in readouts:
+        x_ref = x.clone().requires_grad_(True)
+        x_loc = x[mine].clone().requires_grad_(True)
+        ref = module(x_ref, batch, dim_size=3)
+        out = DistributedReadout(module)(x_loc, batch[mine], num_sets=3)
+        w = torch.randn(ref.shape, generator=torch.Generator().manual_seed(3),
+                        dtype=ref.dtype)
+        (out * w).sum().backward()
+        (ref * w).sum().backward()
+        what = f"[rank {rank}] {module!r} with -inf scores"
+        _close(out.detach(), ref.detach(), 3.0, False, what)
+        _close(x_loc.grad, x_ref.grad[mine], 3.0, False, what + " gradient")
+
+
+def _check_combine_weights(rank, world):
+    """A MultiReadout's own weights (mode "proj", "attn") act on the global results, so
+    every rank computes their gradient in full; the sum over ranks must still be the
+    single-process gradient, as for the gate's (it was W times that)."""
+    for mode in ("proj", "attn"):
+        spec = (lambda f, mode=mode: MultiReadout(
+            ["mean", "max", "softmax"], mode=mode,
+            mode_kwargs=dict(in_channels=f, out_channels=2)).double())
+        _check_case(rank, world, f"multi_{mode}", spec, "random", "index", 77, ties=True)
+
+
 def _check_dtypes_and_shapes(rank, world):
     """Half types (computed in float32, rounded once), 1-D x, integer sums and extrema."""
     x, batch, owner, b = _data(7, world, "random", ties=True)
@@ -353,6 +431,9 @@ def _worker(rank, world, port):
         _check_nan(rank, world)
         _check_dtypes_and_shapes(rank, world)
         _check_mismatches(rank, world)
+        _check_local_errors(rank, world)
+        _check_masked_scores(rank, world)
+        _check_combine_weights(rank, world)
         if world >= 3:
             _check_group(rank, world)
         else:

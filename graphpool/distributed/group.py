@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..errors import GraphpoolError, describe
 
-__all__ = ["resolve_group", "check_agreement", "weights_digest", "FIELDS"]
+__all__ = ["resolve_group", "check_agreement", "weights_digest", "FIELDS", "raise_everywhere"]
 
 #: What the ranks must agree on, in order: (field, argument named in the error, what it is).
 FIELDS: Tuple[Tuple[str, str, str], ...] = (
@@ -34,6 +34,7 @@ FIELDS: Tuple[Tuple[str, str, str], ...] = (
     ("weights", "reduce", "the readout's learnable weights (a digest of their bits)"),
 )
 _SENTINEL = 0x6770  # "gp": a rank that sends something else is not running this check
+_FAILED = 0x6771  # a rank whose own arguments were rejected before the check
 
 _INIT_FIX = ("initialise it in every process first: torch.distributed.init_process_group("
              "'gloo') on CPU or 'nccl' on GPUs (with MASTER_ADDR/MASTER_PORT, rank and "
@@ -122,13 +123,38 @@ def check_agreement(where: str, values: Dict[str, Any], group: Any, world: int,
         ...                 "backward": "replicated"}, None, 1, torch.device("cpu"))
         >>> dist.destroy_process_group()
     """
-    values = {"weights": torch.zeros((), dtype=torch.int64, device=device), **values}
-    codes = torch.cat([torch.tensor([_SENTINEL, *(_code(values[f]) for f, _, _ in FIELDS[:-1])],
-                                    dtype=torch.int64, device=device),
-                       values["weights"].reshape(1).to(device)])
+    _agree(where, values, group, world, device, None)
+
+
+def raise_everywhere(where: str, error: GraphpoolError, group: Any, world: int,
+                     device: torch.device) -> None:
+    """Raise ``error``, found in this rank's own arguments before the agreement check, on
+    **every** rank: this rank joins the check's all-gather with a failure code instead
+    of its values (the others are waiting in it), so every rank raises the same
+    :class:`~graphpool.GraphpoolError`, naming the argument and the failing ranks."""
+    _agree(where, {}, group, world, device, error)
+
+
+def _agree(where: str, values: Dict[str, Any], group: Any, world: int, device: torch.device,
+           failed: Optional[GraphpoolError]) -> None:
+    if failed is None:
+        values = {"weights": torch.zeros((), dtype=torch.int64, device=device), **values}
+        head = [_SENTINEL, *(_code(values[f]) for f, _, _ in FIELDS[:-1])]
+        codes = torch.cat([torch.tensor(head, dtype=torch.int64, device=device),
+                           values["weights"].reshape(1).to(device)])
+    else:
+        codes = torch.tensor([_FAILED] + [0] * len(FIELDS), dtype=torch.int64, device=device)
     table = [torch.empty_like(codes) for _ in range(world)]
     dist.all_gather(table, codes, group=group)
     rows = torch.stack(table).cpu()
+    if bool((rows[:, 0] == _FAILED).any()):
+        errors: List[Optional[Tuple[str, str, str, Optional[str]]]] = [None] * world
+        mine = None if failed is None else (failed.argument, failed.expected,
+                                            str(failed.got), failed.fix)
+        dist.all_gather_object(errors, mine, group=group)
+        first = next(e for e in errors if e is not None)
+        got = "; ".join(f"rank {r}: {e[2]}" for r, e in enumerate(errors) if e is not None)
+        raise GraphpoolError(where, first[0], first[1], got, first[3]) from failed
     if bool((rows == rows[0]).all()):
         return
     if bool((rows[:, 0] != _SENTINEL).any()):

@@ -9,9 +9,10 @@ attention, 1 or ``F``; a softmax readout has ``G = F``):
 * count: one SUM of ``n``, ``B`` numbers;
 * max, min: one MAX/MIN of ``[m, has rows, has nan]``, ``B(2F+1)`` (``B(F+1)`` for
   integers); with a gradient, one SUM of the tie counts, ``BF`` more;
-* logsumexp: one MAX of ``[lse_r, has rows]`` and one SUM, ``B(F+1) + BF``;
-* softmax, attention: one MAX of ``[lse_r, has rows]`` and one SUM of
-  ``[w_r, w_r y_r]``, ``B(G+1) + B(G+F)``;
+* logsumexp: one MAX of ``[max_r, has rows]`` and one SUM of ``sum exp(x - M)``,
+  ``B(F+1) + BF``;
+* softmax, attention: one MAX of ``[max_r score, has rows]`` and one SUM of
+  ``[sum e, sum e h]`` (``e = exp(score - M)``), ``B(G+1) + B(G+F)``;
 * power mean, GeM: one MAX of ``[max |x|, has rows]`` and one SUM of ``[sum f, n]``,
   ``2B(F+1)``;
 * var, std: one all-gather of ``[n, mean, M2, max, min]``, ``B(4F+1)`` sent (``W``
@@ -26,9 +27,9 @@ import math
 from typing import Any, Callable, List, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..composite import segment_logsumexp, segment_softmax, segment_var
+from ..composite import segment_var
 from ..composite.stats import Passes, _check_per_feature, _signed_pow
 from ..errors import GraphpoolError
 from ..kernels import segment_broadcast, segment_reduce
@@ -164,28 +165,39 @@ def _var(local: Local, correction: int, std: bool, fill_value: Any) -> Step:
 
 def _attend(local: Local, score: Tensor, h: Tensor, fill_value: Any) -> Step:
     r""":math:`\sum_v \alpha_v h_v` with :math:`\alpha` the softmax of ``score`` over the
-    rows of each set on **all** ranks, from each rank's local softmax: with
-    :math:`\ell_r` the rank's log-sum-exp of the scores and :math:`y_r` its locally
-    weighted sum, :math:`y = \sum_r e^{\ell_r - M} y_r / \sum_r e^{\ell_r - M}`."""
-    lse = segment_logsumexp(score, local.seg, fill_value=-math.inf)
-    alpha = segment_softmax(score, local.seg)
-    y = segment_reduce(alpha * h, local.seg, "sum", _where=local.where)
-    top = yield "max", torch.cat([lse.detach(), _has_rows(local, lse.dtype)], -1)
+    rows of each set on **all** ranks: with :math:`M` the global maximum of the scores
+    (no gradient: it cancels), each rank sends :math:`w_r = \sum_v e^{s_v - M}` and
+    :math:`\sum_v e^{s_v - M} h_v`, and :math:`y = \sum_r (\dots) / \sum_r w_r`. No
+    logarithm of a rank's own sum: a rank whose rows of a set all score ``-inf`` (masked
+    nodes) sends 0 with gradient 0, as those rows get in one process."""
+    top = yield "max", torch.cat([_local_max(local, score), _has_rows(local, score.dtype)], -1)
     shift, nonempty = top[..., :-1], top[..., -1:] > 0
     shift = torch.where(torch.isfinite(shift), shift, 0)
-    w = torch.exp(lse - shift)
-    total = yield "sum", torch.cat([w, w * y], -1)
+    e = torch.exp(score - segment_broadcast(shift, local.seg))
+    w = segment_reduce(e, local.seg, "sum", _where=local.where)
+    y = segment_reduce(e * h, local.seg, "sum", _where=local.where)
+    total = yield "sum", torch.cat([w, y], -1)
     weight, weighted = total[..., :w.size(-1)], total[..., w.size(-1):]
     return local.finish(weighted / torch.where(weight > 0, weight, 1), nonempty, fill_value)
 
 
+def _local_max(local: Local, v: Tensor) -> Tensor:
+    """``[*, B, k]``: this rank's maximum of ``v`` per set, ``-inf`` for the sets it holds
+    no row of and in place of ``nan`` (gloo's MAX may drop a ``nan`` anyway; the rows'
+    ``nan`` reaches the result through the SUM), without gradient."""
+    m = segment_reduce(v.detach(), local.seg, "max", fill_value=-math.inf,
+                       _where=local.where)
+    return torch.where(torch.isnan(m) | (local.counts(m.dtype) == 0), -math.inf, m)
+
+
 def _logsumexp(local: Local, fill_value: Any) -> Step:
     _floating(local, "logsumexp")
-    lse = segment_logsumexp(local.x, local.seg, fill_value=-math.inf, passes=local.passes)
-    top = yield "max", torch.cat([lse.detach(), _has_rows(local, lse.dtype)], -1)
+    top = yield "max", torch.cat([_local_max(local, local.x), _has_rows(local, local.x.dtype)],
+                                 -1)
     shift, nonempty = top[..., :-1], top[..., -1:] > 0
     shift = torch.where(torch.isfinite(shift), shift, 0)
-    total = yield "sum", torch.exp(lse - shift)
+    e = torch.exp(local.x - segment_broadcast(shift, local.seg))
+    total = yield "sum", segment_reduce(e, local.seg, "sum", _where=local.where)
     return local.finish(torch.log(total) + shift, nonempty, fill_value)
 
 
@@ -242,9 +254,32 @@ def build(r: Readout, local: Local) -> Tuple[List[Step], Finish]:
             spans.append((len(plans), len(plans) + len(sub_plans)))
             plans += sub_plans
             finishes.append(finish)
-        return plans, lambda outs: r.combine([f(outs[a:b]) for f, (a, b)
-                                              in zip(finishes, spans)])
+        return plans, lambda outs: _combine(r, [f(outs[a:b]) for f, (a, b)
+                                                in zip(finishes, spans)], local.world)
     return [_plan(r, local)], lambda outs: outs[0]
+
+
+class _Combine(nn.Module):
+    def __init__(self, multi: MultiReadout) -> None:
+        super().__init__()
+        self.multi = multi
+
+    def forward(self, outs: List[Tensor]) -> Tensor:
+        return self.multi.combine(outs)
+
+
+def _combine(r: MultiReadout, outs: List[Tensor], world: int) -> Tensor:
+    """``r.combine(outs)`` on the global results. The weights of the combination
+    (``mode="proj"``'s linear layer, ``"attn"``'s heads and attention) run after the
+    collectives, so every rank computes their gradient in full: through
+    :class:`~graphpool.distributed.collectives.Shared` each keeps ``1/W`` of it, and the
+    sum over ranks is the gradient, as for every other weight of the readout."""
+    inner = {id(p) for p in r.readouts.parameters()}
+    own = {f"multi.{name}": Shared.apply(p, world) for name, p in r.named_parameters()
+           if id(p) not in inner and p.requires_grad and torch.is_grad_enabled()}
+    if not own:
+        return r.combine(outs)
+    return torch.func.functional_call(_Combine(r), own, (outs,))
 
 
 def _plan(r: Readout, local: Local) -> Step:

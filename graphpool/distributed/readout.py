@@ -6,15 +6,16 @@ from numbers import Number
 from typing import Any, List, Optional, Tuple
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from ..errors import GraphpoolError, describe
 from ..readouts import Readout, resolve_readout
 from ..readouts.learnable import _real_rows
 from ..resolve import as_segments
-from ..segments import Kind
+from ..segments import Kind, Segments
 from .collectives import GradSum, run
-from .group import check_agreement, resolve_group, weights_digest
+from .group import check_agreement, raise_everywhere, resolve_group, weights_digest
 from .plans import Local, build, describe_readout
 
 __all__ = ["distributed_readout", "DistributedReadout", "BACKWARDS"]
@@ -80,21 +81,40 @@ def distributed_readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
         >>> dist.destroy_process_group()
     """
     where = "distributed_readout"
+    try:
+        module = _module(where, reduce, fill_value, options)
+    except GraphpoolError as error:  # the other ranks wait in the agreement check
+        group, _, world = resolve_group(group, where)
+        raise_everywhere(where, error, group, world, _device(x, group))
+        raise
+    return _readout(where, x, batch, module, num_sets, ptr, group, backward, validate, log)
+
+
+def _module(where: str, reduce: Any, fill_value: Number, options: Any) -> Readout:
     if isinstance(reduce, Readout):
-        module = reduce
         if options or fill_value != 0.0:
             raise GraphpoolError(where, "reduce", "a readout name when readout arguments "
                                  "are given", repr(reduce), "pass the arguments to the "
                                  "module's constructor instead")
-    else:
-        module = resolve_readout(reduce, where=where, argument="reduce",
-                                 fill_value=fill_value, **options)
-        if not module.functional:
-            raise GraphpoolError(where, "reduce", "a readout without weights to learn (a "
-                                 "learnable one needs its module)", repr(module),
-                                 f"build the module once, on every rank with the same "
-                                 f"weights, and pass it: {type(module).__name__}(...)")
-    return _readout(where, x, batch, module, num_sets, ptr, group, backward, validate, log)
+        return reduce
+    module = resolve_readout(reduce, where=where, argument="reduce", fill_value=fill_value,
+                             **options)
+    if not module.functional:
+        raise GraphpoolError(where, "reduce", "a readout without weights to learn (a "
+                             "learnable one needs its module)", repr(module),
+                             f"build the module once, on every rank with the same "
+                             f"weights, and pass it: {type(module).__name__}(...)")
+    return module
+
+
+def _device(x: Any, group: Any) -> torch.device:
+    """Where the agreement check's numbers live: the device of ``x``, or for a rank whose
+    ``x`` was rejected, the backend's (nccl: this process's GPU)."""
+    if isinstance(x, Tensor):
+        return x.device
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 class DistributedReadout(nn.Module):
@@ -147,6 +167,29 @@ def _readout(where: str, x: Any, batch: Any, module: Readout, num_sets: Optional
              ptr: Optional[Tensor], group: Any, backward: str, validate: bool,
              log: Optional[List[Tuple[str, int]]]) -> Tensor:
     group, rank, world = resolve_group(group, where)
+    try:  # this rank's own arguments; on every rank the same collectives follow
+        flat, seg = _local(where, x, batch, num_sets, ptr, backward, validate)
+    except GraphpoolError as error:
+        raise_everywhere(where, error, group, world, _device(x, group))
+        raise
+    grad = torch.is_grad_enabled() and (x.requires_grad or any(
+        p.requires_grad for p in module.parameters()))
+    check_agreement(where, {"num_sets": seg.num_segments, "features": flat.size(-1),
+                            "dtype": flat.dtype, "reduce": describe_readout(module),
+                            "leading": tuple(flat.shape[:-2]), "gradient": grad,
+                            "backward": backward,
+                            "weights": weights_digest(module.parameters(), flat.device)},
+                    group, world, flat.device)
+    plans, finish = build(module, Local(flat, seg, grad, where, world))
+    out = finish(run(plans, group, rank, world, log))
+    if backward == "sum" and out.requires_grad:
+        out = GradSum.apply(out, group)
+    return out.squeeze(-1) if x.dim() == 1 else out
+
+
+def _local(where: str, x: Any, batch: Any, num_sets: Optional[int], ptr: Optional[Tensor],
+           backward: str, validate: bool) -> Tuple[Tensor, Segments]:
+    """This rank's rows as ``[*, N, F]`` and their grouping, checked without collectives."""
     if not isinstance(x, Tensor) or x.dim() == 0:
         raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F] or [N]", describe(x),
                              "pass this rank's rows as a tensor (x.new_zeros(0, F) for none)")
@@ -165,16 +208,4 @@ def _readout(where: str, x: Any, batch: Any, module: Readout, num_sets: Optional
     elif flat.size(-2) != seg.num_nodes:
         raise GraphpoolError(where, "x", f"{seg.num_nodes} rows on dim -2, one per entry of "
                              "the grouping", describe(x), "pass one entry of batch per row")
-    grad = torch.is_grad_enabled() and (x.requires_grad or any(
-        p.requires_grad for p in module.parameters()))
-    check_agreement(where, {"num_sets": seg.num_segments, "features": flat.size(-1),
-                            "dtype": flat.dtype, "reduce": describe_readout(module),
-                            "leading": tuple(flat.shape[:-2]), "gradient": grad,
-                            "backward": backward,
-                            "weights": weights_digest(module.parameters(), flat.device)},
-                    group, world, flat.device)
-    plans, finish = build(module, Local(flat, seg, grad, where, world))
-    out = finish(run(plans, group, rank, world, log))
-    if backward == "sum" and out.requires_grad:
-        out = GradSum.apply(out, group)
-    return out.squeeze(-1) if x.dim() == 1 else out
+    return flat, seg
