@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from .errors import GraphpoolError, describe, refuse_fx
-from .segments import Kind, Segments, check_count, check_nodes_tensor, probe_output
+from .segments import (UNPROBED_SETS, Kind, Segments, check_count, check_nodes_tensor,
+                       probe_output)
 from .segments_cache import CACHE
 
 __all__ = ["as_segments"]
@@ -125,19 +126,28 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
         [2, 1]
     """
     count = _count or ("num_segments" if where == "as_segments" else "num_graphs")
-    batch, ptr = _plain(batch), _plain(ptr)
-    refuse_fx(where, x, batch, ptr)
-    if num_segments is not None:
-        num_segments = check_count(where, count, num_segments)
-    if isinstance(x, Tensor):
+    # the common call (plain x and batch tensors, a small or no count) needs only these of
+    # the checks below: no Proxy, no count to convert, no output big enough to probe
+    fast = (type(batch) is Tensor and ptr is None and type(x) is Tensor
+            and (num_segments is None or type(num_segments) is int
+                 and 0 <= num_segments <= UNPROBED_SETS))
+    if fast:
         check_nodes_tensor(where, x)
-        if num_segments is not None:  # fail before any O(B) bookkeeping is allocated
-            probe_output(where, count, x, num_segments)
-    if ptr is not None and not isinstance(ptr, Tensor):
-        raise GraphpoolError(where, "ptr", "a 1-D integer torch.Tensor [B + 1]", describe(ptr),
-                             "pass torch.as_tensor(ptr)")
+    else:
+        batch, ptr = _plain(batch), _plain(ptr)
+        refuse_fx(where, x, batch, ptr)
+        if num_segments is not None:
+            num_segments = check_count(where, count, num_segments)
+        if isinstance(x, Tensor):
+            check_nodes_tensor(where, x)
+            if num_segments is not None:  # fail before any O(B) bookkeeping is allocated
+                probe_output(where, count, x, num_segments)
+        if ptr is not None and not isinstance(ptr, Tensor):
+            raise GraphpoolError(where, "ptr", "a 1-D integer torch.Tensor [B + 1]",
+                                 describe(ptr), "pass torch.as_tensor(ptr)")
     try:
-        seg = _resolve(x, batch, ptr, num_segments, validate, where, _batch, count)
+        seg = (_resolve_index(x, batch, num_segments, validate, where, _batch) if fast else
+               _resolve(x, batch, ptr, num_segments, validate, where, _batch, count))
     except GraphpoolError as err:
         if err.where == where:
             raise
@@ -187,10 +197,7 @@ def _resolve(x: Any, batch: Any, ptr: Optional[Tensor], num_segments: Optional[i
                                  f"move it with .to({str(x.device)!r})")
         return batch
     if isinstance(batch, Tensor):
-        _check_device(where, batch_name, batch, x)
-        return CACHE.resolve(batch, ("index", num_segments, validate),
-                             lambda: Segments.from_index(batch, num_segments, validate=validate),
-                             validate)
+        return _resolve_index(x, batch, num_segments, validate, where, batch_name)
     if batch is None:
         if not isinstance(x, Tensor):
             raise GraphpoolError(where, "x", "a torch.Tensor [*, N, F]", describe(x),
@@ -206,6 +213,14 @@ def _resolve(x: Any, batch: Any, ptr: Optional[Tensor], num_segments: Optional[i
     raise GraphpoolError(where, batch_name, "None, an index tensor, a Segments or a PyG "
                          "Batch/Data", describe(batch),
                          "pass the batch vector of your PyG batch, or a Segments")
+
+
+def _resolve_index(x: Any, batch: Tensor, num_segments: Optional[int], validate: bool,
+                   where: str, batch_name: str) -> Segments:
+    _check_device(where, batch_name, batch, x)
+    return CACHE.resolve(batch, ("index", num_segments, validate),
+                         lambda: Segments.from_index(batch, num_segments, validate=validate),
+                         validate)
 
 
 def _check_index_matches_ptr(where: str, index: Tensor, ptr: Tensor, seg: Segments, x: Tensor,

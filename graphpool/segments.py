@@ -172,12 +172,17 @@ def check_nodes_tensor(where: str, x: Tensor) -> None:
                              "(FakeTensorMode), which graphpool supports")
 
 
+#: Up to this many sets, a ``[*, B, F]`` output holds at most as many rows as ``x`` could
+#: have: :func:`probe_output` does not probe it.
+UNPROBED_SETS = 1 << 20
+
+
 def probe_output(where: str, name: str, x: Tensor, num_segments: int) -> None:
     """Fail with a GraphpoolError naming ``name`` when a ``[*, B, F]`` output for ``x``
     cannot be allocated, before anything of size ``B`` is. Outputs under 1 GiB are not
     probed; larger ones are allocated once and freed (untouched memory costs nothing)."""
     if isinstance(num_segments, torch.SymInt) or torch.compiler.is_compiling() or \
-            num_segments <= 1 << 20:  # a symbolic count first: comparing it adds a guard
+            num_segments <= UNPROBED_SETS:  # a symbolic count first: comparing adds a guard
         return  # [*, B, F] for B <= 2**20 is at most 2**20 rows of x: nothing to probe
     rows = math.prod(x.shape[:-2]) if x.dim() > 2 else 1
     numel = rows * num_segments * (x.size(-1) if x.dim() >= 2 else 1)
