@@ -30,6 +30,7 @@ from ..segments import Kind, Segments
 from .reductions import MAX, MIN, SUM, Reduction
 
 
+_CSR, _SCATTER = Kind.CSR, Kind.SCATTER  # an Enum member lookup costs a descriptor call
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 OP_CODES = {"sum": 0, "max": 1, "min": 2, "mean": 3}
 # Below this many elements (256 KiB of float32) one thread beats waking the pool.
@@ -44,9 +45,9 @@ _HUGE_PAGES = (hasattr(mmap, "MADV_HUGEPAGE")
 def supports(x: Tensor, seg: Segments) -> bool:
     """Whether this path takes ``x``: CPU floats, leading dims flattenable, and a CSR
     grouping or an unsorted index."""
-    return ((seg.kind == Kind.CSR or seg.kind == Kind.SCATTER
-             and (OPERATORS or not torch.compiler.is_compiling()))
-            and x.device.type == "cpu" and x.dtype in DTYPE_CODES
+    kind = seg.kind
+    return ((kind is _CSR or kind is _SCATTER and (OPERATORS or not torch.compiler.is_compiling()))
+            and x.is_cpu and x.dtype in DTYPE_CODES
             and (x.dim() <= 3 or _as_3d(x) is not None) and available())
 
 

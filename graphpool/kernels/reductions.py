@@ -159,6 +159,9 @@ register_reduction(Reduction("vpa", SUM, finalize=divide_by_sqrt_count, integer_
 def resolve_reduction(name: object, where: str = "segment_reduce") -> Reduction:
     """Look ``name`` up in the table (aliases included); a :class:`Reduction` is taken as
     is; unknown names list the choices."""
+    found = REDUCTIONS.get(name) if type(name) is str else None
+    if found is not None:  # the common call: a registered name as written
+        return found
     if isinstance(name, Reduction):
         return name
     if isinstance(name, str):
