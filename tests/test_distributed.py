@@ -290,6 +290,19 @@ def _check_local_errors(rank, world):
             call()
         assert err.value.argument == argument, f"[rank {rank}] {err.value}"
         assert f"rank {bad}:" in str(err.value), f"[rank {rank}] {err.value}"
+    # the readout's own part failing on one rank's rows (batch norm in training mode on
+    # a single row): every rank raises, instead of the others waiting in the first MAX
+    torch.manual_seed(0)
+    gate = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.BatchNorm1d(1))
+    pool = DistributedReadout(AttentionalReadout(gate_nn=gate))
+    rows = 1 if rank == bad else 3
+    with pytest.raises(GraphpoolError) as err:
+        pool(x[:rows], batch[:rows], num_sets=2)
+    assert err.value.argument == "reduce" and f"rank {bad}: ValueError" in str(err.value)
+    # ... unless the ranks' arguments disagree too: that error explains it
+    with pytest.raises(GraphpoolError) as err:
+        pool(x[:rows], batch[:rows], num_sets=2 + rank)
+    assert err.value.argument == "num_sets", str(err.value)
     out = distributed_readout(x, batch, "sum", num_sets=2)  # still in step
     assert torch.allclose(out, graphpool.readout(x, batch, "sum") * world)
 

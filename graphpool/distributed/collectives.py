@@ -28,7 +28,8 @@ from torch import Tensor
 from ..kernels import segment_broadcast
 from ..segments import Segments
 
-__all__ = ["AllReduceSum", "AllGather", "GradSum", "Shared", "Extremum", "run", "Step"]
+__all__ = ["AllReduceSum", "AllGather", "GradSum", "Shared", "Extremum", "start", "run",
+           "Step"]
 
 #: A readout's plan: a generator that yields ``(op, tensor)`` requests (``op`` one of
 #: ``"sum"``, ``"max"``, ``"min"``, ``"gather"``; tensors ``[*, B, k]``), receives each
@@ -137,23 +138,34 @@ def _collective(op: str, packed: Tensor, group: Any, rank: int, world: int) -> T
     return out
 
 
-def run(plans: List[Step], group: Any, rank: int, world: int,
-        log: Optional[List[Tuple[str, int]]] = None) -> List[Tensor]:
-    """Run the readouts' ``plans`` in lockstep: at every step the requests with the same op
-    and dtype are concatenated on the last dim and sent as **one** collective. Every rank
-    runs the same plans (their structure depends only on arguments checked to agree), so
-    the collectives match. ``log`` collects ``(op, numbers sent)`` per collective."""
+def start(plans: List[Step]) -> Tuple[List[Optional[Tensor]], Dict[int, Tuple[str, Tensor]]]:
+    """Run every plan up to its first request: the local part, no collective (so an error
+    in it can be told to the other ranks in the agreement check before any collective of
+    the plans). ``(results, pending requests)`` for :func:`run`."""
     results: List[Optional[Tensor]] = [None] * len(plans)
     pending: Dict[int, Tuple[str, Tensor]] = {}
-
-    def advance(i: int, value: Optional[Tensor]) -> None:
-        try:
-            pending[i] = plans[i].send(value)
-        except StopIteration as stop:
-            results[i] = stop.value
-
     for i in range(len(plans)):
-        advance(i, None)
+        _advance(plans, results, pending, i, None)
+    return results, pending
+
+
+def _advance(plans: List[Step], results: List[Optional[Tensor]],
+             pending: Dict[int, Tuple[str, Tensor]], i: int, value: Optional[Tensor]) -> None:
+    try:
+        pending[i] = plans[i].send(value)
+    except StopIteration as stop:
+        results[i] = stop.value
+
+
+def run(plans: List[Step], group: Any, rank: int, world: int,
+        log: Optional[List[Tuple[str, int]]] = None, started: Optional[Tuple[
+            List[Optional[Tensor]], Dict[int, Tuple[str, Tensor]]]] = None) -> List[Tensor]:
+    """Run the readouts' ``plans`` in lockstep (from ``started``, what :func:`start`
+    returned, if given): at every step the requests with the same op and dtype are
+    concatenated on the last dim and sent as **one** collective. Every rank runs the same
+    plans (their structure depends only on arguments checked to agree), so the
+    collectives match. ``log`` collects ``(op, numbers sent)`` per collective."""
+    results, pending = started if started is not None else start(plans)
     while pending:
         step, groups = dict(pending), {}
         pending.clear()
@@ -167,5 +179,5 @@ def run(plans: List[Step], group: Any, rank: int, world: int,
                 log.append((key[0], packed.numel()))
             out = _collective(key[0], packed, group, rank, world)
             for i, piece in zip(ids, out.split([p.size(-1) for p in parts], -1)):
-                advance(i, piece)
+                _advance(plans, results, pending, i, piece)
     return results  # type: ignore[return-value]

@@ -35,6 +35,7 @@ FIELDS: Tuple[Tuple[str, str, str], ...] = (
 )
 _SENTINEL = 0x6770  # "gp": a rank that sends something else is not running this check
 _FAILED = 0x6771  # a rank whose own arguments were rejected before the check
+_FAILED_LOCAL = 0x6772  # a rank whose local part failed (its fields are valid)
 
 _INIT_FIX = ("initialise it in every process first: torch.distributed.init_process_group("
              "'gloo') on CPU or 'nccl' on GPUs (with MASTER_ADDR/MASTER_PORT, rank and "
@@ -109,10 +110,12 @@ _INT_OF_SIZE = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def check_agreement(where: str, values: Dict[str, Any], group: Any, world: int,
-                    device: torch.device) -> None:
+                    device: torch.device, failed: Optional[BaseException] = None) -> None:
     """All-gather the codes of ``values`` (keys: :data:`FIELDS`; ``"weights"`` an int64
     tensor from :func:`weights_digest`, optional) and raise the same
     :class:`~graphpool.GraphpoolError` on every rank if any field differs between ranks.
+    ``failed``: an error of this rank's local part (raised on every rank, after the
+    fields' check, when the fields agree).
 
     Example (one process, so nothing can disagree):
         >>> import os, tempfile, torch, torch.distributed as dist
@@ -123,7 +126,7 @@ def check_agreement(where: str, values: Dict[str, Any], group: Any, world: int,
         ...                 "backward": "replicated"}, None, 1, torch.device("cpu"))
         >>> dist.destroy_process_group()
     """
-    _agree(where, values, group, world, device, None)
+    _agree(where, values, group, world, device, failed, _FAILED_LOCAL)
 
 
 def raise_everywhere(where: str, error: GraphpoolError, group: Any, world: int,
@@ -132,14 +135,15 @@ def raise_everywhere(where: str, error: GraphpoolError, group: Any, world: int,
     **every** rank: this rank joins the check's all-gather with a failure code instead
     of its values (the others are waiting in it), so every rank raises the same
     :class:`~graphpool.GraphpoolError`, naming the argument and the failing ranks."""
-    _agree(where, {}, group, world, device, error)
+    _agree(where, {}, group, world, device, error, _FAILED)
 
 
 def _agree(where: str, values: Dict[str, Any], group: Any, world: int, device: torch.device,
-           failed: Optional[GraphpoolError]) -> None:
-    if failed is None:
+           failed: Optional[BaseException], code: int) -> None:
+    if failed is None or code == _FAILED_LOCAL:
         values = {"weights": torch.zeros((), dtype=torch.int64, device=device), **values}
-        head = [_SENTINEL, *(_code(values[f]) for f, _, _ in FIELDS[:-1])]
+        head = [_SENTINEL if failed is None else code,
+                *(_code(values[f]) for f, _, _ in FIELDS[:-1])]
         codes = torch.cat([torch.tensor(head, dtype=torch.int64, device=device),
                            values["weights"].reshape(1).to(device)])
     else:
@@ -147,17 +151,17 @@ def _agree(where: str, values: Dict[str, Any], group: Any, world: int, device: t
     table = [torch.empty_like(codes) for _ in range(world)]
     dist.all_gather(table, codes, group=group)
     rows = torch.stack(table).cpu()
-    if bool((rows[:, 0] == _FAILED).any()):
+    early, local = bool((rows[:, 0] == _FAILED).any()), bool((rows[:, 0] == _FAILED_LOCAL).any())
+    if early or (local and bool((rows[:, 1:] == rows[0, 1:]).all())):  # else: the fields'
+        # error below explains it (a local part fails on a rank that got other arguments)
         errors: List[Optional[Tuple[str, str, str, Optional[str]]]] = [None] * world
-        mine = None if failed is None else (failed.argument, failed.expected,
-                                            str(failed.got), failed.fix)
-        dist.all_gather_object(errors, mine, group=group)
+        dist.all_gather_object(errors, _fields(failed), group=group)
         first = next(e for e in errors if e is not None)
         got = "; ".join(f"rank {r}: {e[2]}" for r, e in enumerate(errors) if e is not None)
         raise GraphpoolError(where, first[0], first[1], got, first[3]) from failed
     if bool((rows == rows[0]).all()):
         return
-    if bool((rows[:, 0] != _SENTINEL).any()):
+    if bool((~torch.isin(rows[:, 0], torch.tensor([_SENTINEL, _FAILED_LOCAL]))).any()):
         raise GraphpoolError(where, "group", "every rank of the group in the same call of a "
                              "graphpool.distributed readout", "a rank in another collective",
                              "call the distributed readout on every rank, in the same order")
@@ -168,6 +172,20 @@ def _agree(where: str, values: Dict[str, Any], group: Any, world: int, device: t
             got = ", ".join(f"rank {r}: {shown[r][field]}" for r in range(world))
             raise GraphpoolError(where, argument, f"{what} to be the same on every rank",
                                  got, _fix(field))
+
+
+def _fields(error: Optional[BaseException]) -> Optional[Tuple[str, str, str, Optional[str]]]:
+    """``(argument, expected, got, fix)`` of a rank's error, for the other ranks' message;
+    another exception than a GraphpoolError was raised by the readout's own part on this
+    rank's rows (its networks: e.g. a batch norm in training mode on one row)."""
+    if error is None:
+        return None
+    if isinstance(error, GraphpoolError):
+        return error.argument, error.expected, str(error.got), error.fix
+    return ("reduce", "a readout whose local part runs on every rank's rows",
+            f"{type(error).__name__}: {error}", "make the readout's networks work on any "
+            "number of rows, on every rank (batch norm in training mode needs 2 rows: use "
+            "eval mode or a LayerNorm)")
 
 
 def _show(value: Any) -> str:

@@ -14,7 +14,7 @@ from ..readouts import Readout, resolve_readout
 from ..readouts.learnable import _real_rows
 from ..resolve import as_segments
 from ..segments import Kind, Segments
-from .collectives import GradSum, run
+from .collectives import GradSum, run, start
 from .group import check_agreement, raise_everywhere, resolve_group, weights_digest
 from .plans import Local, build, describe_readout
 
@@ -174,14 +174,19 @@ def _readout(where: str, x: Any, batch: Any, module: Readout, num_sets: Optional
         raise
     grad = torch.is_grad_enabled() and (x.requires_grad or any(
         p.requires_grad for p in module.parameters()))
+    failed = None
+    try:  # the local part, before any collective of the plans (told in the check)
+        plans, finish = build(module, Local(flat, seg, grad, where, world))
+        started = start(plans)
+    except Exception as error:  # noqa: BLE001 -- raised on every rank by the check
+        failed = error
     check_agreement(where, {"num_sets": seg.num_segments, "features": flat.size(-1),
                             "dtype": flat.dtype, "reduce": describe_readout(module),
                             "leading": tuple(flat.shape[:-2]), "gradient": grad,
                             "backward": backward,
                             "weights": weights_digest(module.parameters(), flat.device)},
-                    group, world, flat.device)
-    plans, finish = build(module, Local(flat, seg, grad, where, world))
-    out = finish(run(plans, group, rank, world, log))
+                    group, world, flat.device, failed)
+    out = finish(run(plans, group, rank, world, log, started))
     if backward == "sum" and out.requires_grad:
         out = GradSum.apply(out, group)
     return out.squeeze(-1) if x.dim() == 1 else out
