@@ -18,9 +18,9 @@ unsorted index (``scatter``)    :mod:`.compiled` scatter kernels (CPU, floats, e
 
 The backend (:func:`set_backend`) can rule out the compiled kernels and torch_scatter.
 Max and min never use torch_scatter (see :mod:`.ext`). Under ``torch.compile`` the
-compiled kernels run as the ``graphpool::csr_*`` operators (opaque to the compiler, with
-their output shapes registered); torch_scatter is left out there, so sums of unsorted
-indices take the native path.
+compiled kernels run as the ``graphpool::csr_*`` and ``graphpool::scatter_*`` operators
+(opaque to the compiler, with their output shapes registered); torch_scatter is left out
+there.
 
 Every path returns the same values and the same gradients: the backward is shared
 (see :class:`~graphpool.kernels.autograd.SegmentReduce`).

@@ -1,7 +1,8 @@
 r"""The path of :func:`~graphpool.segment_reduce` while :func:`torch.export.export` (and so
 ``torch.onnx.export(..., dynamo=True)``) traces: standard ATen operators only.
 
-The compiled CPU kernels are the opaque operators ``graphpool::csr_*`` under a tracer;
+The compiled CPU kernels are the opaque operators ``graphpool::csr_*`` and
+``graphpool::scatter_*`` under a tracer;
 an exported program holding them runs only where graphpool is imported, and ONNX has no
 translation for them. While exporting, index and ptr groupings are therefore reduced
 with scatters whose ONNX translation (``ScatterElements``) is exact:
