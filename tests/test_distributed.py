@@ -375,10 +375,12 @@ def _check_dtypes_and_shapes(rank, world):
                    what + " gradient")
     out = distributed_readout(x[mine, 0], batch[mine], "sum", num_sets=b)  # 1-D: [B]
     _close(out, graphpool.readout(x[:, 0], batch, "sum", num_graphs=b), 2.0, False, "1-D")
-    for reduce in ("sum", "max", "min", "count"):
-        xi = x.long()
-        out = distributed_readout(xi[mine], batch[mine], reduce, num_sets=b)
-        assert torch.equal(out, graphpool.readout(xi, batch, reduce, num_graphs=b)), reduce
+    for dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        for reduce in ("sum", "max", "min", "count"):  # int16: gloo has no MAX of it
+            xi = (x + 2).to(dtype)
+            out = distributed_readout(xi[mine], batch[mine], reduce, num_sets=b)
+            ref = graphpool.readout(xi, batch, reduce, num_graphs=b)
+            assert out.dtype == ref.dtype and torch.equal(out, ref), (reduce, dtype)
 
 
 def _check_group(rank, world):

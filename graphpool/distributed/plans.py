@@ -91,6 +91,10 @@ def _floating(local: Local, name: str) -> None:
                              f"a {local.dtype} tensor", "convert it with x.float()")
 
 
+#: the integer types gloo's MAX and MIN take (NCCL's too); others travel as int64
+_GLOO_INTS = (torch.int8, torch.uint8, torch.int32, torch.int64)
+
+
 def _table(local: Local, reduce: str, fill_value: Any) -> Step:
     red = resolve_reduction(reduce, local.where)
     x = local.x
@@ -110,6 +114,8 @@ def _table(local: Local, reduce: str, fill_value: Any) -> Step:
     op = red.primitive.name
     m = segment_reduce(x.detach(), local.seg, op, fill_value=red.identity(x.dtype),
                        _where=local.where)
+    if not x.is_floating_point() and m.dtype not in _GLOO_INTS:
+        m = m.long()  # gloo has no MAX/MIN of int16 ("Invalid scalar type"): exact in int64
     # MAX of "has rows" / MIN of "has none": 0 or 1, exact in every dtype
     flag = local.counts(m.dtype) > 0 if op == "max" else local.counts(m.dtype) == 0
     parts = [m, flag.to(m.dtype)]
@@ -128,7 +134,7 @@ def _table(local: Local, reduce: str, fill_value: Any) -> Step:
         ties = yield "sum", segment_reduce(hit.to(tie_dtype), local.seg, "sum",
                                            _where=local.where)
         m = Extremum.apply(x, m, ties, local.seg)
-    return local.finish(m, nonempty, fill_value)
+    return local.finish(m if x.is_floating_point() else m.to(x.dtype), nonempty, fill_value)
 
 
 def _count(local: Local) -> Step:
