@@ -7,7 +7,9 @@ needed, the backward mode and a digest of the readout's learnable weights), so e
 sees the same table and decides the same way: on a mismatch every rank raises the same
 :class:`~graphpool.GraphpoolError`, naming the argument and each rank's value; nothing
 hangs and nothing is silently wrong. (The readable values are gathered once more, on the
-error path only.)
+error path only.) A rank whose own arguments were rejected before the check, or whose
+readout failed on its rows (the local part runs before the check), sends a failure code
+instead of the sentinel, so that error too is raised on every rank, naming that rank.
 """
 from __future__ import annotations
 
