@@ -84,6 +84,8 @@ def distributed_readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     try:
         module = _module(where, reduce, fill_value, options)
     except GraphpoolError as error:  # the other ranks wait in the agreement check
+        if not (dist.is_available() and dist.is_initialized()):
+            raise  # no other rank to tell
         group, _, world = resolve_group(group, where)
         raise_everywhere(where, error, group, world, _device(x, group))
         raise
