@@ -24,3 +24,21 @@ def test_quick_start_is_two_commands_and_ci_runs_the_second():
     assert "graphpool demo" in commands[0] and "pytest" in commands[1]
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert commands[1] in ci_lines
+
+
+def _table_rows(text: str):
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("| ")]
+
+
+def test_performance_numbers_are_the_ones_the_suite_printed():
+    """A row of docs/performance.md that names a row of the published run
+    (benchmarks/results/cpu.md: the regimes, the training epochs, the targets) repeats it
+    word for word: no number in the docs that the script did not print."""
+    printed = _table_rows((ROOT / "benchmarks" / "results" / "cpu.md").read_text())
+    first_cells = {row.split("|")[1].strip() for row in printed}
+    quoted = [row for row in _table_rows((ROOT / "docs" / "performance.md").read_text())
+              if row.split("|")[1].strip() in first_cells and not row.startswith("| regime")
+              and not row.startswith("| target")]
+    assert quoted, "performance.md quotes no row of the published run"
+    stale = [row for row in quoted if row not in printed]
+    assert not stale, f"rows not in benchmarks/results/cpu.md: {stale[:3]}"
