@@ -250,6 +250,10 @@ void broadcast(const T* values, int64_t L, int64_t N, int64_t F, const int64_t* 
 // (set, feature) folds its rows in row order, whatever the thread count; x streams and
 // the [B, F] output (usually cache-resident) takes the random accesses. Ids outside
 // [0, B) are skipped and reported: nothing outside the buffers is read or written.
+// Output rows are prefetched this many messages ahead (they miss the cache when the
+// output does not fit in it: message passing into many nodes).
+constexpr int64_t PREFETCH = 16;
+
 struct FeatureBlocks {
   int64_t line, lines, count;
   FeatureBlocks(int64_t F, int64_t itemsize, int nthreads)
@@ -283,6 +287,12 @@ int scatter_reduce(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, int6
     const T* xl = x + l * sL;
     for (int64_t r = 0; r < N; ++r) {
       const int64_t b = index[r];
+      if (r + PREFETCH < N) {  // the output row of a later message: a random access
+        const int64_t ahead = index[r + PREFETCH];
+        if (ahead >= 0 && ahead < B)
+          for (int64_t f = f0; f < f1; f += 64 / sizeof(Acc))
+            __builtin_prefetch(o + ahead * F + f, 1);
+      }
       if (b < 0 || b >= B) { bad = 1; continue; }
       const T* __restrict row = xl + r * sN;
       Acc* __restrict dst = o + b * F;
