@@ -37,7 +37,7 @@ from ..kernels.checks import check_fill_value
 from ..kernels.reductions import HALF, MAX, MIN, SUM, resolve_reduction
 from ..readouts import (AttentionalReadout, CountReadout, LogSumExpReadout, MultiReadout,
                         PowerMeanReadout, Readout, SoftmaxReadout, StdReadout, VarReadout)
-from ..readouts.learnable import _apply
+from ..readouts.learnable import gate_scores_and_values
 from ..readouts.statistic import _check_channels
 from ..segments import Segments
 from .collectives import Extremum, Shared, Step
@@ -240,13 +240,7 @@ def _attention(local: Local, r: AttentionalReadout) -> Step:
         raise GraphpoolError(where, "x", f"{r.in_channels} features (in_channels) on the "
                              "last dim", f"{x.size(-1)}", f"pass x with {r.in_channels} "
                              "features")
-    score, h = _apply(r.gate_nn, x, seg), _apply(r.nn, x, seg)
-    want = 1 if r.gate == "node" else h.size(-1)
-    if score.shape[:-1] != h.shape[:-1] or score.size(-1) != want:
-        raise GraphpoolError(where, "gate_nn", f"an output of width {want} for "
-                             f"gate={r.gate!r} (one row per node)",
-                             f"width {score.size(-1)} for values of width {h.size(-1)}",
-                             "make gate_nn end in a layer of that width, or change gate")
+    score, h = gate_scores_and_values(r, x, seg, where)
     return (yield from _attend(local, score, h, r.fill_value))
 
 

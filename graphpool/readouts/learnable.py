@@ -114,6 +114,22 @@ def _apply(module: Optional[tnn.Module], x: Tensor, segments: Segments) -> Tenso
     return module(x)
 
 
+def gate_scores_and_values(readout: "AttentionalReadout", x: Tensor, segments: Segments,
+                           where: str) -> Tuple[Tensor, Tensor]:
+    """The gate scores and the values of an :class:`AttentionalReadout` on these rows,
+    checked against each other (the distributed readout runs the same networks on its
+    rows)."""
+    score = _apply(readout.gate_nn, x, segments)
+    h = _apply(readout.nn, x, segments)
+    want = 1 if readout.gate == "node" else h.size(-1)
+    if score.shape[:-1] != h.shape[:-1] or score.size(-1) != want:
+        raise GraphpoolError(where, "gate_nn", f"an output of width {want} for "
+                             f"gate={readout.gate!r} (one row per node)",
+                             f"{describe(score)} for values {describe(h)}",
+                             "make gate_nn end in a layer of that width, or change gate")
+    return score, h
+
+
 def _real_rows(x: Tensor, segments: Segments) -> Tuple[Tensor, Segments]:
     """``x`` as ``[*, N, F]`` real rows and their grouping: a mask grouping's padded batch
     ``[*, B, Nmax, F]`` gives its real rows in row-major order (set by set) over the
@@ -244,14 +260,7 @@ class AttentionalReadout(_Learnable):
         where = type(self).__name__
         _check_x(where, x, segments, self.in_channels)
         x, segments = _real_rows(x, segments)
-        score = _apply(self.gate_nn, x, segments)
-        h = _apply(self.nn, x, segments)
-        want = 1 if self.gate == "node" else h.size(-1)
-        if score.shape[:-1] != h.shape[:-1] or score.size(-1) != want:
-            raise GraphpoolError(where, "gate_nn", f"an output of width {want} for "
-                                 f"gate={self.gate!r} (one row per node)",
-                                 f"{describe(score)} for values {describe(h)}",
-                                 "make gate_nn end in a layer of that width, or change gate")
+        score, h = gate_scores_and_values(self, x, segments, where)
         alpha = segment_softmax(score, segments)
         out = segment_reduce(alpha * h, segments, "sum", _where=where)
         return _fill_empty(where, out, segments, self.fill_value)
