@@ -290,6 +290,7 @@ def _check_local_errors(rank, world):
             call()
         assert err.value.argument == argument, f"[rank {rank}] {err.value}"
         assert f"rank {bad}:" in str(err.value), f"[rank {rank}] {err.value}"
+        assert "leave it out" not in str(err.value), f"[rank {rank}] {err.value}"
     # the readout's own part failing on one rank's rows (batch norm in training mode on
     # a single row): every rank raises, instead of the others waiting in the first MAX
     torch.manual_seed(0)

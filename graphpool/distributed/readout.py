@@ -208,8 +208,17 @@ def _local(where: str, x: Any, batch: Any, num_sets: Optional[int], ptr: Optiona
                              "a batch vector", "None", "pass num_sets=B: a rank's batch "
                              "vector does not show the sets it holds no row of")
     flat = x.unsqueeze(-1) if x.dim() == 1 else x
-    seg = as_segments(flat, batch, ptr=ptr, num_segments=num_sets, validate=validate,
-                      where=where, _count="num_sets")
+    try:
+        seg = as_segments(flat, batch, ptr=ptr, num_segments=num_sets, validate=validate,
+                          where=where, _count="num_sets")
+    except GraphpoolError as err:
+        if err.argument != "num_sets" or num_sets is None:
+            raise
+        # an id beyond num_sets: the single-process advice (leave it out to infer it) does
+        # not hold here, where num_sets is required and global
+        raise GraphpoolError(where, "num_sets", err.expected, err.got,
+                             "pass the global number of sets, larger than the largest id "
+                             "in batch on every rank, or fix this rank's batch") from None
     if seg.kind == Kind.MASK:
         flat, seg = _real_rows(flat, seg)
     elif flat.size(-2) != seg.num_nodes:
