@@ -698,6 +698,31 @@ MEMORY += [
         print(gp.MaxReadout(validate=False)(b.x, b))
         """, Raises(r"^MaxReadout: invalid '(ptr|batch|index)'"), isolate=True),
 ]
+MEMORY += [  # the scatter kernels (unsorted index) and the channels-first max backward
+    case("scatter_kernel-unsorted-strided_leading_dims-max-backward", """
+        base = data(3, 6, 4, seed=2)  # ties
+        x = base.transpose(0, 1).transpose(0, 1)[:, :, ::2]  # [3, 6, 2], strided features
+        b = torch.tensor([2, 0, 2, 1, 0, 2])
+        out = gp.readout(x, b, "max", num_graphs=4)
+        (g,) = torch.autograd.grad(out.sum(), base)
+        for l in range(3):
+            assert_same(out[l], naive(x[l].detach(), groups_of_index(b, 4), "max"), "max")
+        twin = base.detach().clone().requires_grad_()
+        ref = torch.stack([torch.stack([twin[l, :, ::2][b == s].amax(0) if (b == s).any()
+                                        else twin.new_zeros(2) for s in range(4)]) for l in range(3)])
+        (g2,) = torch.autograd.grad(ref.sum(), twin)
+        assert diff(g, g2) is None, diff(g, g2)
+        """, Ok, isolate=True),
+    case("run_kernel-channels_first_views-max-backward", """
+        t = data(2, 6, 3, 5, seed=3)  # ties
+        maps = [t, t[:, ::2], t.contiguous(memory_format=torch.channels_last),
+                t[:1].expand(3, 6, 3, 5), t.transpose(2, 3)]
+        for fmap in maps:
+            (g,) = torch.autograd.grad(gp.GlobalPool2d("max")(fmap).sum(), t)
+            (g2,) = torch.autograd.grad(fmap.amax((2, 3)).sum(), t)  # amax: the even split
+            assert diff(g, g2) is None, diff(g, g2)
+        """, Ok, isolate=True),
+]
 BAD_INDEX = [("above_num_graphs", "torch.tensor([0, 1, 5, 1])"),
              ("negative", "torch.tensor([0, -1, 1, 1])"),
              ("huge", "torch.tensor([0, 1, 2**40, 1])"),
@@ -1543,6 +1568,14 @@ ARGS += [  # inputs the promise accepts: each must give the loop's answer
         """, OkOrRaises(r"^readout: invalid 'fill_value'")),
 ]
 ARGS += [
+    case("distributed_readout-no_process_group", """
+        from graphpool.distributed import distributed_readout
+        print(distributed_readout(torch.ones(3, 2), torch.tensor([0, 0, 1]), "sum", num_sets=2))
+        """, Raises(r"^distributed_readout: invalid 'group'.*init")),
+    case("run_onnx-program=list", """
+        from graphpool.export import run_onnx
+        print(run_onnx([1, 2], torch.ones(2)))
+        """, Raises(r"^run_onnx: invalid 'program'")),
     case("batch=sparse", """
         print(gp.readout(torch.ones(4, 2), torch.tensor([0, 0, 1, 1]).to_sparse()))
         """, Raises(r"^readout: invalid 'batch'")),
