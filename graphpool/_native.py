@@ -95,6 +95,10 @@ def library() -> Optional[ctypes.CDLL]:
                                       _vp, _i64, _vp, _int]
     lib.gp_scatter_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64,
                                                  _i64, _vp, _i64, _vp, _vp, _vp, _int]
+    lib.gp_order_reduce.argtypes = [_int, _int, _vp, _i64, _i64, _i64, _i64, _i64, _i64,
+                                    _vp, _vp, _i64, _vp, _int]
+    lib.gp_index_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
+    lib.gp_index_order.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_run_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _vp, _vp, _vp, _int]
     lib.gp_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_index_to_ptr.restype = _i64
@@ -137,6 +141,18 @@ def index_to_ptr(index: Tensor, ptr: Optional[Tensor]
                                       0 if ptr is None else ptr.data_ptr())
     lo, hi, is_sorted, _ = stats
     return lo, hi, bool(is_sorted), (ptr if empty >= 0 else None), empty
+
+
+def index_order(index: Tensor, num_segments: int) -> Optional[Tuple[Tensor, Tensor]]:
+    """``(ptr, perm)``: the sorted order of a set index in ``O(N + B)`` (a stable counting
+    sort): ``perm`` lists the rows of set 0, then set 1, ..., each set's rows in row order,
+    and ``ptr [B + 1]`` delimits them. ``None`` when an id is outside ``[0, B)``."""
+    check_buffer("graphpool index_order", "index", index, torch.int64)
+    ptr = torch.empty(num_segments + 1, dtype=torch.int64)
+    perm = torch.empty(index.numel(), dtype=torch.int64)
+    status = library().gp_index_order(index.data_ptr(), index.numel(), num_segments,
+                                      ptr.data_ptr(), perm.data_ptr())
+    return (ptr, perm) if status == 0 else None
 
 
 def same_values(copy: Tensor, t: Tensor) -> bool:

@@ -259,7 +259,7 @@ class Segments:
     """
 
     __slots__ = ("num_segments", "num_nodes", "kind", "size", "has_empty", "device",
-                 "checked", "_c", "_i", "_p", "_m")
+                 "checked", "_c", "_i", "_p", "_m", "_o")
 
     def __init__(self, *, kind: Kind, num_segments: int, num_nodes: int,
                  device: torch.device, counts: Optional[Tensor] = None,
@@ -278,6 +278,7 @@ class Segments:
         self.has_empty = has_empty
         self.checked = checked
         self._c, self._i, self._p, self._m = counts, index, ptr, mask
+        self._o: Optional[Tuple[Tensor, Tensor]] = None
 
     # ------------------------------------------------------------------ builders
     @classmethod
@@ -529,6 +530,20 @@ class Segments:
                 "x, index = x[perm], index[perm]")
         counts = self._counts
         return self._keep("_p", torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
+
+    @property
+    def _order(self) -> Tuple[Tensor, Tensor]:
+        """``(ptr, perm)`` of an unsorted CPU index: its sorted order (a stable counting
+        sort, ``O(N + B)``, on first use), which the compiled kernels reduce by."""
+        if self._o is None:
+            order = compiled.index_order(self._index, self.num_segments)
+            if order is None:  # only reachable with unchecked ids (validate=False)
+                raise GraphpoolError(
+                    "segment_reduce", "segments", "set ids in [0, num_segments)",
+                    "an index with ids out of range", "build the Segments with "
+                    "validate=True to find the bad id")
+            self._o = order
+        return self._o
 
     def _checked_ptr(self, where: str = "segment_reduce") -> Tensor:
         """The ptr, after checking its values if no one has yet (``validate=False``): a

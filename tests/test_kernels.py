@@ -314,6 +314,88 @@ def test_unsorted_index_on_the_compiled_kernels_equals_the_native_path(op):
     torch.testing.assert_close(results[0][1], results[1][1], rtol=0, atol=1e-6)
 
 
+def _unsorted_run(x, index, num_segments, op, min_width, monkeypatch, seed):
+    """Values and gradient of ``op`` over an unsorted index, with the order kernels taken
+    from ``min_width`` values per row on (1: always; a huge value: never, streaming)."""
+    monkeypatch.setattr(compiled, "ORDER_MIN_WIDTH", min_width)
+    seg = Segments.from_index(index, num_segments=num_segments)
+    leaf = x.detach().clone().requires_grad_()
+    out = segment_reduce(leaf, seg, op)
+    (grad,) = torch.autograd.grad(out, leaf, seed)
+    return out, grad, seg._o is not None, seg.kind
+
+
+@needs_kernels
+@pytest.mark.parametrize("case,counts", CASES)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_unsorted_index_by_its_order_equals_streaming_bit_for_bit(case, counts, op, dtype,
+                                                                  monkeypatch):
+    """An unsorted index reduced by its sorted order (rows gathered set by set) folds each
+    set's rows in row order, as the streaming kernel does: the same bits, the same
+    gradients, both equal to a per-set loop."""
+    g = torch.Generator().manual_seed(5)
+    x = make_x(counts, dtype, features=11, seed=5)
+    index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long))
+    perm = torch.randperm(len(index), generator=g)
+    x, index = x[perm], index[perm]
+    seed = torch.randn(len(counts), 11, generator=g).to(dtype)
+    order = _unsorted_run(x, index, len(counts), op, 1, monkeypatch, seed)
+    stream = _unsorted_run(x, index, len(counts), op, 1 << 40, monkeypatch, seed)
+    unsorted = order[3] is graphpool.Kind.SCATTER and sum(counts) > 0
+    assert order[2] == unsorted and not stream[2]  # each run took the path it names
+    assert torch.equal(order[0], stream[0]) and torch.equal(order[1], stream[1])
+    groups = [perm.argsort()[torch.tensor(grp, dtype=torch.long)].tolist()
+              for grp in groups_from_counts(counts)]
+    torch.testing.assert_close(order[0], naive_readout(x, groups, op), equal_nan=True)
+
+
+@needs_kernels
+@pytest.mark.parametrize("op", OPS)
+def test_order_kernels_on_leading_dims_and_strided_features(op, monkeypatch):
+    """``[L, N, F]`` with leading dims and a transposed (strided) feature axis."""
+    g = torch.Generator().manual_seed(2)
+    index = torch.randint(0, 30, (400,), generator=g)
+    x = torch.randn(3, 9, 400, generator=g).transpose(-1, -2)  # feature stride 400
+    seed = torch.randn(3, 30, 9, generator=g)
+    order = _unsorted_run(x, index, 30, op, 1, monkeypatch, seed)
+    stream = _unsorted_run(x, index, 30, op, 1 << 40, monkeypatch, seed)
+    with graphpool.use_backend("native"):
+        native = _unsorted_run(x, index, 30, op, 1, monkeypatch, seed)
+    assert order[2] and torch.equal(order[0], stream[0]) and torch.equal(order[1], stream[1])
+    assert torch.equal(order[0], native[0])
+    torch.testing.assert_close(order[1], native[1], rtol=0, atol=1e-6)
+
+
+@needs_kernels
+@pytest.mark.parametrize("index, num_segments", [
+    ([3, 0, 3, 1, 0], 5), ([], 3), ([2, 2, 2], 3), ([1, 0], 2)])
+def test_index_order_is_a_stable_sort(index, num_segments):
+    index = torch.tensor(index, dtype=torch.long)
+    ptr, perm = _native.index_order(index, num_segments)
+    assert torch.equal(perm, index.argsort(stable=True))
+    counts = torch.bincount(index, minlength=num_segments)
+    assert torch.equal(ptr, torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]))
+
+
+@needs_kernels
+def test_order_kernels_refuse_ids_and_rows_out_of_range():
+    """An id outside [0, B) gives no order; a perm entry outside [0, N) or a bad ptr is
+    skipped and reported, never read: an error, not a crash."""
+    assert _native.index_order(torch.tensor([0, 5, 1]), 3) is None
+    assert _native.index_order(torch.tensor([0, -1]), 3) is None
+    x = torch.ones(4, 8)
+    ptr, perm = torch.tensor([0, 2, 4]), torch.tensor([0, 1, 2, 1 << 40])
+    with pytest.raises(GraphpoolError, match="ids in \\[0, num_segments\\)"):
+        compiled._order_reduce(x, ptr, perm, "sum", torch.float32)
+    with pytest.raises(GraphpoolError, match="ids in \\[0, num_segments\\)"):
+        compiled._order_reduce(x, torch.tensor([0, 2, 9]), torch.arange(4), "max", x.dtype)
+    with pytest.raises(GraphpoolError, match="'perm'.*4 elements"):
+        compiled._order_reduce(x, ptr, torch.arange(3), "sum", torch.float32)
+    with pytest.raises(GraphpoolError, match="ids in \\[0, num_segments\\)"):
+        compiled._index_broadcast(torch.ones(2, 8), torch.tensor([0, 2, 1]))
+
+
 @needs_kernels
 @pytest.mark.parametrize("index, num_segments, expected", [
     ([0, 0, 1, 3], 5, ([0, 2, 3, 3, 4, 4], 2)),   # empty middle and trailing sets

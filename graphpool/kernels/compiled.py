@@ -159,6 +159,44 @@ def _scatter(x: Tensor, index: Tensor, num_segments: int, how: str,
     return out if out.dtype == wanted else out.to(wanted)
 
 
+def _order_reduce(x: Tensor, ptr: Tensor, perm: Tensor, how: str,
+                  acc_dtype: torch.dtype) -> Tensor:
+    """:func:`_scatter` by the sorted order of the index (:func:`Segments._order`): each
+    set's rows gathered in row order, so the same values bit for bit."""
+    op = "graphpool order_reduce"
+    x3 = _x3(op, x)
+    L, N, F = x3.shape
+    B = check_ptr(op, ptr)
+    check_buffer(op, "perm", perm, torch.int64, N)
+    kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
+        if how in ("sum", "mean") else x.dtype
+    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype)
+    status = library().gp_order_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
+                                       L, N, F, *x3.stride(), ptr.data_ptr(), perm.data_ptr(),
+                                       B, out.data_ptr(), _threads(L * N * F))
+    _check_index_status(status)
+    wanted = acc_dtype if how in ("sum", "mean") else x.dtype
+    return out if out.dtype == wanted else out.to(wanted)
+
+
+def _index_broadcast(values: Tensor, index: Tensor) -> Tensor:
+    """``values.index_select(-2, index)`` (``values`` ``[*, B, F]``) into a buffer of
+    :func:`empty`, written once in parallel."""
+    op = "graphpool index_broadcast"
+    check_buffer(op, "values", values, None, contiguous=False, dims=2)
+    check_buffer(op, "index", index, torch.int64)
+    values = values.contiguous()
+    lead, (B, F), N = values.shape[:-2], values.shape[-2:], index.numel()
+    out = empty((*lead, N, F), values.dtype)
+    if out.numel() == 0 or values.element_size() not in (2, 4, 8):
+        return values.index_select(-2, index)
+    status = library().gp_index_broadcast(values.element_size(), values.data_ptr(),
+                                          math.prod(lead), N, F, index.data_ptr(), B,
+                                          out.data_ptr(), _threads(out.numel()))
+    _check_index_status(status)
+    return out
+
+
 def _scatter_extremum_backward(x: Tensor, index: Tensor, out: Tensor,
                                grad_out: Tensor) -> Tensor:
     op = "graphpool scatter_extremum_backward"
@@ -294,6 +332,21 @@ if OPERATORS:
         return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
+#: An unsorted index is reduced by its sorted order (built once per grouping, O(N + B))
+#: from this many values per row (features times leading dims) on: gathering rows of
+#: that width beats updating a random output row per input row; narrower rows stream.
+ORDER_MIN_WIDTH = 8
+
+
+def _by_order(x: Tensor, seg: Segments) -> bool:
+    """Whether :func:`combine` reduces an unsorted index by its sorted order: wide enough
+    rows, and enough sets to keep the threads busy (parallel over sets; the streaming
+    kernel splits the features instead)."""
+    width = x.numel() // max(seg.num_nodes, 1)
+    threads = _threads(x.numel())
+    return width >= ORDER_MIN_WIDTH and (threads == 1 or seg.num_segments >= 8 * threads)
+
+
 def _tracing() -> bool:
     return OPERATORS and torch.compiler.is_compiling()
 
@@ -308,6 +361,9 @@ def combine(x: Tensor, seg: Segments, op: Any, acc_dtype: torch.dtype) -> Tensor
     if seg.kind == Kind.SCATTER:
         if _tracing():
             return _scatter_op(x, seg._index, seg.num_segments, name, acc_dtype)
+        if _by_order(x, seg):
+            ptr, perm = seg._order
+            return _order_reduce(x, ptr, perm, name, acc_dtype)
         return _scatter(x, seg._index, seg.num_segments, name, acc_dtype)
     if _tracing():
         return _reduce_op(x, seg._ptr, name, acc_dtype)
@@ -333,7 +389,9 @@ def broadcast(values: Tensor, seg: Segments) -> Tensor:
     """``segment_broadcast(values, seg)`` for a CSR grouping, written once, in parallel
     (for an unsorted index: torch's gather, ``values.index_select(-2, index)``)."""
     if seg.kind == Kind.SCATTER:
-        return values.index_select(-2, seg._index)
+        if _tracing():
+            return values.index_select(-2, seg._index)
+        return _index_broadcast(values, seg._index)
     if _tracing():
         return _broadcast_op(values, seg._ptr, seg.num_nodes)
     return _broadcast(values, seg._ptr, seg.num_nodes)

@@ -376,6 +376,100 @@ void run_extremum_backward(const T* x, int64_t R, int64_t S, const T* y, const T
   }
 }
 
+// The sorted order of an unsorted index (built once per grouping by gp_index_order):
+// perm lists the rows of set 0, then of set 1, ..., each set's rows in row order, and ptr
+// delimits the sets. Reducing by it writes each output row once, from registers, where
+// the streaming kernel above read-modify-writes a random output row per message: the
+// messages of a set are gathered instead (prefetched ORDER_PREFETCH rows ahead). Each
+// (set, feature) still folds its rows in row order, so the result is bitwise that of the
+// streaming kernel. A perm entry outside [0, N) is skipped and reported.
+constexpr int64_t ORDER_PREFETCH = 8;
+
+template <int OP, typename T, typename Acc>
+inline int gather_rows(const T* __restrict base, const int64_t* __restrict perm, int64_t begin,
+                       int64_t end, int64_t N, int64_t F, int64_t sN, int64_t sF,
+                       Acc* __restrict acc) {
+  constexpr int64_t W = 256 / sizeof(Acc);
+  constexpr int64_t LINE = 64 / sizeof(T);
+  int bad = 0;
+  for (int64_t f0 = 0; f0 < F; f0 += W) {
+    const int64_t w = std::min(W, F - f0);
+    Acc a[W];
+    for (int64_t k = 0; k < w; ++k) a[k] = identity<OP, Acc>();
+    for (int64_t i = begin; i < end; ++i) {
+      if (i + ORDER_PREFETCH < N) {
+        const uint64_t ahead = static_cast<uint64_t>(perm[i + ORDER_PREFETCH]);
+        if (ahead < static_cast<uint64_t>(N) && sF == 1)
+          for (int64_t k = 0; k < w; k += LINE) __builtin_prefetch(base + ahead * sN + f0 + k);
+      }
+      const int64_t r = perm[i];
+      if (static_cast<uint64_t>(r) >= static_cast<uint64_t>(N)) { bad = 1; continue; }
+      const T* __restrict row = base + r * sN + f0 * sF;
+      if (sF == 1 && w == W) {
+        for (int64_t k = 0; k < W; ++k) a[k] = combine<OP>(a[k], load(row[k]));
+      } else {
+        for (int64_t k = 0; k < w; ++k) a[k] = combine<OP>(a[k], load(row[k * sF]));
+      }
+    }
+    for (int64_t k = 0; k < w; ++k) acc[f0 + k] = a[k];
+  }
+  return bad;
+}
+
+template <int OP, typename T, typename Out>
+int order_reduce(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, int64_t sN,
+                 int64_t sF, const int64_t* ptr, const int64_t* perm, int64_t B, Out* out,
+                 int nthreads) {
+  using Acc = typename AccOf<T>::type;
+  int bad = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : bad)
+  {
+    std::vector<Acc> acc(F);
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t s = 0; s < L * B; ++s) {
+      const int64_t l = s / B, b = s % B;
+      bad |= gather_rows<OP>(x + l * sL, perm, ptr[b], ptr[b + 1], N, F, sN, sF, acc.data());
+      finalize<OP>(acc.data(), ptr[b + 1] - ptr[b], F);
+      for (int64_t f = 0; f < F; ++f) out[s * F + f] = store<Out>(acc[f]);
+    }
+  }
+  return bad;
+}
+
+template <typename T>
+int order_dispatch(int op, const void* x, int64_t L, int64_t N, int64_t F, int64_t sL,
+                   int64_t sN, int64_t sF, const int64_t* ptr, const int64_t* perm, int64_t B,
+                   void* out, int nthreads) {
+  using Acc = typename AccOf<T>::type;
+  const T* xt = static_cast<const T*>(x);
+  switch (op) {
+    case 0: return order_reduce<0>(xt, L, N, F, sL, sN, sF, ptr, perm, B, static_cast<Acc*>(out), nthreads);
+    case 3: return order_reduce<3>(xt, L, N, F, sL, sN, sF, ptr, perm, B, static_cast<Acc*>(out), nthreads);
+    case 1: return order_reduce<1>(xt, L, N, F, sL, sN, sF, ptr, perm, B, static_cast<T*>(out), nthreads);
+    case 2: return order_reduce<2>(xt, L, N, F, sL, sN, sF, ptr, perm, B, static_cast<T*>(out), nthreads);
+  }
+  return 3;
+}
+
+// out[l, r] = values[l, index[r]]: the adjoint of an unsorted sum (a gather). Rows with
+// an id outside [0, B) get zeros and are reported.
+template <typename T>
+int index_broadcast(const T* values, int64_t L, int64_t N, int64_t F, const int64_t* index,
+                    int64_t B, T* out, int nthreads) {
+  int bad = 0;
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(| : bad)
+  for (int64_t i = 0; i < L * N; ++i) {
+    const int64_t l = i / N, b = index[i % N];
+    if (static_cast<uint64_t>(b) >= static_cast<uint64_t>(B)) {
+      std::memset(out + i * F, 0, F * sizeof(T));
+      bad = 1;
+      continue;
+    }
+    std::memcpy(out + i * F, values + (l * B + b) * F, F * sizeof(T));
+  }
+  return bad;
+}
+
 template <int OP, typename T>
 int scatter_op(const void* x, int64_t L, int64_t N, int64_t F, int64_t sL, int64_t sN,
                int64_t sF, const int64_t* index, int64_t B, void* out, int nthreads) {
@@ -500,6 +594,55 @@ int gp_scatter_extremum_backward(int dtype, const void* x, int64_t L, int64_t N,
   switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) GP_CASE(2, _Float16) GP_CASE(3, BF16) }
 #undef GP_CASE
   return 1;
+}
+
+// Return codes as gp_scatter_reduce: 2 a ptr or perm entry out of bounds (skipped).
+int gp_order_reduce(int dtype, int op, const void* x, int64_t L, int64_t N, int64_t F,
+                    int64_t sL, int64_t sN, int64_t sF, const int64_t* ptr, const int64_t* perm,
+                    int64_t B, void* out, int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
+  int status = 1;
+  switch (dtype) {
+    case 0: status = order_dispatch<float>(op, x, L, N, F, sL, sN, sF, ptr, perm, B, out, nthreads); break;
+    case 1: status = order_dispatch<double>(op, x, L, N, F, sL, sN, sF, ptr, perm, B, out, nthreads); break;
+    case 2: status = order_dispatch<_Float16>(op, x, L, N, F, sL, sN, sF, ptr, perm, B, out, nthreads); break;
+    case 3: status = order_dispatch<BF16>(op, x, L, N, F, sL, sN, sF, ptr, perm, B, out, nthreads); break;
+    default: return 1;
+  }
+  return status == 1 ? 2 : status;
+}
+
+// Return codes: 0 done, 1 unknown item size, 2 an id outside [0, B) (its rows are zero).
+int gp_index_broadcast(int itemsize, const void* values, int64_t L, int64_t N, int64_t F,
+                       const int64_t* index, int64_t B, void* out, int nthreads) {
+  int bad;
+  switch (itemsize) {
+    case 2: bad = index_broadcast(static_cast<const uint16_t*>(values), L, N, F, index, B,
+                                  static_cast<uint16_t*>(out), nthreads); break;
+    case 4: bad = index_broadcast(static_cast<const uint32_t*>(values), L, N, F, index, B,
+                                  static_cast<uint32_t*>(out), nthreads); break;
+    case 8: bad = index_broadcast(static_cast<const uint64_t*>(values), L, N, F, index, B,
+                                  static_cast<uint64_t*>(out), nthreads); break;
+    default: return 1;
+  }
+  return bad ? 2 : 0;
+}
+
+// The sorted order of an unsorted index in O(N + B) (a stable counting sort): ptr [B + 1]
+// delimits the sets, perm [n] lists each set's rows in row order. Returns 0, or 2 when
+// an id is outside [0, B) (then ptr and perm are not an order and must not be used).
+// Never writes outside ptr[0..B] and perm[0..n).
+int gp_index_order(const int64_t* index, int64_t n, int64_t B, int64_t* ptr, int64_t* perm) {
+  std::fill(ptr, ptr + B + 1, int64_t(0));
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t b = index[r];
+    if (static_cast<uint64_t>(b) >= static_cast<uint64_t>(B)) return 2;
+    ++ptr[b + 1];
+  }
+  for (int64_t b = 0; b < B; ++b) ptr[b + 1] += ptr[b];
+  std::vector<int64_t> next(ptr, ptr + B);
+  for (int64_t r = 0; r < n; ++r) perm[next[index[r]]++] = r;
+  return 0;
 }
 
 // Returns 0, or 1 for an unknown dtype.
