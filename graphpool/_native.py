@@ -97,6 +97,8 @@ def library() -> Optional[ctypes.CDLL]:
                                                  _i64, _vp, _i64, _vp, _vp, _vp, _int]
     lib.gp_order_reduce.argtypes = [_int, _int, _vp, _i64, _i64, _i64, _i64, _i64, _i64,
                                     _vp, _vp, _i64, _vp, _int]
+    lib.gp_order_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64,
+                                               _i64, _vp, _vp, _i64, _vp, _vp, _vp, _int]
     lib.gp_index_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
     lib.gp_index_order.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_run_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _vp, _vp, _vp, _int]

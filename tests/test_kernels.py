@@ -393,6 +393,11 @@ def test_order_kernels_refuse_ids_and_rows_out_of_range():
     with pytest.raises(GraphpoolError, match="'perm'.*4 elements"):
         compiled._order_reduce(x, ptr, torch.arange(3), "sum", torch.float32)
     with pytest.raises(GraphpoolError, match="ids in \\[0, num_segments\\)"):
+        compiled._order_extremum_backward(x, ptr, perm, torch.ones(2, 8), torch.ones(2, 8))
+    with pytest.raises(GraphpoolError, match="'grad_out'.*16 elements"):
+        compiled._order_extremum_backward(x, ptr, torch.arange(4), torch.ones(2, 8),
+                                          torch.ones(1, 8))
+    with pytest.raises(GraphpoolError, match="ids in \\[0, num_segments\\)"):
         compiled._index_broadcast(torch.ones(2, 8), torch.tensor([0, 2, 1]))
 
 

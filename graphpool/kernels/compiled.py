@@ -216,6 +216,27 @@ def _scatter_extremum_backward(x: Tensor, index: Tensor, out: Tensor,
     return grad_x.view(x.shape)
 
 
+def _order_extremum_backward(x: Tensor, ptr: Tensor, perm: Tensor, out: Tensor,
+                             grad_out: Tensor) -> Tensor:
+    """:func:`_scatter_extremum_backward` by the sorted order: the same bits."""
+    op = "graphpool order_extremum_backward"
+    x3 = _x3(op, x)
+    L, N, F = x3.shape
+    B = check_ptr(op, ptr)
+    check_buffer(op, "perm", perm, torch.int64, N)
+    y = out.to(x.dtype).contiguous()
+    grad = grad_out.to(x.dtype).contiguous()
+    check_buffer(op, "out", y, x.dtype, L * B * F)
+    check_buffer(op, "grad_out", grad, x.dtype, L * B * F)
+    grad_x = empty(tuple(x3.shape), x.dtype)
+    status = library().gp_order_extremum_backward(
+        DTYPE_CODES[x.dtype], x3.data_ptr(), L, N, F, *x3.stride(), ptr.data_ptr(),
+        perm.data_ptr(), B, y.data_ptr(), grad.data_ptr(), grad_x.data_ptr(),
+        _threads(x3.numel()))
+    _check_index_status(status)
+    return grad_x.view(x.shape)
+
+
 def runs(x: Tensor, seg: Segments) -> bool:
     """Whether ``x`` is ``[L, S, F]`` of one uniform set whose ``S`` rows are contiguous
     for every feature: the node view of a channels-first map (``fmap.flatten(2)
@@ -379,6 +400,9 @@ def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -
     if seg.kind == Kind.SCATTER:
         if _tracing():
             return _scatter_extremum_backward_op(x, seg._index, out, grad_out)
+        if _by_order(x, seg):
+            ptr, perm = seg._order
+            return _order_extremum_backward(x, ptr, perm, out, grad_out)
         return _scatter_extremum_backward(x, seg._index, out, grad_out)
     if _tracing():
         return _extremum_backward_op(x, seg._ptr, out, grad_out)

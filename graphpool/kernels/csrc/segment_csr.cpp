@@ -451,6 +451,44 @@ int order_dispatch(int op, const void* x, int64_t L, int64_t N, int64_t F, int64
   return 3;
 }
 
+// grad_x of max/min by the sorted order, with the even tie split: per set, one gathered
+// pass counts the ties, one writes the set's rows of grad_x (the rows are still in cache).
+// The same arithmetic as scatter_extremum_backward, so the same bits.
+template <typename T>
+int order_extremum_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL,
+                            int64_t sN, int64_t sF, const int64_t* ptr, const int64_t* perm,
+                            int64_t B, const T* y, const T* grad, T* grad_x, int nthreads) {
+  using Acc = typename AccOf<T>::type;
+  int bad = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : bad)
+  {
+    std::vector<Acc> share(F);
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t s = 0; s < L * B; ++s) {
+      const int64_t l = s / B, b = s % B;
+      const T* xl = x + l * sL;
+      const T* ys = y + s * F;
+      std::fill(share.begin(), share.end(), Acc(0));
+      for (int64_t i = ptr[b]; i < ptr[b + 1]; ++i) {
+        const int64_t r = perm[i];
+        if (static_cast<uint64_t>(r) >= static_cast<uint64_t>(N)) { bad = 1; continue; }
+        for (int64_t f = 0; f < F; ++f)
+          share[f] += load(xl[r * sN + f * sF]) == load(ys[f]) ? Acc(1) : Acc(0);
+      }
+      for (int64_t f = 0; f < F; ++f)
+        share[f] = share[f] > 0 ? load(grad[s * F + f]) / share[f] : Acc(0);
+      for (int64_t i = ptr[b]; i < ptr[b + 1]; ++i) {
+        const int64_t r = perm[i];
+        if (static_cast<uint64_t>(r) >= static_cast<uint64_t>(N)) continue;
+        T* g = grad_x + (l * N + r) * F;
+        for (int64_t f = 0; f < F; ++f)
+          g[f] = store<T>(load(xl[r * sN + f * sF]) == load(ys[f]) ? share[f] : Acc(0));
+      }
+    }
+  }
+  return bad;
+}
+
 // out[l, r] = values[l, index[r]]: the adjoint of an unsorted sum (a gather). Rows with
 // an id outside [0, B) get zeros and are reported.
 template <typename T>
@@ -610,6 +648,25 @@ int gp_order_reduce(int dtype, int op, const void* x, int64_t L, int64_t N, int6
     default: return 1;
   }
   return status == 1 ? 2 : status;
+}
+
+// Return codes as gp_order_reduce.
+int gp_order_extremum_backward(int dtype, const void* x, int64_t L, int64_t N, int64_t F,
+                               int64_t sL, int64_t sN, int64_t sF, const int64_t* ptr,
+                               const int64_t* perm, int64_t B, const void* y, const void* grad,
+                               void* grad_x, int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
+  int bad;
+#define GP_CASE(code, T)                                                                    \
+  case code:                                                                                \
+    bad = order_extremum_backward<T>(static_cast<const T*>(x), L, N, F, sL, sN, sF, ptr,     \
+                                     perm, B, static_cast<const T*>(y),                     \
+                                     static_cast<const T*>(grad), static_cast<T*>(grad_x),   \
+                                     nthreads);                                             \
+    return bad ? 2 : 0;
+  switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) GP_CASE(2, _Float16) GP_CASE(3, BF16) }
+#undef GP_CASE
+  return 1;
 }
 
 // Return codes: 0 done, 1 unknown item size, 2 an id outside [0, B) (its rows are zero).
