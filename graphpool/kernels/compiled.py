@@ -5,8 +5,10 @@
 there are fewer sets than threads), accumulating half types in float32.
 
 It is used for floating point ``x`` on the CPU with a ``csr`` grouping, and with an
-unsorted index: ``gp_scatter_*`` stream ``x`` once, the threads splitting the features,
-so results never depend on the thread count either. Eager code calls
+unsorted index: ``gp_order_*`` gather each set's rows by the index's sorted order (a
+counting sort, kept on the Segments), or, for narrow rows and few sets, ``gp_scatter_*``
+stream ``x`` once, the threads splitting the features. Both fold each set's rows in row
+order, so their results are the same bits and never depend on the thread count. Eager code calls
 the kernels through ctypes directly; under ``torch.compile`` they are the operators
 ``graphpool::csr_reduce``, ``graphpool::csr_broadcast``,
 ``graphpool::csr_extremum_backward``, ``graphpool::scatter_reduce`` and

@@ -10,8 +10,10 @@ uniform, mask                  :mod:`.dense`: a ``[*, B, S, F]`` view, torch red
 sorted index / ptr (``csr``)    :mod:`.compiled` C++ kernels (CPU, floating point);
                                torch_scatter ``segment_csr`` for sums if installed;
                                native :func:`torch.segment_reduce` (floats) or scatter
-unsorted index (``scatter``)    :mod:`.compiled` scatter kernels (CPU, floats, eager: one
-                               pass over ``x``, threads split the features); torch_scatter
+unsorted index (``scatter``)    :mod:`.compiled` kernels (CPU, floats, eager: each set's
+                               rows gathered by the index's sorted order, built once per
+                               grouping; narrow rows or few sets: one streaming pass over
+                               ``x``, threads split the features); torch_scatter
                                ``scatter`` for sums if installed; native ``index_add`` /
                                ``scatter_reduce``
 =============================  ====================================================
