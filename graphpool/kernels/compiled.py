@@ -199,6 +199,17 @@ def _index_broadcast(values: Tensor, index: Tensor) -> Tensor:
     return out
 
 
+def _extremum_inputs(op: str, x: Tensor, out: Tensor, grad_out: Tensor,
+                     numel: int) -> Tuple[Tensor, Tensor]:
+    """The forward's output and its gradient as contiguous buffers of the dtype of ``x``
+    and ``numel`` elements, checked for the max/min backward kernels."""
+    y = out.to(x.dtype).contiguous()
+    grad = grad_out.to(x.dtype).contiguous()
+    check_buffer(op, "out", y, x.dtype, numel)
+    check_buffer(op, "grad_out", grad, x.dtype, numel)
+    return y, grad
+
+
 def _scatter_extremum_backward(x: Tensor, index: Tensor, out: Tensor,
                                grad_out: Tensor) -> Tensor:
     op = "graphpool scatter_extremum_backward"
@@ -206,10 +217,7 @@ def _scatter_extremum_backward(x: Tensor, index: Tensor, out: Tensor,
     L, N, F = x3.shape
     B = out.size(-2)
     check_buffer(op, "index", index, torch.int64, N)
-    y = out.to(x.dtype).contiguous()
-    grad = grad_out.to(x.dtype).contiguous()
-    check_buffer(op, "out", y, x.dtype, L * B * F)
-    check_buffer(op, "grad_out", grad, x.dtype, L * B * F)
+    y, grad = _extremum_inputs(op, x, out, grad_out, L * B * F)
     grad_x = empty(tuple(x3.shape), x.dtype)
     status = library().gp_scatter_extremum_backward(
         DTYPE_CODES[x.dtype], x3.data_ptr(), L, N, F, *x3.stride(), index.data_ptr(), B,
@@ -226,10 +234,7 @@ def _order_extremum_backward(x: Tensor, ptr: Tensor, perm: Tensor, out: Tensor,
     L, N, F = x3.shape
     B = check_ptr(op, ptr)
     check_buffer(op, "perm", perm, torch.int64, N)
-    y = out.to(x.dtype).contiguous()
-    grad = grad_out.to(x.dtype).contiguous()
-    check_buffer(op, "out", y, x.dtype, L * B * F)
-    check_buffer(op, "grad_out", grad, x.dtype, L * B * F)
+    y, grad = _extremum_inputs(op, x, out, grad_out, L * B * F)
     grad_x = empty(tuple(x3.shape), x.dtype)
     status = library().gp_order_extremum_backward(
         DTYPE_CODES[x.dtype], x3.data_ptr(), L, N, F, *x3.stride(), ptr.data_ptr(),
@@ -256,10 +261,7 @@ def run_extremum_backward(x: Tensor, out: Tensor, grad_out: Tensor) -> Tensor:
     L, S, F = x.shape
     runs_x = x.transpose(-1, -2)  # [L, F, S]: contiguous
     check_buffer(op, "x", runs_x, x.dtype, L * F * S)
-    y = out.to(x.dtype).contiguous()
-    grad = grad_out.to(x.dtype).contiguous()
-    check_buffer(op, "out", y, x.dtype, L * F)
-    check_buffer(op, "grad_out", grad, x.dtype, L * F)
+    y, grad = _extremum_inputs(op, x, out, grad_out, L * F)
     grad_x = empty((L, F, S), x.dtype)
     status = library().gp_run_extremum_backward(DTYPE_CODES[x.dtype], runs_x.data_ptr(),
                                                 L * F, S, y.data_ptr(), grad.data_ptr(),
@@ -273,10 +275,7 @@ def _extremum_backward(x: Tensor, ptr: Tensor, out: Tensor, grad_out: Tensor) ->
     x3 = _x3(op, x)
     B = check_ptr(op, ptr)
     L, N, F = x3.shape
-    y = out.to(x.dtype).contiguous()
-    grad = grad_out.to(x.dtype).contiguous()
-    check_buffer(op, "out", y, x.dtype, L * B * F)
-    check_buffer(op, "grad_out", grad, x.dtype, L * B * F)
+    y, grad = _extremum_inputs(op, x, out, grad_out, L * B * F)
     grad_x = empty(tuple(x3.shape), x.dtype)
     check_buffer(op, "grad_x", grad_x, x.dtype, L * N * F)
     status = library().gp_csr_extremum_backward(
