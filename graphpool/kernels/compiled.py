@@ -189,9 +189,9 @@ def _index_broadcast(values: Tensor, index: Tensor) -> Tensor:
     check_buffer(op, "index", index, torch.int64)
     values = values.contiguous()
     lead, (B, F), N = values.shape[:-2], values.shape[-2:], index.numel()
-    out = empty((*lead, N, F), values.dtype)
-    if out.numel() == 0 or values.element_size() not in (2, 4, 8):
+    if math.prod(lead) * N * F == 0 or values.element_size() not in (2, 4, 8):
         return values.index_select(-2, index)
+    out = empty((*lead, N, F), values.dtype)
     status = library().gp_index_broadcast(values.element_size(), values.data_ptr(),
                                           math.prod(lead), N, F, index.data_ptr(), B,
                                           out.data_ptr(), _threads(out.numel()))
@@ -355,8 +355,8 @@ if OPERATORS:
 
 
 #: An unsorted index is reduced by its sorted order (built once per grouping, O(N + B))
-#: from this many values per row (features times leading dims) on: gathering rows of
-#: that width beats updating a random output row per input row; narrower rows stream.
+#: from this many features per row on: gathering rows of that width beats updating a
+#: random output row per input row; narrower rows stream.
 ORDER_MIN_WIDTH = 8
 
 
@@ -364,7 +364,7 @@ def _by_order(x: Tensor, seg: Segments) -> bool:
     """Whether :func:`combine` reduces an unsorted index by its sorted order: wide enough
     rows, and enough sets to keep the threads busy (parallel over sets; the streaming
     kernel splits the features instead)."""
-    width = x.numel() // max(seg.num_nodes, 1)
+    width = x.size(-1) if seg.num_nodes else 0
     threads = _threads(x.numel())
     return width >= ORDER_MIN_WIDTH and (threads == 1 or seg.num_segments >= 8 * threads)
 
