@@ -532,17 +532,12 @@ class Segments:
         return self._keep("_p", torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
 
     @property
-    def _order(self) -> Tuple[Tensor, Tensor]:
+    def _order(self) -> Optional[Tuple[Tensor, Tensor]]:
         """``(ptr, perm)`` of an unsorted CPU index: its sorted order (a stable counting
-        sort, ``O(N + B)``, on first use), which the compiled kernels reduce by."""
+        sort, ``O(N + B)``, on first use), which the compiled kernels reduce by; ``None``
+        for ids outside ``[0, num_segments)`` (only unchecked ids), which they report."""
         if self._o is None:
-            order = compiled.index_order(self._index, self.num_segments)
-            if order is None:  # only reachable with unchecked ids (validate=False)
-                raise GraphpoolError(
-                    "segment_reduce", "segments", "set ids in [0, num_segments)",
-                    "an index with ids out of range", "build the Segments with "
-                    "validate=True to find the bad id")
-            self._o = order
+            self._o = compiled.index_order(self._index, self.num_segments)
         return self._o
 
     def _checked_ptr(self, where: str = "segment_reduce") -> Tensor:

@@ -316,7 +316,7 @@ def test_unsorted_index_on_the_compiled_kernels_equals_the_native_path(op):
 
 def _unsorted_run(x, index, num_segments, op, min_width, monkeypatch, seed):
     """Values and gradient of ``op`` over an unsorted index, with the order kernels taken
-    from ``min_width`` values per row on (1: always; a huge value: never, streaming)."""
+    from ``min_width`` features on (1: always; a huge value: never, streaming)."""
     monkeypatch.setattr(compiled, "ORDER_MIN_WIDTH", min_width)
     seg = Segments.from_index(index, num_segments=num_segments)
     leaf = x.detach().clone().requires_grad_()

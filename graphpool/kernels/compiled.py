@@ -384,7 +384,10 @@ def combine(x: Tensor, seg: Segments, op: Any, acc_dtype: torch.dtype) -> Tensor
         if _tracing():
             return _scatter_op(x, seg._index, seg.num_segments, name, acc_dtype)
         if _by_order(x, seg):
-            ptr, perm = seg._order
+            order = seg._order
+            if order is None:
+                _check_index_status(2)
+            ptr, perm = order
             return _order_reduce(x, ptr, perm, name, acc_dtype)
         return _scatter(x, seg._index, seg.num_segments, name, acc_dtype)
     if _tracing():
@@ -402,7 +405,10 @@ def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -
         if _tracing():
             return _scatter_extremum_backward_op(x, seg._index, out, grad_out)
         if _by_order(x, seg):
-            ptr, perm = seg._order
+            order = seg._order
+            if order is None:
+                _check_index_status(2)
+            ptr, perm = order
             return _order_extremum_backward(x, ptr, perm, out, grad_out)
         return _scatter_extremum_backward(x, seg._index, out, grad_out)
     if _tracing():
