@@ -350,6 +350,42 @@ def test_unsorted_index_by_its_order_equals_streaming_bit_for_bit(case, counts, 
     torch.testing.assert_close(order[0], naive_readout(x, groups, op), equal_nan=True)
 
 
+def _run(x, seg, op, seed):
+    leaf = x.detach().clone().requires_grad_()
+    out = segment_reduce(leaf, seg, op)
+    return (out, *torch.autograd.grad(out, leaf, seed))
+
+
+@needs_kernels
+@pytest.mark.parametrize("features", [64, 71, 130])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("op", OPS)
+def test_register_blocks_fold_rows_in_row_order_on_every_path(features, dtype, op,
+                                                              monkeypatch):
+    """Rows wide enough for the kernels' register blocks (64 float32 or 32 float64
+    features at a time, sums in vector registers, then the remaining features): the CSR
+    kernel, the order kernel and the streaming kernel fold each set's rows in row order,
+    so all three give the same bits (values and gradients), equal to a per-set loop."""
+    counts = [60, 7, 0, 13, 1]
+    g = torch.Generator().manual_seed(9)
+    x = make_x(counts, dtype, features=features, seed=9)
+    index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    seed = torch.randn(len(counts), features, generator=g).to(dtype)
+    csr_seg = Segments.from_index(index, num_segments=len(counts))
+    assert csr_seg.kind is graphpool.Kind.CSR and compiled.supports(x, csr_seg)
+    csr = _run(x, csr_seg, op, seed)
+    runs = []
+    for min_width in (1, 1 << 40):  # the order kernels, then the streaming one
+        monkeypatch.setattr(compiled, "ORDER_MIN_WIDTH", min_width)
+        seg = Segments.from_index(index, num_segments=len(counts), sorted=False)
+        assert seg.kind is graphpool.Kind.SCATTER
+        runs.append(_run(x, seg, op, seed))
+        assert (seg._o is not None) == (min_width == 1)  # each run took the path it names
+    for got in runs:
+        assert torch.equal(got[0], csr[0]) and torch.equal(got[1], csr[1])
+    torch.testing.assert_close(csr[0], naive_readout(x, groups_from_counts(counts), op))
+
+
 @needs_kernels
 @pytest.mark.parametrize("op", OPS)
 def test_order_kernels_on_leading_dims_and_strided_features(op, monkeypatch):
