@@ -72,7 +72,8 @@ constexpr bool in_lanes(int op, bool same_type) { return same_type && (op == 0 |
 template <typename Acc>
 struct Lanes {
   typedef Acc V __attribute__((vector_size(32)));
-  static constexpr int64_t PER = 32 / sizeof(Acc), NV = 8;  // PER * NV == W
+  static constexpr int64_t PER = 32 / sizeof(Acc), NV = 8;
+  static_assert(PER * NV * sizeof(Acc) == 256, "a block is the kernels' W accumulators");
   V a[NV];
   explicit Lanes(const Acc* from) {
     for (int64_t k = 0; k < NV; ++k) std::memcpy(&a[k], from + k * PER, 32);
