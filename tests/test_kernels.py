@@ -314,15 +314,20 @@ def test_unsorted_index_on_the_compiled_kernels_equals_the_native_path(op):
     torch.testing.assert_close(results[0][1], results[1][1], rtol=0, atol=1e-6)
 
 
+def _run(x, seg, op, seed):
+    """Values of ``op`` over ``seg`` and the gradient of ``x`` for the output gradient
+    ``seed``."""
+    leaf = x.detach().clone().requires_grad_()
+    out = segment_reduce(leaf, seg, op)
+    return (out, *torch.autograd.grad(out, leaf, seed))
+
+
 def _unsorted_run(x, index, num_segments, op, min_width, monkeypatch, seed):
     """Values and gradient of ``op`` over an unsorted index, with the order kernels taken
     from ``min_width`` features on (1: always; a huge value: never, streaming)."""
     monkeypatch.setattr(compiled, "ORDER_MIN_WIDTH", min_width)
     seg = Segments.from_index(index, num_segments=num_segments)
-    leaf = x.detach().clone().requires_grad_()
-    out = segment_reduce(leaf, seg, op)
-    (grad,) = torch.autograd.grad(out, leaf, seed)
-    return out, grad, seg._o is not None, seg.kind
+    return (*_run(x, seg, op, seed), seg._o is not None, seg.kind)
 
 
 @needs_kernels
@@ -348,12 +353,6 @@ def test_unsorted_index_by_its_order_equals_streaming_bit_for_bit(case, counts, 
     groups = [perm.argsort()[torch.tensor(grp, dtype=torch.long)].tolist()
               for grp in groups_from_counts(counts)]
     torch.testing.assert_close(order[0], naive_readout(x, groups, op), equal_nan=True)
-
-
-def _run(x, seg, op, seed):
-    leaf = x.detach().clone().requires_grad_()
-    out = segment_reduce(leaf, seg, op)
-    return (out, *torch.autograd.grad(out, leaf, seed))
 
 
 @needs_kernels
