@@ -27,7 +27,10 @@ from torch import Tensor
 from .errors import GraphpoolError, env_choice
 
 SOURCE = Path(__file__).with_name("kernels") / "csrc" / "segment_csr.cpp"
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
+# -ffp-contract=off: a product and a sum stay two roundings (no fused multiply-add), as
+# in torch's elementwise ops, so that the moments kernel gives the bits of `d * d` summed
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17",
+         "-ffp-contract=off"]
 # GRAPHPOOL_SANITIZE=1 builds the kernels with AddressSanitizer and UBSan (a library of
 # its own in the cache); python must then run with the ASan runtime preloaded, as
 # `.ci/sanitize` does: any out-of-bounds access or undefined behaviour aborts the run.
@@ -99,6 +102,10 @@ def library() -> Optional[ctypes.CDLL]:
                                     _vp, _vp, _i64, _vp, _int]
     lib.gp_order_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64,
                                                _i64, _vp, _vp, _i64, _vp, _vp, _vp, _int]
+    lib.gp_csr_moments.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64, _i64, _vp, _i64,
+                                   _vp, _vp, _vp, _vp, _int]
+    lib.gp_csr_moments_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64, _i64,
+                                            _vp, _i64, _vp, _vp, _vp, _vp, _int]
     lib.gp_index_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
     lib.gp_index_order.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_run_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _vp, _vp, _vp, _int]

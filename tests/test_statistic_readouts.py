@@ -1042,28 +1042,44 @@ def test_sort_k_with_ties_does_not_depend_on_node_order(counts, features, seed, 
 # 5. MultiReadout behaviour
 # ----------------------------------------------------------------------------------------
 
-def test_multi_readout_computes_each_shared_pass_once(monkeypatch):
+@pytest.mark.parametrize("backend", ["native", "auto"])
+def test_multi_readout_computes_each_shared_pass_once(monkeypatch, backend):
     import graphpool.composite.stats as stats
+    from graphpool.kernels import compiled, moments
 
     calls = []
-    real = stats.segment_reduce
+    real, real_moments = stats.segment_reduce, compiled.moments
 
     def counting(x, segments, op, *args, **kwargs):
         calls.append(op)
         return real(x, segments, op, *args, **kwargs)
 
+    def counting_moments(*args):
+        calls.append("moments")
+        return real_moments(*args)
+
     monkeypatch.setattr(stats, "segment_reduce", counting)
+    monkeypatch.setattr(compiled, "moments", counting_moments)
     x, batch = torch.randn(7, 2), torch.tensor([0, 0, 1, 1, 1, 2, 2])
     names = ["std", "var", "logsumexp", "powermean", "max", "mean"]
-    MultiReadout(names)(x, batch)
-    shared = list(calls)
-    calls.clear()
-    for name in names:
-        resolve_readout(name)(x, batch)
-    # the maximum (the shift of var, std and logsumexp, the scale of the power mean, and
-    # the max readout) once instead of four times; var's sums once for var and std
-    assert shared.count("max") == 1 < calls.count("max") == 4
-    assert shared.count("sum") < calls.count("sum")
+    with gp.use_backend(backend):
+        fused = moments.fused(x, gp.Segments.from_index(batch))
+        MultiReadout(names)(x, batch)
+        shared = list(calls)
+        calls.clear()
+        for name in names:
+            resolve_readout(name)(x, batch)
+    assert fused == (backend == "auto" and compiled.available())
+    if fused:  # var and std: one pass of the variance kernel (no maximum); the maximum of
+        # logsumexp and the power mean once
+        assert shared.count("moments") == 1 < calls.count("moments") == 2
+        assert shared.count("max") == 1 < calls.count("max") == 2
+    else:  # the maximum (the constant-set test of var and std, the shift of logsumexp,
+        # the scale of the power mean) once instead of four times; var's sums once for both
+        assert "moments" not in shared + calls
+        assert shared.count("max") == 1 < calls.count("max") == 4
+        assert shared.count("sum") < calls.count("sum")
+
 
 def test_multi_readout_fill_value_reaches_the_readouts_it_builds():
     x, batch = torch.randn(3, 2), torch.tensor([0, 0, 2])

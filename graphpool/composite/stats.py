@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError, describe
-from ..kernels import segment_broadcast, segment_reduce
+from ..kernels import moments, segment_broadcast, segment_reduce
 from ..kernels.checks import check_fill_value
 from ..kernels.reductions import HALF
 from ..segments import Kind, Segments
@@ -66,6 +66,17 @@ class Passes:
         if op not in self._done:
             self._done[op] = segment_reduce(self.x, self.segments, op, _where=self.where)
         return self._done[op]
+
+    def centre(self) -> Tensor:
+        """The mean of each set, without gradient (the mean pass itself once it was taken;
+        computed without recording a graph otherwise)."""
+        if "mean" in self._done:
+            return self._done["mean"].detach()
+        if "centre" not in self._done:
+            with torch.no_grad():
+                self._done["centre"] = segment_reduce(self.x, self.segments, "mean",
+                                                      _where=self.where)
+        return self._done["centre"]
 
     def shift(self) -> Tensor:
         """A per-set value inside each set's range, with no gradient: the maximum, or 0
@@ -183,19 +194,17 @@ def _var(p: Passes, correction: int) -> Tensor:
     key = f"var{correction}"
     if key in p._done:
         return p._done[key]
-    # the centre has no gradient: E[(x - c)^2] - E[x - c]^2 is the variance for any c
-    centre = p.reduce("mean").detach()
-    d = p.x - p.broadcast(centre)
-    s1 = segment_reduce(d, p.segments, "sum", _where=p.where)
-    s2 = segment_reduce(d * d, p.segments, "sum", _where=p.where)
-    n = p.counts
-    var = (s2 - s1 * s1 / n.clamp(min=1)).clamp(min=0)
-    # a constant set has variance exactly 0 (its rounded mean would leave a residue);
-    # max and min are single reads of x, without the copies a shifted mean would make
-    constant = p.reduce("max") == p.reduce("min")
-    var = torch.where(constant, 0, var)
-    dof = n - correction
-    var = torch.where(dof > 0, var / dof.clamp(min=1), math.nan)
+    if moments.fused(p.x, p.segments):  # one pass over each set (the composite's sums' bits)
+        var = moments.segment_variance(p.x, p.segments, p.counts, correction)
+    else:
+        # the centre has no gradient: E[(x - c)^2] - E[x - c]^2 is the variance for any c
+        d = p.x - p.broadcast(p.centre())
+        s1 = segment_reduce(d, p.segments, "sum", _where=p.where)
+        s2 = segment_reduce(d * d, p.segments, "sum", _where=p.where)
+        # max and min are single reads of x, without the copies a shifted mean would make;
+        # a constant set has variance exactly 0 (its rounded mean would leave a residue)
+        constant = p.reduce("max") == p.reduce("min")
+        var = moments.finish_variance(s1, s2, constant, p.counts, correction)
     p._done[key] = var
     return var
 
@@ -219,7 +228,7 @@ def segment_std(x: Tensor, segments: Segments, *, correction: int = 0,
     p = _passes(x, segments, passes, "segment_std")
     var = _var(p, _check_correction(correction, "segment_std"))
     positive = var > 0
-    std = torch.where(positive, torch.where(positive, var, 1).sqrt(), 0)
+    std = var.masked_fill(~positive, 1).sqrt().masked_fill(~positive, 0)
     return p.finish(torch.where(torch.isnan(var), var, std), fill_value)
 
 

@@ -244,6 +244,48 @@ def _order_extremum_backward(x: Tensor, ptr: Tensor, perm: Tensor, out: Tensor,
     return grad_x.view(x.shape)
 
 
+def moments(x: Tensor, ptr: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per set and feature of a CSR grouping, for a float32/float64 ``x``: the mean ``c``
+    (the bits of :func:`_reduce`'s), ``s1 = sum(x - c)``, ``s2 = sum((x - c) ** 2)`` (the
+    bits of those sums by :func:`_reduce`) and ``same`` (bool: every row equals the set's
+    first), each ``[*, B, F]``."""
+    op = "graphpool csr_moments"
+    x3 = _x3(op, x)
+    B = check_ptr(op, ptr)
+    L, N, F = x3.shape
+    if x.dtype not in (torch.float32, torch.float64):
+        raise GraphpoolError(op, "x", "float32 or float64", str(x.dtype), "pass x.float()")
+    shape = (*x.shape[:-2], B, F)
+    centre, s1, s2 = (torch.empty(shape, dtype=x.dtype) for _ in range(3))
+    same = torch.empty(shape, dtype=torch.bool)
+    status = library().gp_csr_moments(
+        DTYPE_CODES[x.dtype], x3.data_ptr(), L, N, F, *x3.stride(), ptr.data_ptr(), B,
+        centre.data_ptr(), s1.data_ptr(), s2.data_ptr(), same.data_ptr(),
+        _threads(x3.numel()))
+    _check_status(status, ptr)
+    return centre, s1, s2, same
+
+
+def moments_backward(x: Tensor, ptr: Tensor, centre: Tensor, g1: Tensor,
+                     g2: Tensor) -> Tensor:
+    """``grad_x = g1 + 2 (x - c) g2`` per set (the adjoint of :func:`moments`), in one pass."""
+    op = "graphpool csr_moments_backward"
+    x3 = _x3(op, x)
+    B = check_ptr(op, ptr)
+    L, N, F = x3.shape
+    if x.dtype not in (torch.float32, torch.float64):
+        raise GraphpoolError(op, "x", "float32 or float64", str(x.dtype), "pass x.float()")
+    buffers = [t.to(x.dtype).contiguous() for t in (centre, g1, g2)]
+    for name, t in zip(("centre", "g1", "g2"), buffers):
+        check_buffer(op, name, t, x.dtype, L * B * F)
+    grad_x = empty(tuple(x3.shape), x.dtype)
+    status = library().gp_csr_moments_backward(
+        DTYPE_CODES[x.dtype], x3.data_ptr(), L, N, F, *x3.stride(), ptr.data_ptr(), B,
+        *(t.data_ptr() for t in buffers), grad_x.data_ptr(), _threads(x3.numel()))
+    _check_status(status, ptr)
+    return grad_x.view(x.shape)
+
+
 def runs(x: Tensor, seg: Segments) -> bool:
     """Whether ``x`` is ``[L, S, F]`` of one uniform set whose ``S`` rows are contiguous
     for every feature: the node view of a channels-first map (``fmap.flatten(2)

@@ -10,6 +10,8 @@
 // when it has rows). Max/min propagate nan like torch.maximum.
 //
 // gp_scatter_*: the same reductions for an unsorted set index (int64 [N]).
+// gp_csr_moments(_backward): the centred first and second moments of each set (the
+// variance readouts), float32/float64.
 #include <omp.h>
 
 #include <algorithm>
@@ -604,6 +606,176 @@ void reduce_op(int op, const void* x, int64_t L, int64_t F, int64_t sL, int64_t 
   }
 }
 
+// Centred moments of each set, for the variance (x of float32/float64): with c the set's
+// mean (written to centre, the bits of gp_csr_reduce's mean), s1 = sum_v (x_v - c), s2 = sum_v (x_v - c)^2 and same = 1 where every
+// row of the set equals its first row (0 on nan). Each difference and square is rounded
+// to T and the sums run in the order of reduce() (rows in order, in chunks of CHUNK), so
+// s1 and s2 are the bits that gp_csr_reduce gives for the sums of d = x - c and d * d
+// (the build uses -ffp-contract=off: no fused multiply-add changes a square).
+template <typename T>
+inline void moment_rows(const T* __restrict base, int64_t begin, int64_t end, int64_t F,
+                        int64_t sN, int64_t sF, const T* __restrict first,
+                        const T* __restrict c, T* __restrict s1, T* __restrict s2,
+                        uint8_t* __restrict same) {
+  typedef T V __attribute__((vector_size(32)));
+  typedef decltype(V{} < V{}) M;
+  constexpr int64_t PER = 32 / sizeof(T), NV = 4, W = PER * NV;
+  int64_t f0 = 0;
+  if (sF == 1) {
+    for (; f0 + W <= F; f0 += W) {  // a block of W features stays in vector registers
+      V cv[NV], a1[NV], a2[NV], fv[NV];
+      M eq[NV];
+      for (int64_t k = 0; k < NV; ++k) {
+        std::memcpy(&cv[k], c + f0 + k * PER, 32);
+        std::memcpy(&a1[k], s1 + f0 + k * PER, 32);
+        std::memcpy(&a2[k], s2 + f0 + k * PER, 32);
+        std::memcpy(&fv[k], first + f0 + k * PER, 32);
+        eq[k] = fv[k] == fv[k];
+      }
+      for (int64_t r = begin; r < end; ++r) {
+        const T* __restrict row = base + r * sN + f0;
+        for (int64_t k = 0; k < NV; ++k) {
+          V v;
+          std::memcpy(&v, row + k * PER, 32);
+          const V d = v - cv[k];
+          const V dd = d * d;
+          a1[k] += d;
+          a2[k] += dd;
+          eq[k] &= v == fv[k];
+        }
+      }
+      for (int64_t k = 0; k < NV; ++k) {
+        std::memcpy(s1 + f0 + k * PER, &a1[k], 32);
+        std::memcpy(s2 + f0 + k * PER, &a2[k], 32);
+        for (int64_t j = 0; j < PER; ++j) same[f0 + k * PER + j] &= eq[k][j] != 0;
+      }
+    }
+  }
+  for (int64_t r = begin; r < end; ++r) {  // the remaining features, any stride
+    const T* __restrict row = base + r * sN;
+    for (int64_t f = f0; f < F; ++f) {
+      const T v = row[f * sF], d = v - c[f], dd = d * d;
+      s1[f] += d;
+      s2[f] += dd;
+      same[f] &= v == first[f * sF];
+    }
+  }
+}
+
+template <typename T>
+void moments(const T* x, int64_t L, int64_t F, int64_t sL, int64_t sN, int64_t sF,
+             const int64_t* ptr, int64_t B, T* centre, T* s1, T* s2, uint8_t* same,
+             int nthreads) {
+  const int64_t sets = L * B;
+  if (sets >= nthreads) {  // many sets: one set per task, its chunks folded in order
+#pragma omp parallel num_threads(nthreads)
+    {
+      std::vector<T> p1(F), p2(F);
+#pragma omp for schedule(dynamic, 16)
+      for (int64_t s = 0; s < sets; ++s) {
+        const int64_t l = s / B, b = s % B, begin = ptr[b], end = ptr[b + 1];
+        const T* base = x + l * sL;
+        T *c = centre + s * F, *o1 = s1 + s * F, *o2 = s2 + s * F;
+        reduce_set<3>(base, begin, end, F, sN, sF, c, p1.data());  // the mean kernel's bits
+        finalize<3>(c, end - begin, F);
+        std::fill(o1, o1 + F, T(0));
+        std::fill(o2, o2 + F, T(0));
+        std::fill(same + s * F, same + (s + 1) * F, uint8_t(1));
+        for (int64_t c0 = begin; c0 < end; c0 += CHUNK) {  // the set's rows, now in cache
+          const int64_t c1 = std::min(end, c0 + CHUNK);
+          const bool head = c0 == begin;
+          if (!head) {
+            std::fill(p1.begin(), p1.end(), T(0));
+            std::fill(p2.begin(), p2.end(), T(0));
+          }
+          moment_rows(base, c0, c1, F, sN, sF, base + begin * sN, c, head ? o1 : p1.data(),
+                      head ? o2 : p2.data(), same + s * F);
+          if (!head) {
+            fold_into<0>(o1, p1.data(), F);
+            fold_into<0>(o2, p2.data(), F);
+          }
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t s = 0; s < sets; ++s) {  // few sets (one huge graph): chunks to threads
+    const int64_t l = s / B, b = s % B, begin = ptr[b], end = ptr[b + 1];
+    const int64_t chunks = num_chunks(begin, end);
+    const T* base = x + l * sL;
+    T* c = centre + s * F;
+    std::vector<T> p1(chunks * F, T(0)), p2(chunks * F, T(0));
+    std::vector<uint8_t> eq(chunks * F, uint8_t(1));
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t k = 0; k < chunks; ++k)  // the mean, as reduce() folds it
+      accumulate_rows<0>(base, begin + k * CHUNK, std::min(end, begin + (k + 1) * CHUNK), F,
+                         sN, sF, p1.data() + k * F);
+    for (int64_t k = 1; k < chunks; ++k) fold_into<0>(p1.data(), p1.data() + k * F, F);
+    finalize<3>(p1.data(), end - begin, F);
+    std::copy(p1.begin(), p1.begin() + F, c);
+    std::fill(p1.begin(), p1.end(), T(0));
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t k = 0; k < chunks; ++k)
+      moment_rows(base, begin + k * CHUNK, std::min(end, begin + (k + 1) * CHUNK), F, sN, sF,
+                  base + begin * sN, c, p1.data() + k * F, p2.data() + k * F,
+                  eq.data() + k * F);
+    for (int64_t k = 1; k < chunks; ++k) {
+      fold_into<0>(p1.data(), p1.data() + k * F, F);
+      fold_into<0>(p2.data(), p2.data() + k * F, F);
+      for (int64_t f = 0; f < F; ++f) eq[f] &= eq[k * F + f];
+    }
+    std::copy(p1.begin(), p1.begin() + F, s1 + s * F);
+    std::copy(p2.begin(), p2.begin() + F, s2 + s * F);
+    std::copy(eq.begin(), eq.begin() + F, same + s * F);
+  }
+}
+
+// The adjoint of moments() for a centre without gradient:
+// grad_x = g1 + 2 (x - c) g2, written as g1 + (t + t) with t = (x - c) g2.
+template <typename T>
+inline void moment_grad_rows(const T* __restrict x, int64_t begin, int64_t end, int64_t F,
+                             int64_t sN, int64_t sF, const T* __restrict c,
+                             const T* __restrict g1, const T* __restrict g2,
+                             T* __restrict out) {
+  for (int64_t r = begin; r < end; ++r, out += F) {
+    const T* __restrict row = x + r * sN;
+    if (sF == 1) {  // contiguous features: a loop the compiler vectorises
+      for (int64_t f = 0; f < F; ++f) {
+        const T t = (row[f] - c[f]) * g2[f];
+        out[f] = g1[f] + (t + t);
+      }
+    } else {
+      for (int64_t f = 0; f < F; ++f) {
+        const T t = (row[f * sF] - c[f]) * g2[f];
+        out[f] = g1[f] + (t + t);
+      }
+    }
+  }
+}
+
+template <typename T>
+void moments_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, int64_t sN,
+                      int64_t sF, const int64_t* ptr, int64_t B, const T* centre, const T* g1,
+                      const T* g2, T* grad_x, int nthreads) {
+  if (L * B >= 4 * nthreads) {  // many sets: one set per task
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t s = 0; s < L * B; ++s) {
+      const int64_t l = s / B, b = s % B;
+      moment_grad_rows(x + l * sL, ptr[b], ptr[b + 1], F, sN, sF, centre + s * F, g1 + s * F,
+                       g2 + s * F, grad_x + (l * N + ptr[b]) * F);
+    }
+    return;
+  }
+  const int64_t all = L * N;  // few sets: the rows go to the threads
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t i = 0; i < all; ++i) {
+    const int64_t l = i / N, r = i % N;
+    const int64_t s = l * B + (std::upper_bound(ptr, ptr + B + 1, r) - ptr - 1);
+    moment_grad_rows(x + l * sL, r, r + 1, F, sN, sF, centre + s * F, g1 + s * F, g2 + s * F,
+                     grad_x + i * F);
+  }
+}
+
 }  // namespace
 
 // A pointer the kernels can trust: starts at 0, never decreases, ends at rows.
@@ -822,6 +994,38 @@ void gp_ptr_stats(const int64_t* ptr, int64_t len, int64_t* stats) {
 // its private copy).
 int gp_equal_bytes(const void* a, const void* b, int64_t n) {
   return n <= 0 || std::memcmp(a, b, static_cast<size_t>(n)) == 0;
+}
+
+// Returns 0, 1 for a dtype other than float32 (0) / float64 (1), 2 for a bad ptr.
+int gp_csr_moments(int dtype, const void* x, int64_t L, int64_t N, int64_t F, int64_t sL,
+                   int64_t sN, int64_t sF, const int64_t* ptr, int64_t B, void* centre,
+                   void* s1, void* s2, uint8_t* same, int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
+#define GP_CASE(code, T)                                                                    \
+  case code:                                                                                \
+    moments<T>(static_cast<const T*>(x), L, F, sL, sN, sF, ptr, B,                          \
+               static_cast<T*>(centre), static_cast<T*>(s1), static_cast<T*>(s2),           \
+               same, nthreads);                                                             \
+    return 0;
+  switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) }
+#undef GP_CASE
+  return 1;
+}
+
+int gp_csr_moments_backward(int dtype, const void* x, int64_t L, int64_t N, int64_t F,
+                            int64_t sL, int64_t sN, int64_t sF, const int64_t* ptr, int64_t B,
+                            const void* centre, const void* g1, const void* g2, void* grad_x,
+                            int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
+#define GP_CASE(code, T)                                                                    \
+  case code:                                                                                \
+    moments_backward<T>(static_cast<const T*>(x), L, N, F, sL, sN, sF, ptr, B,              \
+                        static_cast<const T*>(centre), static_cast<const T*>(g1),           \
+                        static_cast<const T*>(g2), static_cast<T*>(grad_x), nthreads);      \
+    return 0;
+  switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) }
+#undef GP_CASE
+  return 1;
 }
 
 }  // extern "C"
