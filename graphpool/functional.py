@@ -14,6 +14,7 @@ all left out) returns ``[*, F]``, without the set axis.
 """
 from __future__ import annotations
 
+import functools
 from numbers import Number
 from typing import Any, Optional
 
@@ -77,8 +78,14 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     """
     module = None
     if not (readout_key(reduce) in REDUCTIONS and not options):
-        module = resolve_readout(reduce, where="readout", argument="reduce", fill_value=fill_value, **options) \
-            if not isinstance(reduce, Readout) else reduce
+        if isinstance(reduce, Readout):
+            module = reduce
+        elif isinstance(reduce, str) and _plain(fill_value) and all(
+                _plain(v) for v in options.values()):
+            module = _named(reduce, fill_value, tuple(sorted(options.items())))
+        else:
+            module = resolve_readout(reduce, where="readout", argument="reduce",
+                                     fill_value=fill_value, **options)
         if not module.functional:
             raise GraphpoolError("readout", "reduce", "a readout without weights to learn "
                                  "(a learnable one needs its module)", repr(module),
@@ -86,6 +93,24 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
                                  f"{type(module).__name__}(...)(x, batch)")
     return _readout(x, batch, reduce, num_graphs, size, ptr, fill_value, validate, "readout",
                     module)
+
+
+_PLAIN_TYPES = (int, float, str, bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a constant that a cached readout module may be keyed on (a
+    tensor is not: it could change in place after the module copied it)."""
+    return type(value) in _PLAIN_TYPES or type(value) is tuple and all(map(_plain, value))
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _named(reduce: str, fill_value: Any, options: tuple) -> Readout:
+    """The readout module that ``readout(x, batch, reduce, **options)`` calls, built once
+    per name and constant arguments (building one costs more than a small readout). It
+    has no weights and never leaves this module, so sharing it changes nothing."""
+    return resolve_readout(reduce, where="readout", argument="reduce",
+                           fill_value=fill_value, **dict(options))
 
 
 def _readout(x: Any, batch: Any, reduce: str, num_graphs: Any, size: Any,
