@@ -244,3 +244,23 @@ def test_functions_without_a_batch_follow_pyg_pools_but_honour_size():
     assert padded.shape == (2, 3, 3) and padded[:, 1:].eq(0).all()
     torch.testing.assert_close(padded[:, 0], x.sum(-2))
     assert gp.MeanReadout()(x).shape == (2, 1, 3)                             # modules keep it
+
+
+def test_named_readout_modules_are_reused_only_for_constant_arguments():
+    """readout(x, batch, name, **options) builds the named module once per name and
+    constant options (numbers, strings, tuples of them); others (a list, a tensor) build
+    a fresh one each call, with the constructor's own checks."""
+    from graphpool import functional
+
+    x, batch = torch.rand(5, 3) + 0.1, torch.tensor([0, 0, 1, 1, 1])
+    functional._named.cache_clear()
+    first = gp.readout(x, batch, "powermean", p=2.0)
+    assert torch.equal(gp.readout(x, batch, "powermean", p=2.0), first)
+    assert functional._named.cache_info().hits == 1
+    assert not torch.equal(gp.readout(x, batch, "powermean", p=3.0), first)
+    q = [0.25, 0.75]
+    torch.testing.assert_close(gp.readout(x, batch, "quantile", q=q),
+                               gp.readout(x, batch, "quantile", q=tuple(q)))
+    with pytest.raises(gp.GraphpoolError, match="'p'"):
+        gp.readout(x, batch, "powermean", p=torch.tensor(2.0))
+    assert functional._named.cache_info().currsize == 3  # p=2.0, p=3.0, q=(0.25, 0.75)
