@@ -227,9 +227,8 @@ def segment_std(x: Tensor, segments: Segments, *, correction: int = 0,
     """
     p = _passes(x, segments, passes, "segment_std")
     var = _var(p, _check_correction(correction, "segment_std"))
-    positive = var > 0
-    std = var.masked_fill(~positive, 1).sqrt().masked_fill(~positive, 0)
-    return p.finish(torch.where(torch.isnan(var), var, std), fill_value)
+    zero = var <= 0  # (nan is not: it stays nan)
+    return p.finish(var.masked_fill(zero, 1).sqrt().masked_fill(zero, 0), fill_value)
 
 
 def segment_logsumexp(x: Tensor, segments: Segments, *, fill_value: Number = 0.0,

@@ -72,7 +72,7 @@ class _Variance(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         x, centre, mean1, k, n1 = ctx.saved_tensors
         seg: Segments = ctx.seg
-        g2 = grad * k
+        g2 = (grad * k).masked_fill(k == 0, 0)  # blocked: 0, even for a nan gradient
         if torch.is_grad_enabled():  # create_graph: differentiable ops, for double backward
             d = x - segment_broadcast(centre, seg)
             mean1 = segment_reduce(d, seg, "sum", _where="segment_var") / n1
