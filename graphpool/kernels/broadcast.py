@@ -6,9 +6,12 @@ broadcast maximum).
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ..segments import Kind, Segments
+from . import compiled
+from .backends import get_backend
 
 __all__ = ["segment_broadcast"]
 
@@ -36,4 +39,7 @@ def segment_broadcast(values: Tensor, segments: Segments) -> Tensor:
         return expanded.flatten(-3, -2)
     if segments.kind == Kind.CSR:
         segments._checked_ptr("segment_broadcast")
+        if (not (values.requires_grad and torch.is_grad_enabled()) and compiled.copies(values)
+                and get_backend() in ("auto", "compiled")):
+            return compiled.broadcast(values, segments)  # no gradient: the copy kernel
     return values.index_select(-2, segments._index)

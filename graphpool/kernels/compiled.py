@@ -25,6 +25,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch_mode
 
 from .._native import _PLAIN, available, check_buffer, check_ptr, library
 from ..errors import GraphpoolError, env_choice
@@ -456,6 +457,17 @@ def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -
     if _tracing():
         return _extremum_backward_op(x, seg._ptr, out, grad_out)
     return _extremum_backward(x, seg._ptr, out, grad_out)
+
+
+def copies(values: Tensor) -> bool:
+    """Whether :func:`broadcast` may copy ``values`` eagerly: a plain CPU tensor of 2, 4
+    or 8-byte elements, outside every tracer, ``torch.func`` transform and dispatch mode
+    (which must see torch's own ops). Gradients are the caller's business."""
+    return (type(values) in _PLAIN and values.is_cpu and values.dim() >= 2
+            and values.element_size() in (2, 4, 8) and not torch.compiler.is_compiling()
+            and torch._C._get_tracing_state() is None
+            and not torch._C._are_functorch_transforms_active()
+            and _dispatch_mode() is None and available())
 
 
 def broadcast(values: Tensor, seg: Segments) -> Tensor:
