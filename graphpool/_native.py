@@ -108,6 +108,7 @@ def library() -> Optional[ctypes.CDLL]:
                                             _vp, _i64, _vp, _vp, _vp, _vp, _int]
     lib.gp_index_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
     lib.gp_index_order.argtypes = [_vp, _i64, _i64, _vp, _vp]
+    lib.gp_index_counts.argtypes = [_vp, _i64, _i64, _vp]
     lib.gp_run_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _vp, _vp, _vp, _int]
     lib.gp_index_to_ptr.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_index_to_ptr.restype = _i64
@@ -150,6 +151,15 @@ def index_to_ptr(index: Tensor, ptr: Optional[Tensor]
                                       0 if ptr is None else ptr.data_ptr())
     lo, hi, is_sorted, _ = stats
     return lo, hi, bool(is_sorted), (ptr if empty >= 0 else None), empty
+
+
+def index_counts(index: Tensor, counts: Tensor) -> bool:
+    """Fill ``counts`` (``int64 [B]``) with the rows per set of ``index``, in one pass;
+    ``False`` (``counts`` then meaningless) when an id is outside ``[0, B)``."""
+    check_buffer("graphpool index_counts", "index", index, torch.int64)
+    check_buffer("graphpool index_counts", "counts", counts, torch.int64)
+    return library().gp_index_counts(index.data_ptr(), index.numel(), counts.numel(),
+                                     counts.data_ptr()) == 0
 
 
 def index_order(index: Tensor, num_segments: int) -> Optional[Tuple[Tensor, Tensor]]:

@@ -367,8 +367,9 @@ class Segments:
             return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=n,
                        device=index.device, ptr=ptr, has_empty=empty > 0, checked=checked)
         counts = alloc(where, "num_segments", (num_segments,), dtype=torch.long,
-                       device=index.device).zero_()
-        counts.index_add_(0, index, torch.ones_like(index))
+                       device=index.device)
+        if not (fast and check_values and compiled.index_counts(index, counts)):  # C: 1 pass
+            counts.zero_().index_add_(0, index, torch.ones_like(index))
         if sorted:
             return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=n,
                        device=index.device, counts=counts, checked=checked)

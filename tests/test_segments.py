@@ -120,3 +120,17 @@ def test_cuda_segments_need_no_host_sync_when_num_segments_is_given():
         seg.counts.sum()
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.skipif(_native.library() is None, reason="the compiled helpers cannot be built")
+def test_index_counts_helper_is_the_histogram_and_writes_nothing_outside_counts():
+    g = torch.Generator().manual_seed(2)
+    index = torch.randint(0, 50, (2000,), generator=g)
+    counts = torch.empty(60, dtype=torch.int64)
+    assert _native.index_counts(index, counts)
+    assert torch.equal(counts, torch.bincount(index, minlength=60))
+    assert torch.equal(Segments.from_index(index, 60).counts, counts)  # the unsorted path
+    for bad in (torch.tensor([0, 5, 1]), torch.tensor([0, -1, 1])):
+        guard = torch.full((7,), -7, dtype=torch.int64)
+        assert not _native.index_counts(bad, guard[1:6])  # ids in [0, 5) only
+        assert guard[0] == -7 and guard[6] == -7

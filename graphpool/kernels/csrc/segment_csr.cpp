@@ -915,6 +915,18 @@ int gp_index_broadcast(int itemsize, const void* values, int64_t L, int64_t N, i
   return bad ? 2 : 0;
 }
 
+// Rows per set of an index: counts [B] (zeroed here). Returns 0, or 2 when an id is
+// outside [0, B) (then counts is not the histogram). Never writes outside counts[0..B).
+int gp_index_counts(const int64_t* index, int64_t n, int64_t B, int64_t* counts) {
+  std::fill(counts, counts + B, int64_t(0));
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t b = index[r];
+    if (static_cast<uint64_t>(b) >= static_cast<uint64_t>(B)) return 2;
+    ++counts[b];
+  }
+  return 0;
+}
+
 // The sorted order of an unsorted index in O(N + B) (a stable counting sort): ptr [B + 1]
 // delimits the sets, perm [n] lists each set's rows in row order. Returns 0, or 2 when
 // an id is outside [0, B) (then ptr and perm are not an order and must not be used).
