@@ -1193,6 +1193,58 @@ def test_gradcheck(name, make):
                                         nondet_tol=0.0), f"{name} {gname}"
 
 
+GRADGRADCHECK = ["var", "var-c1", "std", "softmax", "powermean-p2.5", "powermean-p0.5",
+                 "powermean-learn"]
+
+
+@pytest.mark.parametrize("name", GRADGRADCHECK)
+def test_gradgradcheck_on_sorted_and_unsorted_groupings(name):
+    """Second derivatives (double backward) of the eager paths: the fused variance kernel
+    (sorted groupings) and the power mean's signed power, values and parameters."""
+    make = dict(GRADCHECK)[name]
+    g = torch.Generator().manual_seed(10)
+    x = (torch.randperm(24, generator=g)[:12].double() / 3 + 0.4).view(6, 2)
+    module = make().double()
+    params = tuple(module.parameters())
+    for gname, xg, seg in groupings(x, [3, 1, 2]):
+        if gname not in ("index-sorted", "index-unsorted"):
+            continue
+
+        def f(xv, *ps):
+            out = _with_params(module, ps, xv, seg) if ps else module(xv, seg)
+            return out.nan_to_num()
+        inputs = (xg.detach().requires_grad_(),
+                  *[p.detach().clone().requires_grad_() for p in params])
+        assert torch.autograd.gradgradcheck(f, inputs, eps=1e-6, atol=1e-6), f"{name} {gname}"
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0])
+def test_signed_power_eager_equals_its_torch_composition_at_zero_and_signs(p):
+    """The eager signed power (derivatives written out) against the torch composition
+    that tracers and torch.func run: the same values and gradients, zeros included."""
+    from graphpool.composite import stats
+
+    v = torch.tensor([[0.0, -0.0, 1.5], [-2.0, 0.3, 0.0]], dtype=F64)
+    e = torch.tensor([p, p, p], dtype=F64)
+    g = torch.tensor([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]], dtype=F64)
+    for exponent in (p, e):
+        leaf = v.clone().requires_grad_()
+        ex = exponent.clone().requires_grad_() if isinstance(exponent, torch.Tensor) else p
+        out = stats._signed_pow(leaf, ex)
+        grads = torch.autograd.grad(out, [leaf] + ([ex] if isinstance(ex, torch.Tensor)
+                                                   else []), g)
+
+        def composite(vv, *ee):
+            return (stats._signed_pow(vv, ee[0] if ee else p) * g).sum()
+        args = (v,) + ((e,) if isinstance(exponent, torch.Tensor) else ())
+        ref = torch.func.grad(composite, argnums=tuple(range(len(args))))(*args)
+        with torch.no_grad():
+            ref_out = torch.func.vmap(lambda vv: stats._signed_pow(vv, exponent))(v[None])[0]
+        torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
+        for got, want in zip(grads, ref):
+            torch.testing.assert_close(got, want)
+
+
 def _with_params(module, ps, xv, seg):
     """Call ``module`` with its parameters replaced by ``ps`` (differentiably)."""
     return torch.func.functional_call(module, dict(zip(dict(module.named_parameters()), ps)),

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..errors import GraphpoolError, describe
 from ..kernels import moments, segment_broadcast, segment_reduce
+from ..kernels.autograd import forward_ad, plain_torch
 from ..kernels.checks import check_fill_value
 from ..kernels.reductions import HALF
 from ..segments import Kind, Segments
@@ -296,11 +297,45 @@ def _signed_pow(v: Tensor, exponent: Temperature) -> Tensor:
     """``sign(v) |v|^exponent`` with value 0 at ``v = 0`` and there the derivative of
     ``sign(v) |v|^e``: 0 for ``e > 1``, 1 for ``e = 1`` (it is ``v``: the power mean with
     ``p = 1`` is the mean, with the mean's gradient at zeros, e.g. after a ReLU), and 0 for
-    ``e < 1``, where it is infinite (no ``inf * 0``)."""
-    mag = v.abs()
-    nonzero = mag > 0
-    powered = torch.where(nonzero, mag, 1) ** exponent
-    return torch.where(nonzero, torch.sign(v) * powered, v * (exponent == 1))
+    ``e < 1``, where it is infinite (no ``inf * 0``). Eager code runs :class:`_SignedPow`
+    (three passes forward, its derivative written out); tracers, ``torch.func`` transforms
+    and forward-mode AD compose the same function from torch ops."""
+    tensors = [t for t in (v, exponent) if isinstance(t, Tensor)]
+    if any(plain_torch(t) or forward_ad(t) for t in tensors) or torch.compiler.is_exporting():
+        mag = v.abs()
+        nonzero = mag > 0
+        powered = torch.where(nonzero, mag, 1) ** exponent
+        return torch.where(nonzero, torch.sign(v) * powered, v * (exponent == 1))
+    return _SignedPow.apply(v, exponent)
+
+
+class _SignedPow(torch.autograd.Function):
+    r""":func:`_signed_pow` with the derivatives written out: :math:`e |v|^{e-1}` by ``v``
+    (the values at ``v = 0`` above), :math:`\operatorname{sign}(v)|v|^e \ln|v|` by a
+    tensor ``e`` (0 at ``v = 0``). The backward is torch ops on the saved inputs, so it
+    has derivatives of its own (double backward)."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, exponent: Temperature) -> Tensor:
+        out = v.abs().pow(exponent) * v.sign()  # the composite's bits; 0 at v = 0
+        tensor = isinstance(exponent, Tensor)
+        ctx.exponent = None if tensor else exponent
+        ctx.save_for_backward(v, out, exponent if tensor else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        v, out, e_tensor = ctx.saved_tensors
+        e = ctx.exponent if e_tensor is None else e_tensor
+        mag = v.abs()
+        zero = mag == 0  # (nan is not: its gradient stays nan, as in the composite)
+        safe = mag.masked_fill(zero, 1)  # no 0 ** (e - 1) = inf where the slope is unused
+        at_zero = (e == 1) if e_tensor is None else (e == 1).to(v.dtype)
+        slope = torch.where(zero, at_zero, e * safe.pow(e - 1))
+        grad_e = None
+        if e_tensor is not None and ctx.needs_input_grad[1]:
+            grad_e = (grad * (out * safe.log()).masked_fill(zero, 0)).sum_to_size(e.shape)
+        return grad * slope, grad_e
 
 
 def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
@@ -342,7 +377,7 @@ def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
     if "absmax" not in pw._done:
         top, low = pw.reduce("max").detach(), pw.reduce("min").detach()
         scale = torch.maximum(top.abs(), low.abs())
-        pw._done["absmax"] = torch.where(torch.isfinite(scale) & (scale > 0), scale, 1)
+        pw._done["absmax"] = scale.nan_to_num(1.0, 1.0, 1.0).masked_fill(scale == 0, 1)
     scale = pw._done["absmax"]
     scaled = pw.x / segment_broadcast(scale, segments)  # padding rows stay 0
     inner = segment_reduce(_signed_pow(scaled, p), segments, "mean", _where=pw.where)
