@@ -41,5 +41,5 @@ def segment_broadcast(values: Tensor, segments: Segments) -> Tensor:
         segments._checked_ptr("segment_broadcast")
         if (not (values.requires_grad and torch.is_grad_enabled()) and compiled.copies(values)
                 and get_backend() in ("auto", "compiled")):
-            return compiled.broadcast(values, segments)  # no gradient: the copy kernel
+            return compiled.broadcast(values, segments, huge=False)  # the copy kernel
     return values.index_select(-2, segments._index)

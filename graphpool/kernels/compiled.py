@@ -330,6 +330,14 @@ def _extremum_backward(x: Tensor, ptr: Tensor, out: Tensor, grad_out: Tensor) ->
 
 
 def _broadcast(values: Tensor, ptr: Tensor, num_nodes: int) -> Tensor:
+    return _broadcast_to(values, ptr, num_nodes, True)
+
+
+def _broadcast_to(values: Tensor, ptr: Tensor, num_nodes: int, huge: bool) -> Tensor:
+    """The broadcast kernel; ``huge``: a large output in huge pages (see :func:`empty`:
+    right for a gradient, which outlives the call; a temporary of a composite's forward
+    is freed at once, and re-mapping huge pages for it each call can stall on the
+    kernel's compaction)."""
     op = "graphpool::csr_broadcast"
     check_buffer(op, "values", values, None, contiguous=False, dims=2)
     if values.element_size() not in (2, 4, 8):
@@ -342,7 +350,8 @@ def _broadcast(values: Tensor, ptr: Tensor, num_nodes: int) -> Tensor:
     if values.size(-2) != B:
         raise GraphpoolError(op, "values", f"{B} rows on dim -2 (one per set)",
                              f"shape {tuple(values.shape)}", "pass one row per set")
-    out = empty((*lead, num_nodes, feats), values.dtype)
+    shape = (*lead, num_nodes, feats)
+    out = empty(shape, values.dtype) if huge else torch.empty(shape, dtype=values.dtype)
     if out.numel() == 0:
         return out
     check_buffer(op, "out", out, values.dtype, math.prod(lead) * num_nodes * feats)
@@ -470,13 +479,14 @@ def copies(values: Tensor) -> bool:
             and _dispatch_mode() is None and available())
 
 
-def broadcast(values: Tensor, seg: Segments) -> Tensor:
+def broadcast(values: Tensor, seg: Segments, huge: bool = True) -> Tensor:
     """``segment_broadcast(values, seg)`` for a CSR grouping, written once, in parallel
-    (for an unsorted index: torch's gather, ``values.index_select(-2, index)``)."""
+    (for an unsorted index: torch's gather, ``values.index_select(-2, index)``); ``huge``
+    as in :func:`_broadcast_to`."""
     if seg.kind == Kind.SCATTER:
         if _tracing():
             return values.index_select(-2, seg._index)
         return _index_broadcast(values, seg._index)
     if _tracing():
         return _broadcast_op(values, seg._ptr, seg.num_nodes)
-    return _broadcast(values, seg._ptr, seg.num_nodes)
+    return _broadcast_to(values, seg._ptr, seg.num_nodes, huge)
