@@ -62,8 +62,9 @@ class _Variance(torch.autograd.Function):
         centre, s1, s2, same = compiled.moments(x, seg._ptr)
         var = finish_variance(s1, s2, same, counts, correction)
         dof, n1 = counts - correction, counts.clamp(min=1)
+        # where finish_variance passes a gradient (its clamp's test on the same expression)
+        keep = (s2 - s1 * s1 / n1 >= 0) & ~same & (dof > 0)
         mean1 = s1 / n1
-        keep = (s2 - s1 * mean1 >= 0) & ~same & (dof > 0)  # where finish_variance passes
         ctx.seg = seg
         ctx.save_for_backward(x, centre, mean1, keep / dof.clamp(min=1), n1)
         return var
