@@ -245,17 +245,21 @@ def _order_extremum_backward(x: Tensor, ptr: Tensor, perm: Tensor, out: Tensor,
     return grad_x.view(x.shape)
 
 
+def _moments_input(op: str, x: Tensor, ptr: Tensor) -> Tuple[Tensor, int]:
+    """``x`` as ``[L, N, F]`` and the number of sets, checked for the moments kernels."""
+    x3 = _x3(op, x)  # a tensor of a kernel dtype, leading dims merged
+    if x.dtype not in (torch.float32, torch.float64):
+        raise GraphpoolError(op, "x", "float32 or float64", str(x.dtype), "pass x.float()")
+    return x3, check_ptr(op, ptr)
+
+
 def moments(x: Tensor, ptr: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per set and feature of a CSR grouping, for a float32/float64 ``x``: the mean ``c``
     (the bits of :func:`_reduce`'s), ``s1 = sum(x - c)``, ``s2 = sum((x - c) ** 2)`` (the
     bits of those sums by :func:`_reduce`) and ``same`` (bool: every row equals the set's
     first), each ``[*, B, F]``."""
-    op = "graphpool csr_moments"
-    x3 = _x3(op, x)
-    B = check_ptr(op, ptr)
+    x3, B = _moments_input("graphpool csr_moments", x, ptr)
     L, N, F = x3.shape
-    if x.dtype not in (torch.float32, torch.float64):
-        raise GraphpoolError(op, "x", "float32 or float64", str(x.dtype), "pass x.float()")
     shape = (*x.shape[:-2], B, F)
     centre, s1, s2 = (torch.empty(shape, dtype=x.dtype) for _ in range(3))
     same = torch.empty(shape, dtype=torch.bool)
@@ -271,11 +275,8 @@ def moments_backward(x: Tensor, ptr: Tensor, centre: Tensor, g1: Tensor,
                      g2: Tensor) -> Tensor:
     """``grad_x = g1 + 2 (x - c) g2`` per set (the adjoint of :func:`moments`), in one pass."""
     op = "graphpool csr_moments_backward"
-    x3 = _x3(op, x)
-    B = check_ptr(op, ptr)
+    x3, B = _moments_input(op, x, ptr)
     L, N, F = x3.shape
-    if x.dtype not in (torch.float32, torch.float64):
-        raise GraphpoolError(op, "x", "float32 or float64", str(x.dtype), "pass x.float()")
     buffers = [t.to(x.dtype).contiguous() for t in (centre, g1, g2)]
     for name, t in zip(("centre", "g1", "g2"), buffers):
         check_buffer(op, name, t, x.dtype, L * B * F)
