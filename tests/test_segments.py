@@ -95,6 +95,51 @@ def test_broadcast_is_the_adjoint_of_sum():
     assert segment_broadcast(values[:2], mask).shape == (2, 2, 1)
 
 
+# What the no-gradient copy kernel must not lose: every kind of values it may be handed.
+BROADCAST_VALUES = {
+    "plain": lambda v: v,
+    "strided": lambda v: v.t().contiguous().t(),
+    "conj-bit": lambda v: torch.complex(v, -v).conj(),
+    "neg-bit": lambda v: torch._neg_view(v),
+    "float16": lambda v: v.half(),
+    "int64": lambda v: (v * 10).long(),
+    "leading-dim": lambda v: torch.stack([v, 2 * v]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROADCAST_VALUES))
+@pytest.mark.parametrize("make", [lambda: Segments.from_ptr(torch.tensor([0, 2, 2, 5])),
+                                  lambda: Segments.from_index(torch.tensor([2, 0, 0, 2, 2]))],
+                         ids=["csr", "unsorted"])
+def test_broadcast_equals_gather_for_every_value_kind(name, make):
+    seg = make()
+    values = BROADCAST_VALUES[name](torch.randn(3, 4, generator=torch.Generator().manual_seed(0)))
+    expected = values.resolve_conj().resolve_neg().index_select(-2, seg.index)
+    out = segment_broadcast(values, seg)
+    assert out.dtype == values.dtype and torch.equal(out.resolve_conj().resolve_neg(), expected)
+
+
+def test_broadcast_keeps_forward_mode_tangents():
+    import torch.autograd.forward_ad as fwAD
+    seg = Segments.from_ptr(torch.tensor([0, 2, 5]))
+    values, tangent = torch.randn(2, 3), torch.randn(2, 3)
+    with fwAD.dual_level():
+        out = fwAD.unpack_dual(segment_broadcast(fwAD.make_dual(values, tangent), seg))
+    assert out.tangent is not None and torch.equal(out.tangent, tangent[seg.index])
+
+
+@pytest.mark.parametrize("values", [torch.ones(3, 2), torch.ones(2), torch.ones(2, 1, 2), [1.0, 2.0]],
+                         ids=["rows", "1d", "rows-dim-2", "list"])
+@pytest.mark.parametrize("seg", [Segments.from_ptr(torch.tensor([0, 1, 3])),
+                                 Segments.from_index(torch.tensor([1, 0, 1])),
+                                 Segments.uniform(2, 2),
+                                 Segments.from_mask(torch.tensor([[True, False], [True, True]]))],
+                         ids=["csr", "unsorted", "uniform", "mask"])
+def test_broadcast_names_values_of_the_wrong_shape(values, seg):
+    with pytest.raises(GraphpoolError, match=r"^segment_broadcast: invalid 'values'.*\[\*, 2, F\]"):
+        segment_broadcast(values, seg)
+
+
 def test_to_device_and_repr():
     seg = Segments.from_index(torch.tensor([0, 1, 1])).to("cpu")
     assert seg.counts.tolist() == [1, 2]

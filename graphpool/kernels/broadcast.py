@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import GraphpoolError, describe
 from ..segments import Kind, Segments
 from . import compiled
 from .backends import get_backend
@@ -30,6 +31,11 @@ def segment_broadcast(values: Tensor, segments: Segments) -> Tensor:
         >>> segment_broadcast(torch.tensor([[1.], [2.]]), seg).flatten().tolist()
         [1.0, 2.0, 2.0]
     """
+    B = segments.num_segments
+    if not isinstance(values, Tensor) or values.dim() < 2 or values.size(-2) != B:
+        raise GraphpoolError("segment_broadcast", "values",
+                             f"a tensor [*, {B}, F]: one row per set of the grouping on dim -2",
+                             describe(values), "pass a readout's output for this grouping")
     if segments.kind == Kind.MASK:
         return values.unsqueeze(-2).expand(*values.shape[:-1], segments.num_nodes,
                                            values.size(-1))

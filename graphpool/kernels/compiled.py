@@ -24,6 +24,7 @@ import mmap
 from typing import Any, Optional, Tuple
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch_mode
 
@@ -471,13 +472,17 @@ def extremum_backward(x: Tensor, seg: Segments, out: Tensor, grad_out: Tensor) -
 
 def copies(values: Tensor) -> bool:
     """Whether :func:`broadcast` may copy ``values`` eagerly: a plain CPU tensor of 2, 4
-    or 8-byte elements, outside every tracer, ``torch.func`` transform and dispatch mode
-    (which must see torch's own ops). Gradients are the caller's business."""
+    or 8-byte elements, without a lazy conjugate or negation bit (a byte copy would drop
+    it) or a forward-mode tangent, outside every tracer, ``torch.func`` transform and
+    dispatch mode (which must see torch's own ops). Reverse-mode gradients are the
+    caller's business."""
     return (type(values) in _PLAIN and values.is_cpu and values.dim() >= 2
-            and values.element_size() in (2, 4, 8) and not torch.compiler.is_compiling()
+            and values.element_size() in (2, 4, 8) and not values.is_conj()
+            and not values.is_neg() and not torch.compiler.is_compiling()
             and torch._C._get_tracing_state() is None
             and not torch._C._are_functorch_transforms_active()
-            and _dispatch_mode() is None and available())
+            and _dispatch_mode() is None and available()
+            and (fwAD._current_level < 0 or fwAD.unpack_dual(values).tangent is None))
 
 
 def broadcast(values: Tensor, seg: Segments, huge: bool = True) -> Tensor:
