@@ -82,6 +82,27 @@ def test_fused_variance_gives_the_composites_bits(case, width, dtype, op, correc
 
 
 @needs_kernels
+@pytest.mark.parametrize("counts", [[9000, 0], [0, 9000, 0]], ids=["huge-then-empty",
+                                                                   "empty-huge-empty"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_variance_reads_no_row_of_an_empty_set(counts, dtype, monkeypatch):
+    """More threads than sets: the kernel hands each set's chunks to the threads, and an
+    empty set last must not read the row after the buffer (under the sanitizer build an
+    out-of-bounds read aborts). Its variance is fill_value, the composite's."""
+    x, seg = _input(counts, dtype, 64)
+    x = x.clone()  # exactly N rows in the buffer: nothing readable after the last one
+    before = torch.get_num_threads()
+    torch.set_num_threads(len(counts) + 1)
+    try:
+        (out, grad), (ref, ref_grad) = _paths(x, seg, "var", 0, monkeypatch)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(grad, ref_grad)
+    assert (out[torch.tensor(counts) == 0] == 0).all()
+
+
+@needs_kernels
 @pytest.mark.parametrize("layout", ["leading-dims", "strided-features", "transposed"])
 def test_fused_variance_walks_any_layout(layout, monkeypatch):
     x, seg = _input(COUNTS["molecules"], torch.float32, 40)

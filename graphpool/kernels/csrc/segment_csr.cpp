@@ -617,6 +617,7 @@ inline void moment_rows(const T* __restrict base, int64_t begin, int64_t end, in
                         int64_t sN, int64_t sF, const T* __restrict first,
                         const T* __restrict c, T* __restrict s1, T* __restrict s2,
                         uint8_t* __restrict same) {
+  if (begin >= end) return;  // an empty set (or chunk) has no first row to read
   typedef T V __attribute__((vector_size(32)));
   typedef decltype(V{} < V{}) M;
   constexpr int64_t PER = 32 / sizeof(T), NV = 4, W = PER * NV;
