@@ -15,6 +15,7 @@ all left out) returns ``[*, F]``, without the set axis.
 from __future__ import annotations
 
 import functools
+import struct
 from numbers import Number
 from typing import Any, Optional
 
@@ -40,8 +41,9 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     :func:`~graphpool.segment_reduce` for the math), a statistic readout (``var``, ``std``,
     ``logsumexp``, ``softmax``, ``powermean``, ``gem``, ``median``, ``quantile``,
     ``count``), timm's ``avgmax``/``catavgmax``, a list of them (concatenated), or a
-    :class:`~graphpool.Readout` instance. Learnable readouts with weights (attention,
-    Set2Set, ...) need their module.
+    :class:`~graphpool.Readout` instance. Readouts with weights to learn (attention,
+    Set2Set, ``learn=True``, ...) need their module, kept in the model. A name with
+    constant options builds its module once and reuses it.
 
     Args:
         x: ``[*, N, F]`` node features, or ``[N]`` (one value per node).
@@ -80,12 +82,8 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     if not (readout_key(reduce) in REDUCTIONS and not options):
         if isinstance(reduce, Readout):
             module = reduce
-        elif isinstance(reduce, str) and _plain(fill_value) and all(
-                _plain(v) for v in options.values()):
-            module = _named(reduce, fill_value, tuple(sorted(options.items())))
         else:
-            module = resolve_readout(reduce, where="readout", argument="reduce",
-                                     fill_value=fill_value, **options)
+            module = _named(reduce, fill_value, options)
         if not module.functional:
             raise GraphpoolError("readout", "reduce", "a readout without weights to learn "
                                  "(a learnable one needs its module)", repr(module),
@@ -95,22 +93,62 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
                     module)
 
 
-_PLAIN_TYPES = (int, float, str, bool, type(None))
+def _named(reduce: Any, fill_value: Any, options: dict) -> Readout:
+    """The readout module that ``readout(x, batch, reduce, **options)`` calls: built once
+    per name and constant arguments and then reused (building one costs more than a small
+    readout); built afresh for other arguments (a tensor could change in place after the
+    module copied it). ``torch.compile`` looks the module up outside its trace (one graph
+    break; a module built in a trace breaks it more often): a compiled model calls the
+    module, which compiles whole. A module with parameters is refused: its weights could
+    never be trained from here."""
+    key = _constant((fill_value, tuple(sorted(options.items()))))
+    if isinstance(reduce, str) and key is not None:
+        return _untraced(reduce, key) if torch.compiler.is_compiling() else _cached(reduce, key)
+    return _build(reduce, fill_value, options)
 
 
-def _plain(value: Any) -> bool:
-    """Whether ``value`` is a constant that a cached readout module may be keyed on (a
-    tensor is not: it could change in place after the module copied it)."""
-    return type(value) in _PLAIN_TYPES or type(value) is tuple and all(map(_plain, value))
+def _build(reduce: Any, fill_value: Any, options: dict) -> Readout:
+    module = resolve_readout(reduce, where="readout", argument="reduce",
+                             fill_value=fill_value, **options)
+    if any(p.requires_grad for p in module.parameters()):
+        raise GraphpoolError("readout", "reduce", "a readout without weights to learn "
+                             "(learn=True gives it parameters)", repr(module),
+                             f"build the module once, keep it in your model and call it: "
+                             f"{type(module).__name__}(...)(x, batch)")
+    return module
 
 
-@functools.lru_cache(maxsize=64, typed=True)
-def _named(reduce: str, fill_value: Any, options: tuple) -> Readout:
-    """The readout module that ``readout(x, batch, reduce, **options)`` calls, built once
-    per name and constant arguments (building one costs more than a small readout). It
-    has no weights and never leaves this module, so sharing it changes nothing."""
-    return resolve_readout(reduce, where="readout", argument="reduce",
-                           fill_value=fill_value, **dict(options))
+@functools.lru_cache(maxsize=64)
+def _cached(reduce: str, key: tuple) -> Readout:
+    fill_value, options = _value(key)
+    return _build(reduce, fill_value, dict(options))
+
+
+_untraced = torch.compiler.disable(_cached)
+
+
+def _constant(value: Any) -> Optional[tuple]:
+    """``value`` (numbers, strings, None and tuples of them) as a cache key that equals
+    another only for the same types and bits: 1, 1.0 and True differ, so do 0.0 and -0.0,
+    and a nan finds itself. ``None`` for anything else."""
+    if type(value) is float:
+        return (float, struct.pack("<d", value))
+    if type(value) is tuple:
+        parts = tuple(map(_constant, value))
+        return None if None in parts else (tuple, parts)
+    if type(value) in (int, str, bool, type(None)):
+        return (type(value), value)
+    return None
+
+
+def _value(key: tuple) -> Any:
+    """The value that :func:`_constant` made ``key`` from."""
+    kind, data = key
+    if kind is float:
+        return struct.unpack("<d", data)[0]
+    if kind is tuple:
+        return tuple(map(_value, data))
+    return data
 
 
 def _readout(x: Any, batch: Any, reduce: str, num_graphs: Any, size: Any,

@@ -253,14 +253,87 @@ def test_named_readout_modules_are_reused_only_for_constant_arguments():
     from graphpool import functional
 
     x, batch = torch.rand(5, 3) + 0.1, torch.tensor([0, 0, 1, 1, 1])
-    functional._named.cache_clear()
+    functional._cached.cache_clear()
     first = gp.readout(x, batch, "powermean", p=2.0)
     assert torch.equal(gp.readout(x, batch, "powermean", p=2.0), first)
-    assert functional._named.cache_info().hits == 1
+    assert functional._cached.cache_info().hits == 1
     assert not torch.equal(gp.readout(x, batch, "powermean", p=3.0), first)
     q = [0.25, 0.75]
     torch.testing.assert_close(gp.readout(x, batch, "quantile", q=q),
                                gp.readout(x, batch, "quantile", q=tuple(q)))
     with pytest.raises(gp.GraphpoolError, match="'p'"):
         gp.readout(x, batch, "powermean", p=torch.tensor(2.0))
-    assert functional._named.cache_info().currsize == 3  # p=2.0, p=3.0, q=(0.25, 0.75)
+    assert functional._cached.cache_info().currsize == 3  # p=2.0, p=3.0, q=(0.25, 0.75)
+
+
+# Arguments that compare equal in Python but build different modules: a cached module
+# must never answer for the other one.
+EQUAL_BUT_DIFFERENT = [
+    ("sign-of-zero", dict(reduce="var", fill_value=0.0), dict(reduce="var", fill_value=-0.0)),
+    ("int-and-float-option", dict(reduce="quantile", q=1), dict(reduce="quantile", q=1.0)),
+    ("bool-and-int-option", dict(reduce="softmax", t=1), dict(reduce="softmax", t=True)),
+    ("tuple-members", dict(reduce="quantile", q=(0, 1)), dict(reduce="quantile", q=(0.0, True))),
+]
+
+
+@pytest.mark.parametrize("first,second", [c[1:] for c in EQUAL_BUT_DIFFERENT],
+                         ids=[c[0] for c in EQUAL_BUT_DIFFERENT])
+def test_named_readout_cache_tells_equal_but_different_arguments_apart(first, second):
+    """Each call gives what a module built for its own arguments gives (bits, including
+    the sign of an empty set's zero), or that module's error, whichever call came first."""
+    x, batch = torch.rand(5, 2) + 0.1, torch.tensor([0, 0, 2, 2, 2])
+
+    def fresh(kwargs):
+        kwargs = dict(kwargs)
+        reduce, fill = kwargs.pop("reduce"), kwargs.pop("fill_value", 0.0)
+        try:
+            module = gp.resolve_readout(reduce, fill_value=fill, **kwargs)
+        except gp.GraphpoolError as e:
+            return type(e)
+        return module(x, batch)
+
+    for order in ([first, second], [second, first]):
+        from graphpool import functional
+        functional._cached.cache_clear()
+        for kwargs in order:
+            expected = fresh(kwargs)
+            if isinstance(expected, type):
+                with pytest.raises(expected):
+                    gp.readout(x, batch, **kwargs)
+                continue
+            out = gp.readout(x, batch, **kwargs)
+            assert torch.equal(out, expected) and torch.equal(out.signbit(), expected.signbit())
+    assert gp.readout(x, batch, "var", fill_value=-0.0)[1].signbit().all()
+    nan = gp.readout(x, batch, "var", fill_value=float("nan"))
+    assert nan[1].isnan().all() and gp.readout(x, batch, "var", fill_value=float("nan"))[1].isnan().all()
+
+
+@pytest.mark.parametrize("name", ["gem", "powermean", "softmax"])
+def test_named_readout_refuses_weights_it_could_never_train(name):
+    x, batch = torch.rand(5, 2) + 0.1, torch.tensor([0, 0, 1, 1, 1])
+    with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'reduce'.*learn=True.*"
+                                                r"keep it in your model"):
+        gp.readout(x, batch, name, learn=True)
+    module = gp.resolve_readout(name, learn=True)  # the module is how to learn it
+    module(x, batch).sum().backward()
+    assert all(p.grad is not None for p in module.parameters())
+
+
+def test_named_readout_under_torch_compile_is_looked_up_outside_the_trace():
+    """A name with options inside a compiled function: the eager result, the cached module
+    (built outside the trace, not by Dynamo: no lru_cache warning, no module construction
+    traced), the same module eager calls use."""
+    import warnings
+    from graphpool import functional
+
+    x, seg = torch.randn(12, 3), gp.Segments.from_index(torch.tensor([0] * 5 + [2] * 7))
+    functional._cached.cache_clear()
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda t: gp.readout(t, seg, "softmax", t=0.5), backend="eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = compiled(x)
+    assert not [w for w in caught if "lru_cache" in str(w.message)]
+    assert torch.equal(out, gp.readout(x, seg, "softmax", t=0.5))
+    info = functional._cached.cache_info()
+    assert (info.currsize, info.hits >= 1) == (1, True)

@@ -476,9 +476,9 @@ def copies(values: Tensor) -> bool:
     it) or a forward-mode tangent, outside every tracer, ``torch.func`` transform and
     dispatch mode (which must see torch's own ops). Reverse-mode gradients are the
     caller's business."""
-    return (type(values) in _PLAIN and values.is_cpu and values.dim() >= 2
-            and values.element_size() in (2, 4, 8) and not values.is_conj()
-            and not values.is_neg() and not torch.compiler.is_compiling()
+    return (not torch.compiler.is_compiling() and type(values) in _PLAIN and values.is_cpu
+            and values.dim() >= 2 and values.element_size() in (2, 4, 8)
+            and not values.is_conj() and not values.is_neg()
             and torch._C._get_tracing_state() is None
             and not torch._C._are_functorch_transforms_active()
             and _dispatch_mode() is None and available()
