@@ -34,6 +34,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from .errors import GraphpoolError, describe
 from . import _native as compiled  # the index helpers of the compiled library
@@ -208,10 +209,12 @@ def _jit_tracing() -> bool:
 
 
 def _helpers_usable(t: Tensor) -> bool:
-    """Whether the C index helpers may read ``t``: not while torch.compile, jit.trace or a
-    torch.func transform is running (they see through none of them)."""
+    """Whether the C index helpers may read ``t``: not while torch.compile, jit.trace, a
+    torch.func transform or a dispatch mode (``make_fx``, ...) is running: they see
+    through none of them, and a recorded graph would keep the buffers they fill unfilled."""
     return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and not torch._C._are_functorch_transforms_active() and compiled.cpu_index(t))
+            and not torch._C._are_functorch_transforms_active()
+            and _get_current_dispatch_mode() is None and compiled.cpu_index(t))
 
 
 class Segments:

@@ -179,3 +179,36 @@ def test_index_counts_helper_is_the_histogram_and_writes_nothing_outside_counts(
         guard = torch.full((7,), -7, dtype=torch.int64)
         assert not _native.index_counts(bad, guard[1:6])  # ids in [0, 5) only
         assert guard[0] == -7 and guard[6] == -7
+
+
+@pytest.mark.parametrize("example,other", [([2, 0, 1, 0, 2, 2], [1, 1, 0, 2, 0, 1]),
+                                           ([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 1, 2])],
+                         ids=["unsorted", "sorted"])
+def test_groupings_built_under_make_fx_replay_with_other_indices(example, other):
+    """Under a dispatch mode the counts and pointer come from torch ops the mode records
+    (the C helpers fill buffers that a recorded graph would keep empty)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def build(x, index):
+        seg = Segments.from_index(index, num_segments=3)
+        return segment_reduce(x, seg, "mean"), seg.counts
+
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    graph = make_fx(build)(x, torch.tensor(example))
+    for index in (example, other):
+        got, want = graph(x, torch.tensor(index)), build(x, torch.tensor(index))
+        assert torch.equal(got[1], want[1]) and torch.equal(got[1], torch.bincount(torch.tensor(index), minlength=3))
+        torch.testing.assert_close(got[0], want[0])
+
+
+def test_a_resolved_batch_is_not_reused_by_a_make_fx_trace():
+    """A batch vector resolved eagerly is cached; under make_fx the cached grouping would
+    enter the graph as a constant, so the trace resolves it with recorded ops."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    import graphpool as gp
+
+    x, batch = torch.randn(6, 2), torch.tensor([0, 0, 1, 1, 2, 2])
+    gp.readout(x, batch, "sum", num_graphs=3)  # cached now
+    graph = make_fx(lambda t, b: gp.readout(t, b, "sum", num_graphs=3))(x, batch)
+    other = torch.tensor([0, 1, 1, 1, 1, 2])
+    torch.testing.assert_close(graph(x, other), gp.readout(x, other, "sum", num_graphs=3))
