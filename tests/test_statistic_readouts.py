@@ -1218,16 +1218,19 @@ def test_gradgradcheck_on_sorted_and_unsorted_groupings(name):
         assert torch.autograd.gradgradcheck(f, inputs, eps=1e-6, atol=1e-6), f"{name} {gname}"
 
 
-@pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0, 0.0, -1.0])
 def test_signed_power_eager_equals_its_torch_composition_at_zero_and_signs(p):
     """The eager signed power (derivatives written out) against the torch composition
-    that tracers and torch.func run: the same values and gradients, zeros included."""
+    that tracers and torch.func run: the same values (bits: the sign of a zero too) and
+    gradients, at zeros of both signs, nan and inf; a tensor exponent may be <= 0 (a
+    number is > 0 wherever graphpool passes one)."""
     from graphpool.composite import stats
 
-    v = torch.tensor([[0.0, -0.0, 1.5], [-2.0, 0.3, 0.0]], dtype=F64)
+    v = torch.tensor([[0.0, -0.0, 1.5], [-2.0, 0.3, 0.0], [float("nan"), -float("inf"), 4.0]],
+                     dtype=F64)
     e = torch.tensor([p, p, p], dtype=F64)
-    g = torch.tensor([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]], dtype=F64)
-    for exponent in (p, e):
+    g = torch.tensor([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0], [2.0, 1.0, 1.0]], dtype=F64)
+    for exponent in ((p, e) if p > 0 else (e,)):
         leaf = v.clone().requires_grad_()
         ex = exponent.clone().requires_grad_() if isinstance(exponent, torch.Tensor) else p
         out = stats._signed_pow(leaf, ex)
@@ -1240,9 +1243,11 @@ def test_signed_power_eager_equals_its_torch_composition_at_zero_and_signs(p):
         ref = torch.func.grad(composite, argnums=tuple(range(len(args))))(*args)
         with torch.no_grad():
             ref_out = torch.func.vmap(lambda vv: stats._signed_pow(vv, exponent))(v[None])[0]
-        torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
+        torch.testing.assert_close(out, ref_out, rtol=0, atol=0, equal_nan=True)
+        assert torch.equal(out.signbit(), ref_out.signbit())
+        assert out[0, 1].signbit() and not out[0, 0].signbit()  # odd: -0.0 stays -0.0
         for got, want in zip(grads, ref):
-            torch.testing.assert_close(got, want)
+            torch.testing.assert_close(got, want, equal_nan=True)
 
 
 def _with_params(module, ps, xv, seg):

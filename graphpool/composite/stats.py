@@ -294,31 +294,40 @@ def segment_softmax_sum(x: Tensor, segments: Segments, t: Temperature = 1.0, *,
 
 
 def _signed_pow(v: Tensor, exponent: Temperature) -> Tensor:
-    """``sign(v) |v|^exponent`` with value 0 at ``v = 0`` and there the derivative of
-    ``sign(v) |v|^e``: 0 for ``e > 1``, 1 for ``e = 1`` (it is ``v``: the power mean with
-    ``p = 1`` is the mean, with the mean's gradient at zeros, e.g. after a ReLU), and 0 for
-    ``e < 1``, where it is infinite (no ``inf * 0``). Eager code runs :class:`_SignedPow`
-    (three passes forward, its derivative written out); tracers, ``torch.func`` transforms
-    and forward-mode AD compose the same function from torch ops."""
+    """``sign(v) |v|^exponent``, odd (``-0.0`` stays ``-0.0``), with value ``v`` at
+    ``v = 0`` and at nan, and there the derivative of ``v * (e == 1)``: 0 for ``e != 1``
+    (``e < 1``: infinite, no ``inf * 0``), 1 for ``e = 1`` (it is ``v``: the power mean with
+    ``p = 1`` is the mean, with the mean's gradient at zeros, e.g. after a ReLU). Eager code
+    runs :class:`_SignedPow` (its derivative written out); tracers, ``torch.func``
+    transforms, forward-mode AD and ``torch.compile`` (which traces this function) compose
+    the same values and gradients from torch ops."""
     tensors = [t for t in (v, exponent) if isinstance(t, Tensor)]
-    if any(plain_torch(t) or forward_ad(t) for t in tensors) or torch.compiler.is_exporting():
-        mag = v.abs()
-        nonzero = mag > 0
-        powered = torch.where(nonzero, mag, 1) ** exponent
-        return torch.where(nonzero, torch.sign(v) * powered, v * (exponent == 1))
+    if (any(plain_torch(t) or forward_ad(t) for t in tensors) or torch.compiler.is_exporting()
+            or torch.compiler.is_compiling()):
+        return _signed_pow_composite(v, exponent)
     return _SignedPow.apply(v, exponent)
+
+
+def _signed_pow_composite(v: Tensor, exponent: Temperature) -> Tensor:
+    mag = v.abs()
+    nonzero = mag > 0
+    powered = torch.where(nonzero, mag, 1) ** exponent
+    return torch.where(nonzero, torch.sign(v) * powered, v * (exponent == 1))
 
 
 class _SignedPow(torch.autograd.Function):
     r""":func:`_signed_pow` with the derivatives written out: :math:`e |v|^{e-1}` by ``v``
-    (the values at ``v = 0`` above), :math:`\operatorname{sign}(v)|v|^e \ln|v|` by a
-    tensor ``e`` (0 at ``v = 0``). The backward is torch ops on the saved inputs, so it
-    has derivatives of its own (double backward)."""
+    (the values at ``v = 0`` and nan above), :math:`\operatorname{sign}(v)|v|^e \ln|v|` by a
+    tensor ``e`` (0 at ``v = 0`` and nan). The forward is the composite's bits: for a
+    number ``e > 0`` (every caller's), ``|v|^e`` with the sign of ``v`` copied (exact; the
+    zeros keep theirs), for a tensor ``e`` (which may hold values <= 0) the composition
+    itself. The backward is torch ops on the saved inputs, so it has derivatives of its own
+    (double backward)."""
 
     @staticmethod
     def forward(ctx, v: Tensor, exponent: Temperature) -> Tensor:
-        out = v.abs().pow(exponent) * v.sign()  # the composite's bits; 0 at v = 0
         tensor = isinstance(exponent, Tensor)
+        out = _signed_pow_composite(v, exponent) if tensor else v.abs().pow(exponent).copysign(v)
         ctx.exponent = None if tensor else exponent
         ctx.save_for_backward(v, out, exponent if tensor else None)
         return out
@@ -328,7 +337,7 @@ class _SignedPow(torch.autograd.Function):
         v, out, e_tensor = ctx.saved_tensors
         e = ctx.exponent if e_tensor is None else e_tensor
         mag = v.abs()
-        zero = mag == 0  # (nan is not: its gradient stays nan, as in the composite)
+        zero = ~(mag > 0)  # zeros and nan: the composite's other branch, v * (e == 1)
         safe = mag.masked_fill(zero, 1)  # no 0 ** (e - 1) = inf where the slope is unused
         at_zero = (e == 1) if e_tensor is None else (e == 1).to(v.dtype)
         slope = torch.where(zero, at_zero, e * safe.pow(e - 1))
