@@ -748,6 +748,29 @@ def test_softmax_limits(dtype):
         assert_within(sums[torch.tensor(counts) > 0], torch.ones(3, 2), 8 * 7 * e, name)
 
 
+@pytest.mark.parametrize("dtype,top", [(torch.float16, 6e4), (torch.bfloat16, 3e38 / 8),
+                                       (torch.float32, 3e38 / 8), (F64, 1.7e308 / 8)])
+def test_softmax_of_values_near_the_largest_finite_one(dtype, top):
+    """Sets whose sum of e x stays finite in the computation type (float16: float32, so up
+    to float16's largest value; the others: up to their largest value over n, as
+    documented) give the softmax-weighted mean of the naive per-set loop, rounded once."""
+    g = torch.Generator().manual_seed(3)
+    counts = [7, 1, 0, 4]
+    x = (torch.rand(sum(counts), 2, generator=g, dtype=F64) * 0.5 + 0.5) * top
+    x[::3] = -x[::3]
+    x = x.to(dtype)
+    n = max(counts)
+    for t in (1e-30, 0.3, 1.0):
+        t_scaled = t / top  # scores of order 1: every weight counts
+        ref = torch.stack([ref_softmax(s, t_scaled) if len(s) else s.new_zeros(2)
+                           for s in x.double().split(counts)])
+        tol = (eps(dtype) + 16 * n * eps(compute_dtype(dtype))) * ref.abs()
+        for name, xg, seg in groupings(x, counts):
+            got = segment_softmax_sum(xg, seg, t_scaled)
+            assert got.dtype == dtype and bool(torch.isfinite(got).all()), name
+            assert_within(got, ref, tol, f"{name} t={t_scaled}")
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_power_mean_limits(dtype):
     x, counts = distinct_batch(dtype)

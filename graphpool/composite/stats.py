@@ -266,6 +266,12 @@ def segment_softmax_sum(x: Tensor, segments: Segments, t: Temperature = 1.0, *,
 
     ``t`` is a number or a tensor broadcast against the features (one per channel).
     ``t -> 0`` gives the mean, ``t -> inf`` the maximum, ``t -> -inf`` the minimum.
+    It is computed as :math:`\sum_v e_v x_v / \sum_v e_v` with
+    :math:`e = \exp(t x - m_b)`, :math:`m_b` the set's largest score (the weights are not
+    formed row by row): like the mean's sum, :math:`\sum_v e_v x_v` overflows once a set's
+    values reach the largest finite value over its size (``float32`` and ``bfloat16``:
+    about ``3.4e38 / n``; ``float16`` is computed in ``float32``, so its sets never do),
+    where PyG's normalized weights would still give a finite result.
 
     Example:
         >>> import torch
