@@ -329,7 +329,7 @@ class Segments:
         if num_segments is None and torch.compiler.is_exporting() and n:  # read on each run
             num_segments = _symbolic_count(index)
         fast = _helpers_usable(index)
-        check_values = (validate or fast or index.is_cpu) and not compiling
+        check_values = (validate or index.is_cpu) and not compiling  # (fast: a CPU index)
         ptr = empty = None
         if n == 0:
             lo, hi, is_sorted = 0, -1, True
@@ -371,7 +371,7 @@ class Segments:
                        device=index.device, ptr=ptr, has_empty=empty > 0, checked=checked)
         counts = alloc(where, "num_segments", (num_segments,), dtype=torch.long,
                        device=index.device)
-        if not (fast and check_values and compiled.index_counts(index, counts)):  # C: 1 pass
+        if not (fast and compiled.index_counts(index, counts)):  # C: 1 pass (ids checked)
             counts.zero_().index_add_(0, index, torch.ones_like(index))
         if sorted:
             return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=n,

@@ -23,8 +23,9 @@ Max and min never use torch_scatter (see :mod:`.ext`). Under ``torch.compile`` t
 compiled kernels run as the ``graphpool::csr_*`` and ``graphpool::scatter_*`` operators
 (opaque to the compiler, with their output shapes registered); torch_scatter is left out
 there, and with the ``"auto"`` backend sums and means over an unsorted index are torch's
-``scatter_add``, which inductor fuses with the gather of a message-passing layer's
-messages (an opaque operator needs them written out first: 5% of a GIN training step).
+``scatter_add``, what PyG's aggregation compiles to (the opaque operator cost 5% of a
+compiled GIN training step); on the CPU inductor calls aten's deterministic
+``scatter_add`` (eager's bits), on CUDA it adds with atomics, as PyG does.
 
 Every path returns the same values and the same gradients: the backward is shared
 (see :class:`~graphpool.kernels.autograd.SegmentReduce`).
@@ -66,7 +67,7 @@ def _pick_path(seg: Segments, x: Tensor, op: Primitive, plain: bool = False) -> 
         backend = get_backend()
         candidates = []
         if compiling and seg.kind == Kind.SCATTER and op is SUM and backend == "auto":
-            candidates.append(native.scatter)  # compiled: fused with the messages' gather
+            candidates.append(native.scatter)  # compiled: scatter_add, as PyG's aggregation
         if (not plain and backend in ("auto", "compiled") and op in _COMPILED_OPS
                 and (compiled.OPERATORS or not compiling) and compiled.supports(x, seg)):
             candidates.append(compiled.combine)

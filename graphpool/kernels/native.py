@@ -40,8 +40,8 @@ def scatter(x: Tensor, seg: Segments, op: Primitive, acc_dtype: torch.dtype) -> 
     if not scatter.accepts(op):
         _refuse("native scatter", op)
     shape = (*x.shape[:-2], seg.num_segments, x.size(-1))
-    if op is SUM and torch.compiler.is_compiling():  # inductor fuses scatter_add with the
-        index = seg._index.view(-1, 1).expand(x.shape)  # gather of messages (index_add: not)
+    if op is SUM and torch.compiler.is_compiling():  # what PyG's aggregation compiles to:
+        index = seg._index.view(-1, 1).expand(x.shape)  # inductor treats both models alike
         return x.new_zeros(shape, dtype=acc_dtype).scatter_add(-2, index, x.to(acc_dtype))
     if op is SUM:
         return x.new_zeros(shape, dtype=acc_dtype).index_add(-2, seg._index, x.to(acc_dtype))
