@@ -9,7 +9,7 @@ Every tolerance is derived from the dtype's eps, the set sizes and the magnitude
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import pytest
@@ -858,7 +858,6 @@ def test_quantiles_keep_infinities_and_sort_nan_last():
     x = torch.tensor([[inf], [1.0], [inf], [-inf], [2.0], [-3e38], [3e38], [5.0]],
                      requires_grad=True)
     counts = [1, 2, 2, 2, 1]
-    batch = torch.repeat_interleave(torch.arange(5), torch.tensor(counts))
     want = {"linear": [[inf] * 3, [1, inf, inf], [-inf, -inf, 2], [-3e38, 0, 3e38], [5] * 3],
             "midpoint": [[inf] * 3, [1, inf, inf], [-inf, -inf, 2], [-3e38, 0, 3e38], [5] * 3],
             "lower": [[inf] * 3, [1, 1, inf], [-inf, -inf, 2], [-3e38, -3e38, 3e38], [5] * 3],
