@@ -121,7 +121,7 @@ class SqueezeExcitation(nn.Module):
         if first.device != weight.device:
             raise GraphpoolError(where, "x", f"a tensor on {weight.device} (the device of the "
                                  "module's parameters)", describe_input(x),
-                                 f"move x or the module, e.g. se.to(x.device)")
+                                 "move x or the module, e.g. se.to(x.device)")
 
     def __repr__(self) -> str:
         layout = None if self.layout is None else self.layout.value

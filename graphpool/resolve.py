@@ -89,10 +89,10 @@ def _check_nodes(where: str, x: Tensor, node_axis: int, seg: Segments, dim: Any,
                              "the grouping", describe(x),
                              f"the {batch_name} vector needs one entry per node (row) of x")
     raise GraphpoolError(where, "dim", f"the node axis of x: one with {seg.num_nodes} "
-                         f"entries, one per entry of the grouping (default -2)",
+                         "entries, one per entry of the grouping (default -2)",
                          f"dim={dim}, an axis of size {x.size(node_axis)} of {describe(x)}",
-                         f"pass the axis of x that holds the nodes as dim, e.g. dim=-2 for "
-                         f"[*, N, F] or dim=0 for [N, *]")
+                         "pass the axis of x that holds the nodes as dim, e.g. dim=-2 for "
+                         "[*, N, F] or dim=0 for [N, *]")
 
 
 def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,

@@ -32,7 +32,7 @@ import sys
 import textwrap
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -1309,7 +1309,7 @@ NUM_GRAPHS = [("list", "[3]", False), ("numpy_int64", "np.int64(3)", True), ("fl
               ("string", "'3'", False), ("too_small", "2", False), ("float_tensor", "torch.tensor(3.0)", False)]
 for bname, batch in [("sorted", "torch.tensor([0, 0, 1, 2])"), ("unsorted", "torch.tensor([2, 0, 1, 0])")]:
     for nname, nv, may_work in NUM_GRAPHS:
-        check = (f"assert_same(out, naive(x, groups_of_index(batch, 3), 'max'), 'max')" if may_work else "")
+        check = ("assert_same(out, naive(x, groups_of_index(batch, 3), 'max'), 'max')" if may_work else "")
         ARGS.append(case(f"num_graphs={nname}-{bname}_batch", f"""
             x, batch = rand(4, 3, grad=False), {batch}
             out = gp.readout(x, batch, "max", num_graphs={nv})

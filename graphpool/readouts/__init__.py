@@ -8,7 +8,7 @@ from ..kernels.reductions import ALIASES as REDUCTION_ALIASES, REDUCTIONS
 from .base import Readout
 from .basic import MaxReadout, MeanReadout, MinReadout, SumReadout
 from .learnable import AttentionalReadout, DeepSetsReadout, Set2SetReadout, SortReadout
-from .multi import MODES, MultiReadout
+from .multi import MultiReadout
 from .transformer import GMTReadout, LatentAttentionReadout, SetTransformerReadout
 from .statistic import (CountReadout, GeMReadout, LogSumExpReadout, MedianReadout,
                         PowerMeanReadout, ProdReadout, QuantileReadout, SoftmaxReadout,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Union
 
-import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GINConv
 
