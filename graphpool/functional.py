@@ -55,7 +55,8 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
         fill_value: value of empty sets.
         validate: check index values (one host sync); see :class:`~graphpool.Segments`.
         options: arguments of the named readout, e.g. ``q=0.9`` for ``"quantile"``,
-            ``t=0.1`` for ``"softmax"``, ``p=2`` for ``"powermean"``.
+            ``t=0.1`` for ``"softmax"``, ``p=2`` for ``"powermean"``; one the readout does
+            not take is an error that lists those it does.
 
     Returns:
         ``[*, B, F]`` (``[B]`` for a 1-D ``x``; ``[*, F]`` for ``x`` of 3+ dims

@@ -319,6 +319,35 @@ def test_named_readout_refuses_weights_it_could_never_train(name):
     assert all(p.grad is not None for p in module.parameters())
 
 
+@pytest.mark.parametrize("name,option,takes", [
+    ("mean", "bogus", ["fill_value", "validate"]),  # a table reduction's module
+    ("prod", "t", ["fill_value", "validate"]),
+    ("softmax", "tt", ["channels", "fill_value", "learn", "t", "validate"]),
+    ("quantile", "interp", ["fill_value", "interpolation", "q", "validate"]),
+    ("var", "ddof", ["correction", "fill_value", "validate"]),
+])
+def test_named_readout_names_an_option_its_module_does_not_take(name, option, takes):
+    """A misspelt option is an error naming it and listing the module's options, from
+    every entry point that resolves a name (not Python's TypeError from a constructor)."""
+    x, batch = torch.rand(5, 2) + 0.1, torch.tensor([0, 0, 1, 1, 1])
+    listed = ", ".join(takes)
+    for where, call in [("readout", lambda: gp.readout(x, batch, name, **{option: 1})),
+                        ("resolve_readout", lambda: gp.resolve_readout(name, **{option: 1}))]:
+        with pytest.raises(gp.GraphpoolError, match=rf"^{where}: invalid '{option}': expected "
+                                                    rf"an option of '{name}' \(\w+\): one "
+                                                    rf"of {listed}, got {option}=1\."):
+            call()
+    for good in takes:  # every listed option is taken (values each module accepts)
+        value = {"fill_value": 0.0, "validate": True, "channels": 1, "learn": False, "t": 1.0,
+                 "q": 0.5, "interpolation": "linear", "correction": 0}[good]
+        assert gp.readout(x, batch, name, **{good: value}).shape[0] == 2
+
+
+def test_median_readout_refuses_a_quantile():
+    with pytest.raises(gp.GraphpoolError, match=r"^MedianReadout: invalid 'q'.*QuantileReadout"):
+        gp.readout(torch.rand(3, 2), torch.tensor([0, 0, 1]), "median", q=0.3)
+
+
 def test_named_readout_under_torch_compile_is_looked_up_outside_the_trace():
     """A name with options inside a compiled function: the eager result, the cached module
     (built outside the trace, not by Dynamo: no lru_cache warning, no module construction

@@ -1,6 +1,7 @@
 """Readout modules (PyG ``Aggregation`` subclasses) and the one name resolver."""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from ..errors import GraphpoolError, describe
@@ -135,10 +136,46 @@ def resolve_readout(readout: Union[str, Readout, list, tuple], *,
                                          f"{cls.__name__}(in_channels=64, ...), or pass "
                                          f"in_channels= where the readout is named")
                 kwargs["in_channels"] = in_channels
-            return cls(**kwargs)
+            return _construct(where, readout, cls, **kwargs)
         if key in REDUCTIONS:
-            return TableReadout(key, **kwargs)
+            return _construct(where, readout, TableReadout, key, **kwargs)
     choices = ", ".join(repr(n) for n in readout_names())
     raise GraphpoolError(where, argument, f"a Readout, a list of readouts or one of {choices}",
                          describe(readout), "pick one of the listed names, or pass a "
                          "Readout instance")
+
+
+def _construct(where: str, name: str, cls: Type[Readout], *args: Any, **kwargs: Any
+               ) -> Readout:
+    """``cls(*args, **kwargs)``; an option that no constructor on the way up takes (e.g.
+    ``readout(x, batch, "mean", tt=1)``) is a GraphpoolError naming it, not Python's
+    ``TypeError``. Only a failed call is inspected: a constructor that forwards its
+    ``**kwargs`` elsewhere (Set2Set's LSTM) is never second-guessed."""
+    try:
+        return cls(*args, **kwargs)
+    except TypeError:
+        accepted = _options(cls)
+        unknown = sorted(set(kwargs) - accepted)
+        if not unknown:
+            raise
+        options = ", ".join(sorted(accepted - {"self", "reduce"}))
+        raise GraphpoolError(where, unknown[0], f"an option of {name!r} ({cls.__name__}): "
+                             f"one of {options}", f"{unknown[0]}={kwargs[unknown[0]]!r}",
+                             "remove it or correct its spelling") from None
+
+
+def _options(cls: type) -> set:
+    """The keyword names ``cls(...)`` takes: its ``__init__``'s, and up the MRO while
+    each passes ``**kwargs`` on (to ``torch.nn.Module``, which takes none)."""
+    names: set = set()
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        if klass.__module__.startswith("torch"):
+            break
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names

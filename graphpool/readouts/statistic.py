@@ -247,6 +247,10 @@ class MedianReadout(QuantileReadout):
     """
 
     def __init__(self, interpolation: str = "lower", **kwargs: Any) -> None:
+        if "q" in kwargs:
+            raise GraphpoolError(type(self).__name__, "q", "no q (the median is q = 0.5)",
+                                 f"q={kwargs['q']!r}", "use QuantileReadout(q=...) or the "
+                                 "'quantile' readout for other quantiles")
         super().__init__(0.5, interpolation, **kwargs)
 
     def __repr__(self) -> str:
