@@ -200,11 +200,13 @@ _PLAIN = (Tensor, torch.nn.Parameter)
 def check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
                   numel: Optional[int] = None, contiguous: bool = True, dims: int = 0) -> None:
     """Every buffer handed to C is checked here: a CPU tensor with storage, of the dtype,
-    size and layout the kernel assumes, so that no call can read or write out of bounds.
+    size and layout the kernel assumes, so that no call can read or write out of bounds,
+    and whose bytes are its values: no negation or conjugate bit (a view such as
+    ``z.conj().imag`` holds the values negated lazily; C would read them un-negated).
     (Torch has no negative strides; a tensor without storage fails ``data_ptr()``.)"""
     if (type(t) in _PLAIN and t.is_cpu and (dtype is None or t.dtype == dtype)
             and (not dims or t.dim() >= dims) and (numel is None or t.numel() == numel)
-            and (not contiguous or t.is_contiguous())
+            and (not contiguous or t.is_contiguous()) and not t.is_neg() and not t.is_conj()
             and not torch._C._functorch.is_functorch_wrapped_tensor(t)):
         return  # the common case, in one expression
     problem = None
@@ -221,6 +223,8 @@ def check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
         problem = f"{numel} elements"
     elif contiguous and not t.is_contiguous():
         problem = "a contiguous tensor"
+    elif t.is_neg() or t.is_conj():
+        problem = "a tensor without a negation or conjugate bit (resolve_neg(), resolve_conj())"
     if problem is not None:
         got = f"a {t.dtype} tensor of shape {tuple(t.shape)} on {t.device}" \
             if isinstance(t, Tensor) else repr(t)

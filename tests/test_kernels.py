@@ -583,3 +583,61 @@ def test_the_checked_entry_points_refuse_a_buffer_of_the_wrong_dtype():
     # a half sum comes back in the accumulation dtype asked for, from a float32 buffer
     out = compiled._reduce(x, ptr, "sum", torch.float16)
     assert out.dtype == torch.float16 and out.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+
+
+def _negated_view(t):
+    """``t``'s values in a view with the negation bit set (``z.conj().imag`` of a complex
+    ``z``): its bytes hold ``-t``, torch negates on read. Differentiable in ``t``."""
+    view = torch.complex(torch.zeros_like(t), -t).conj().imag
+    assert view.is_neg()
+    torch.testing.assert_close(view, t, rtol=0, atol=0, equal_nan=True)  # (mask padding)
+    return view
+
+
+@pytest.mark.parametrize("op", OPS + ["var", "std"])
+@pytest.mark.parametrize("backend", ["auto", "native"])
+def test_values_and_gradients_behind_a_negation_bit(op, backend):
+    """A view with the negation bit (``z.conj().imag``) holds its values negated in
+    memory: every path reads the values (C kernels must not take the bytes), forward and
+    backward, and an output gradient with the bit is read as its values too."""
+    counts = [3, 0, 5, 1]
+    x = make_x(counts, torch.float32, "ties", features=4)
+    seed = make_x([len(counts)], torch.float32, features=4, seed=1)
+    fn = (lambda t, s: gp_readout(t, s, op)) if op in ("var", "std") else \
+        (lambda t, s: segment_reduce(t, s, op))
+    with graphpool.use_backend(backend):
+        for name, x_in, seg in groupings(x, counts):
+            plain = x_in.detach().clone().requires_grad_()
+            want = fn(plain, seg)
+            (want_grad,) = torch.autograd.grad(want, plain, seed)
+            leaf = x_in.detach().clone().requires_grad_()
+            got = fn(_negated_view(leaf), seg)
+            assert torch.equal(got, want), f"{name}: {got} != {want}"
+            (got_grad,) = torch.autograd.grad(got, leaf, _negated_view(seed))
+            assert torch.equal(got_grad, want_grad), name
+
+
+def gp_readout(x, seg, op):
+    return graphpool.readout(x, seg, op)
+
+
+def test_channels_first_max_behind_a_negation_bit():
+    from graphpool.grid import GlobalPool2d
+    fmap = make_x([2 * 3 * 5 * 4], torch.float32, "ties", features=1).view(2, 3, 5, 4)
+    seed = torch.randn(2, 3, generator=torch.Generator().manual_seed(2))
+    pool = GlobalPool2d("max")
+    plain = fmap.clone().requires_grad_()
+    want = pool(plain)
+    (want_grad,) = torch.autograd.grad(want, plain, seed)
+    leaf = fmap.clone().requires_grad_()
+    got = pool(_negated_view(leaf))
+    (got_grad,) = torch.autograd.grad(got, leaf, seed)
+    assert torch.equal(got, want) and torch.equal(got_grad, want_grad)
+
+
+@needs_kernels
+def test_c_kernels_refuse_a_buffer_behind_a_negation_bit():
+    x = _negated_view(torch.ones(4, 2))
+    ptr = torch.tensor([0, 2, 4])
+    with pytest.raises(GraphpoolError, match=r"'x'.*without a negation or conjugate bit"):
+        compiled._reduce(x, ptr, "sum", torch.float32)

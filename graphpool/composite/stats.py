@@ -55,7 +55,7 @@ class Passes:
         self.dtype = x.dtype
         self.segments = segments
         self.where = where
-        x = x.float() if x.dtype in HALF else x
+        x = x.float() if x.dtype in HALF else x.resolve_neg()  # (see segment_reduce)
         self.valid = segments._m.unsqueeze(-1) if segments.kind == Kind.MASK else None
         if self.valid is not None:
             x = torch.where(self.valid, x, 0)

@@ -84,6 +84,8 @@ class SegmentReduce(torch.autograd.Function):
             grad_out = divide_by_count(grad_out, seg._counts)
         if ctx.rule != "extremum":  # a broadcast copies: cast the [*, B, F] side first
             grad_out = grad_out.to(ctx.x_dtype)
+        if not torch.compiler.is_compiling() and grad_out.is_neg():  # the C kernels read bytes
+            grad_out = grad_out.resolve_neg()
         if (ctx.rule == "extremum" and not torch.is_grad_enabled() and ctx.runs
                 and ctx.path is not compiled.combine):  # a channels-first map's max
             x, out = ctx.saved_tensors

@@ -100,7 +100,8 @@ def _check_status(status: int, ptr: Tensor) -> None:
 
 
 def _x3(op: str, x: Tensor) -> Tensor:
-    if type(x) in _PLAIN and x.dim() == 2 and x.is_cpu and x.dtype in DTYPE_CODES:
+    if type(x) in _PLAIN and x.dim() == 2 and x.is_cpu and x.dtype in DTYPE_CODES \
+            and not x.is_neg():
         return x.unsqueeze(0)  # the common case (a wrapped tensor fails data_ptr())
     if not isinstance(x, Tensor) or x.dtype not in DTYPE_CODES:
         check_buffer(op, "x", x, torch.float32)

@@ -123,6 +123,8 @@ def segment_reduce(x: Tensor, segments: Segments, reduce: str = "sum", *,
     """
     red = resolve_reduction(reduce, _where)
     fill_value = check_input(x, segments, red.name, red.integer_inputs, fill_value, _where)
+    if not torch.compiler.is_compiling() and x.is_neg():  # a view holding its values
+        x = x.resolve_neg()  # negated (z.conj().imag): C reads bytes (one copy)
     plain = plain_torch(x)
     prim = red.primitive
     path = _pick_path(segments, x, prim, plain)
