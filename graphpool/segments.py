@@ -208,6 +208,19 @@ def _jit_tracing() -> bool:
     return torch._C._get_tracing_state() is not None  # torch.jit.is_tracing, minus Python
 
 
+def _recording() -> bool:
+    """Whether a tracer records the ops for other inputs: ``torch.jit.trace`` or
+    ``make_fx`` (its proxy mode). Neither sees data-dependent choices, so what the example
+    index says (its order, its number of sets) would be replayed for every input.
+    ``torch.export`` keeps such sizes symbolic instead (see :func:`_symbolic_count`)."""
+    return _jit_tracing() or (not torch.compiler.is_compiling()  # (dynamo keeps sizes too)
+                              and torch._C._get_dispatch_mode(_PROXY) is not None
+                              and not torch.compiler.is_exporting())
+
+
+_PROXY = torch._C._TorchDispatchModeKey.PROXY
+
+
 def _helpers_usable(t: Tensor) -> bool:
     """Whether the C index helpers may read ``t``: not while torch.compile, jit.trace, a
     torch.func transform or a dispatch mode (``make_fx``, ...) is running: they see
@@ -319,9 +332,10 @@ class Segments:
         if num_segments is not None:
             num_segments = check_count(where, "num_segments", num_segments)
         compiling = torch.compiler.is_compiling()
-        tracing = _jit_tracing()
+        tracing = _recording()
         if tracing and num_segments is None:
-            raise GraphpoolError(where, "num_segments", "an int while torch.jit.trace runs "
+            raise GraphpoolError(where, "num_segments", "an int while torch.jit.trace or "
+                                 "make_fx records "
                                  "(the trace would fix the number of sets of the example)",
                                  "None", "pass num_graphs=B, or use torch.export, "
                                  "torch.onnx.export(..., dynamo=True) or torch.compile, "
@@ -420,7 +434,7 @@ class Segments:
             if check_values:
                 _check_ptr_values(where, ptr, first, last, monotone, num_nodes)
         ptr = _private(ptr, user)
-        if _jit_tracing():  # a traced graph must not index rows by an unchecked ptr
+        if _recording():  # a recorded graph must not index rows by an unchecked ptr
             counts = ptr[1:] - ptr[:-1]
             index = torch.repeat_interleave(torch.arange(ptr.numel() - 1, device=ptr.device),
                                             counts)  # sized by the counts when replayed

@@ -182,11 +182,13 @@ def test_index_counts_helper_is_the_histogram_and_writes_nothing_outside_counts(
 
 
 @pytest.mark.parametrize("example,other", [([2, 0, 1, 0, 2, 2], [1, 1, 0, 2, 0, 1]),
-                                           ([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 1, 2])],
-                         ids=["unsorted", "sorted"])
+                                           ([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 1, 2]),
+                                           ([0, 0, 1, 1, 2, 2], [2, 0, 1, 0, 2, 1])],
+                         ids=["unsorted", "sorted", "sorted-then-unsorted"])
 def test_groupings_built_under_make_fx_replay_with_other_indices(example, other):
     """Under a dispatch mode the counts and pointer come from torch ops the mode records
-    (the C helpers fill buffers that a recorded graph would keep empty)."""
+    (the C helpers fill buffers that a recorded graph would keep empty), and the order of
+    the example is not recorded as the order of every input (as under torch.jit.trace)."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     def build(x, index):
@@ -199,6 +201,22 @@ def test_groupings_built_under_make_fx_replay_with_other_indices(example, other)
         got, want = graph(x, torch.tensor(index)), build(x, torch.tensor(index))
         assert torch.equal(got[1], want[1]) and torch.equal(got[1], torch.bincount(torch.tensor(index), minlength=3))
         torch.testing.assert_close(got[0], want[0])
+
+
+def test_make_fx_needs_the_number_of_sets_and_replays_any_ptr():
+    """make_fx records no data-dependent size: an index grouping needs num_graphs (else
+    the example's would be replayed), and a ptr grouping replays other pointers."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    import graphpool as gp
+
+    x = torch.arange(6.0).view(6, 1)
+    with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'num_graphs': expected "
+                                                r"an int while torch.jit.trace or make_fx"):
+        make_fx(lambda t, b: gp.readout(t, b, "sum"))(x, torch.tensor([0, 0, 1, 1, 2, 2]))
+    graph = make_fx(lambda t, p: gp.readout(t, ptr=p, reduce="max"))(x, torch.tensor([0, 2, 4, 6]))
+    for ptr in ([0, 1, 5, 6], [0, 6, 6, 6], [0, 2, 4, 6]):
+        ptr = torch.tensor(ptr)
+        torch.testing.assert_close(graph(x, ptr), gp.readout(x, ptr=ptr, reduce="max"))
 
 
 def test_a_resolved_batch_is_not_reused_by_a_make_fx_trace():
