@@ -42,8 +42,10 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     ``logsumexp``, ``softmax``, ``powermean``, ``gem``, ``median``, ``quantile``,
     ``count``), timm's ``avgmax``/``catavgmax``, a list of them (concatenated), or a
     :class:`~graphpool.Readout` instance. Readouts with weights to learn (attention,
-    Set2Set, ``learn=True``, ...) need their module, kept in the model. A name with
-    constant options builds its module once and reuses it.
+    Set2Set, ``learn=True``, ...) need their module, kept in the model; by name, ``gem``
+    keeps its ``p`` fixed (``p=3`` unless given). A name with constant options builds its
+    module once and reuses it. A Readout instance keeps its own arguments: options, or a
+    ``fill_value`` other than its own, are errors rather than ignored.
 
     Args:
         x: ``[*, N, F]`` node features, or ``[N]`` (one value per node).
@@ -82,7 +84,7 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     module = None
     if not (readout_key(reduce) in REDUCTIONS and not options):
         if isinstance(reduce, Readout):
-            module = reduce
+            module = _instance(reduce, fill_value, options)
         else:
             module = _named(reduce, fill_value, options)
         if not module.functional:
@@ -92,6 +94,24 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
                                  f"{type(module).__name__}(...)(x, batch)")
     return _readout(x, batch, reduce, num_graphs, size, ptr, fill_value, validate, "readout",
                     module)
+
+
+def _instance(module: Readout, fill_value: Any, options: dict) -> Readout:
+    """A Readout passed as ``reduce``: it is built, so options and a ``fill_value`` other
+    than its own would be ignored; they are refused instead."""
+    name = type(module).__name__
+    if options:
+        key = sorted(options)[0]
+        raise GraphpoolError("readout", key, "no options with a Readout instance (they "
+                             "configure a readout named by a string)",
+                             f"{key}={options[key]!r}", f"build the module with it: "
+                             f"{name}({key}=...), or name the readout")
+    own = getattr(module, "fill_value", 0.0)
+    if _constant(fill_value) not in (_constant(0.0), _constant(own)):
+        raise GraphpoolError("readout", "fill_value", f"the module's own fill_value "
+                             f"({own!r}): a built Readout keeps it", repr(fill_value),
+                             f"build the module with it: {name}(fill_value={fill_value!r})")
+    return module
 
 
 def _named(reduce: Any, fill_value: Any, options: dict) -> Readout:
@@ -111,12 +131,22 @@ def _named(reduce: Any, fill_value: Any, options: dict) -> Readout:
 def _build(reduce: Any, fill_value: Any, options: dict) -> Readout:
     module = resolve_readout(reduce, where="readout", argument="reduce",
                              fill_value=fill_value, **options)
-    if any(p.requires_grad for p in module.parameters()):
-        raise GraphpoolError("readout", "reduce", "a readout without weights to learn "
-                             "(learn=True gives it parameters)", repr(module),
-                             f"build the module once, keep it in your model and call it: "
-                             f"{type(module).__name__}(...)(x, batch)")
+    if _learned(module) and hasattr(module, "learn") and "learn" not in options:
+        # learnable by default (gem): by name its value stays fixed, as timm's function's
+        module = resolve_readout(reduce, where="readout", argument="reduce",
+                                 fill_value=fill_value, learn=False, **options)
+    learned = _learned(module)
+    if learned:
+        raise GraphpoolError("readout", "reduce", "a readout without weights to learn",
+                             f"{module!r}, which learns {', '.join(learned)}",
+                             ("pass learn=False for fixed values, or " if hasattr(module, "learn")
+                              else "") + f"build the module once, keep it in your model and "
+                             f"call it: {type(module).__name__}(...)(x, batch)")
     return module
+
+
+def _learned(module: Readout) -> list:
+    return [name for name, p in module.named_parameters() if p.requires_grad]
 
 
 @functools.lru_cache(maxsize=64)

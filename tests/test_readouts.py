@@ -308,15 +308,32 @@ def test_named_readout_cache_tells_equal_but_different_arguments_apart(first, se
     assert nan[1].isnan().all() and gp.readout(x, batch, "var", fill_value=float("nan"))[1].isnan().all()
 
 
-@pytest.mark.parametrize("name", ["gem", "powermean", "softmax"])
-def test_named_readout_refuses_weights_it_could_never_train(name):
+@pytest.mark.parametrize("name,learns", [("gem", "p"), ("powermean", "p"), ("softmax", "t")])
+def test_named_readout_refuses_weights_it_could_never_train(name, learns):
     x, batch = torch.rand(5, 2) + 0.1, torch.tensor([0, 0, 1, 1, 1])
-    with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'reduce'.*learn=True.*"
-                                                r"keep it in your model"):
+    with pytest.raises(gp.GraphpoolError, match=rf"^readout: invalid 'reduce'.*which learns "
+                                                rf"{learns}\. Fix: pass learn=False.*keep it "
+                                                rf"in your model"):
         gp.readout(x, batch, name, learn=True)
+    with pytest.raises(gp.GraphpoolError, match=r"which learns readouts\.1\.p\. Fix: build"):
+        gp.readout(x, batch, ["mean", "gem"])  # learnable by default, in a list
     module = gp.resolve_readout(name, learn=True)  # the module is how to learn it
     module(x, batch).sum().backward()
     assert all(p.grad is not None for p in module.parameters())
+
+
+@pytest.mark.parametrize("p", [None, 2.0])
+def test_gem_by_name_is_the_power_mean_with_its_p_fixed(p):
+    """GeMReadout learns p by default; by name (nothing could train it) p stays fixed: the
+    power mean with that p, no parameter, no gradient but the input's."""
+    x = (torch.rand(5, 2, generator=torch.Generator().manual_seed(0)) + 0.1).requires_grad_()
+    batch = torch.tensor([0, 0, 1, 1, 1])
+    options = {} if p is None else {"p": p}
+    got = gp.readout(x, batch, "gem", **options)
+    want = gp.readout(x, batch, "powermean", p=3.0 if p is None else p)
+    assert torch.equal(got, want)
+    module = gp.functional._named("gem", 0.0, options)
+    assert not list(module.parameters()) and module.learn is False
 
 
 @pytest.mark.parametrize("name,option,takes", [
@@ -341,6 +358,26 @@ def test_named_readout_names_an_option_its_module_does_not_take(name, option, ta
         value = {"fill_value": 0.0, "validate": True, "channels": 1, "learn": False, "t": 1.0,
                  "q": 0.5, "interpolation": "linear", "correction": 0}[good]
         assert gp.readout(x, batch, name, **{good: value}).shape[0] == 2
+
+
+def test_a_readout_instance_refuses_options_it_would_ignore():
+    """A built module keeps its own arguments: options and another fill_value passed along
+    with it are errors (they were silently dropped), its own fill_value is fine."""
+    x, batch = torch.tensor([[1.0], [3.0]]), torch.tensor([0, 0])
+    with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'correction': expected "
+                                                r"no options with a Readout instance.*"
+                                                r"VarReadout\(correction=\.\.\.\)"):
+        gp.readout(x, batch, gp.VarReadout(), correction=1)
+    with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'fill_value': expected "
+                                                r"the module's own fill_value \(0\.0\).*got 7\.0"):
+        gp.readout(x, batch, gp.VarReadout(), num_graphs=2, fill_value=7.0)
+    with pytest.raises(gp.GraphpoolError, match=r"invalid 'fill_value'.*got -0\.0"):
+        gp.readout(x, batch, gp.MaxReadout(fill_value=1.0), num_graphs=2, fill_value=-0.0)
+    module = gp.VarReadout(correction=1, fill_value=7.0)
+    for fill in (7.0, 0.0):  # its own, or the default
+        got = gp.readout(x, batch, module, num_graphs=2, fill_value=fill)
+        assert torch.equal(got, module(x, batch, dim_size=2)) and got[1, 0] == 7.0
+        assert got[0, 0] == 2.0  # the sample variance of [1, 3]
 
 
 def test_median_readout_refuses_a_quantile():
