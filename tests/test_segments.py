@@ -140,6 +140,21 @@ def test_broadcast_names_values_of_the_wrong_shape(values, seg):
         segment_broadcast(values, seg)
 
 
+@pytest.mark.parametrize("segments", [torch.tensor([0, 1, 1]), None, [0, 1, 1]],
+                         ids=["batch-vector", "none", "list"])
+def test_broadcast_names_a_grouping_that_is_not_segments(segments):
+    with pytest.raises(GraphpoolError, match=r"^segment_broadcast: invalid 'segments': "
+                                             r"expected a graphpool.Segments.*from_index"):
+        segment_broadcast(torch.ones(2, 1), segments)
+
+
+def test_broadcast_names_a_grouping_on_another_device():
+    seg = Segments.from_index(torch.tensor([0, 1, 1]))  # on the CPU; values elsewhere
+    with pytest.raises(GraphpoolError, match=r"^segment_broadcast: invalid 'segments': "
+                                             r"expected a grouping on meta.*one on cpu"):
+        segment_broadcast(torch.ones(2, 1, device="meta"), seg)
+
+
 def test_to_device_and_repr():
     seg = Segments.from_index(torch.tensor([0, 1, 1])).to("cpu")
     assert seg.counts.tolist() == [1, 2]

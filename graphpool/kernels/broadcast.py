@@ -31,11 +31,19 @@ def segment_broadcast(values: Tensor, segments: Segments) -> Tensor:
         >>> segment_broadcast(torch.tensor([[1.], [2.]]), seg).flatten().tolist()
         [1.0, 2.0, 2.0]
     """
+    if type(segments) is not Segments:
+        raise GraphpoolError("segment_broadcast", "segments", "a graphpool.Segments",
+                             describe(segments), "build one with Segments.from_index(batch) "
+                             "or similar, the grouping the values were read out over")
     B = segments.num_segments
     if not isinstance(values, Tensor) or values.dim() < 2 or values.size(-2) != B:
         raise GraphpoolError("segment_broadcast", "values",
                              f"a tensor [*, {B}, F]: one row per set of the grouping on dim -2",
                              describe(values), "pass a readout's output for this grouping")
+    if values.device != segments.device:
+        raise GraphpoolError("segment_broadcast", "segments", f"a grouping on {values.device} "
+                             "(the device of values)", f"one on {segments.device}",
+                             f"move it with .to({str(values.device)!r})")
     if segments.kind == Kind.MASK:
         return values.unsqueeze(-2).expand(*values.shape[:-1], segments.num_nodes,
                                            values.size(-1))
