@@ -159,14 +159,16 @@ _untraced = torch.compiler.disable(_cached)
 
 
 def _constant(value: Any) -> Optional[tuple]:
-    """``value`` (numbers, strings, None and tuples of them) as a cache key that equals
-    another only for the same types and bits: 1, 1.0 and True differ, so do 0.0 and -0.0,
-    and a nan finds itself. ``None`` for anything else."""
+    """``value`` (numbers, strings, None and tuples or lists of them, e.g. quantiles) as a
+    cache key that equals another only for the same types and bits: 1, 1.0 and True
+    differ, so do 0.0 and -0.0, and a nan finds itself. ``None`` for anything else. A
+    list's key holds its values, so the module is built from a copy the caller cannot
+    change."""
     if type(value) is float:
         return (float, struct.pack("<d", value))
-    if type(value) is tuple:
+    if type(value) in (tuple, list):
         parts = tuple(map(_constant, value))
-        return None if None in parts else (tuple, parts)
+        return None if None in parts else (type(value), parts)
     if type(value) in (int, str, bool, type(None)):
         return (type(value), value)
     return None
@@ -177,8 +179,8 @@ def _value(key: tuple) -> Any:
     kind, data = key
     if kind is float:
         return struct.unpack("<d", data)[0]
-    if kind is tuple:
-        return tuple(map(_value, data))
+    if kind in (tuple, list):
+        return kind(map(_value, data))
     return data
 
 

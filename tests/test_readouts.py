@@ -259,11 +259,15 @@ def test_named_readout_modules_are_reused_only_for_constant_arguments():
     assert functional._cached.cache_info().hits == 1
     assert not torch.equal(gp.readout(x, batch, "powermean", p=3.0), first)
     q = [0.25, 0.75]
-    torch.testing.assert_close(gp.readout(x, batch, "quantile", q=q),
-                               gp.readout(x, batch, "quantile", q=tuple(q)))
+    by_list = gp.readout(x, batch, "quantile", q=q)
+    torch.testing.assert_close(by_list, gp.readout(x, batch, "quantile", q=tuple(q)))
+    q[1] = 0.5  # the cached module was built from a copy: changing the list changes nothing
+    assert torch.equal(gp.readout(x, batch, "quantile", q=[0.25, 0.75]), by_list)
+    assert not torch.equal(gp.readout(x, batch, "quantile", q=q), by_list)
     with pytest.raises(gp.GraphpoolError, match="'p'"):
         gp.readout(x, batch, "powermean", p=torch.tensor(2.0))
-    assert functional._cached.cache_info().currsize == 3  # p=2.0, p=3.0, q=(0.25, 0.75)
+    # p=2.0, p=3.0, q as a list, as a tuple, the changed list; a tensor p is never cached
+    assert functional._cached.cache_info().currsize == 5
 
 
 # Arguments that compare equal in Python but build different modules: a cached module
@@ -273,6 +277,7 @@ EQUAL_BUT_DIFFERENT = [
     ("int-and-float-option", dict(reduce="quantile", q=1), dict(reduce="quantile", q=1.0)),
     ("bool-and-int-option", dict(reduce="softmax", t=1), dict(reduce="softmax", t=True)),
     ("tuple-members", dict(reduce="quantile", q=(0, 1)), dict(reduce="quantile", q=(0.0, True))),
+    ("list-members", dict(reduce="quantile", q=[0, 1]), dict(reduce="quantile", q=[0.0, True])),
 ]
 
 
