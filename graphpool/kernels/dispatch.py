@@ -24,8 +24,9 @@ compiled kernels run as the ``graphpool::csr_*`` and ``graphpool::scatter_*`` op
 (opaque to the compiler, with their output shapes registered); torch_scatter is left out
 there, and with the ``"auto"`` backend sums and means over an unsorted index are torch's
 ``scatter_add``, what PyG's aggregation compiles to (the opaque operator cost 5% of a
-compiled GIN training step); on the CPU inductor calls aten's deterministic
-``scatter_add`` (eager's bits), on CUDA it adds with atomics, as PyG does.
+compiled GIN training step). With inductor's defaults on the CPU that is aten's
+deterministic ``scatter_add`` (eager's bits) on several threads and inductor's own loop on
+one (one thread: one order); on CUDA it adds with atomics, as PyG does.
 
 Every path returns the same values and the same gradients: the backward is shared
 (see :class:`~graphpool.kernels.autograd.SegmentReduce`).
