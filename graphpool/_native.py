@@ -23,6 +23,8 @@ from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch._ops import _len_torch_dispatch_stack_pre_dispatch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from .errors import GraphpoolError, env_choice
 
@@ -128,6 +130,14 @@ def _equal_bytes() -> Any:
 def available() -> bool:
     """Whether the kernels are built and loaded (building them on first use)."""
     return library() is not None
+
+
+def dispatch_mode() -> bool:
+    """Whether a ``TorchDispatchMode`` is active (``make_fx``, its ``pre_dispatch=True``
+    form, FlopCounterMode, ...): it sees torch ops only, so neither the C helpers nor a
+    cache outside its trace may stand in for them."""
+    return (_get_current_dispatch_mode() is not None
+            or _len_torch_dispatch_stack_pre_dispatch() > 0)
 
 
 def cpu_index(index: Tensor) -> bool:

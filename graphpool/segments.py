@@ -34,7 +34,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.utils._python_dispatch import _get_current_dispatch_mode
+from torch.fx.experimental.proxy_tensor import get_proxy_mode
 
 from .errors import GraphpoolError, describe
 from . import _native as compiled  # the index helpers of the compiled library
@@ -214,11 +214,8 @@ def _recording() -> bool:
     index says (its order, its number of sets) would be replayed for every input.
     ``torch.export`` keeps such sizes symbolic instead (see :func:`_symbolic_count`)."""
     return _jit_tracing() or (not torch.compiler.is_compiling()  # (dynamo keeps sizes too)
-                              and torch._C._get_dispatch_mode(_PROXY) is not None
+                              and compiled.dispatch_mode() and get_proxy_mode() is not None
                               and not torch.compiler.is_exporting())
-
-
-_PROXY = torch._C._TorchDispatchModeKey.PROXY
 
 
 def _helpers_usable(t: Tensor) -> bool:
@@ -227,7 +224,7 @@ def _helpers_usable(t: Tensor) -> bool:
     through none of them, and a recorded graph would keep the buffers they fill unfilled."""
     return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
             and not torch._C._are_functorch_transforms_active()
-            and _get_current_dispatch_mode() is None and compiled.cpu_index(t))
+            and not compiled.dispatch_mode() and compiled.cpu_index(t))
 
 
 class Segments:

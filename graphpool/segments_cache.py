@@ -48,7 +48,6 @@ from typing import Any, Callable, Dict, Hashable, Tuple
 
 import torch
 from torch import Tensor
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from . import _native
 
@@ -58,7 +57,6 @@ _STRIDED = torch.strided
 _compiling = torch.compiler.is_compiling
 _tracing_state = torch._C._get_tracing_state
 _transforms_active = torch._C._are_functorch_transforms_active
-_dispatch_mode = _get_current_dispatch_mode  # make_fx, ...: a hit would be a constant
 
 
 class SegmentsCache:
@@ -84,7 +82,7 @@ class SegmentsCache:
         object with the same values, and the same ``args``."""
         if (type(tensor) is not Tensor or tensor.layout is not _STRIDED or tensor.is_meta
                 or _compiling() or _tracing_state() is not None or _transforms_active()
-                or _dispatch_mode() is not None
+                or _native.dispatch_mode()  # make_fx, ...: a hit would be a constant
                 or tensor.is_inference() or (not validate and not tensor.is_cpu)
                 or tensor.nbytes > self.max_bytes):
             return build()

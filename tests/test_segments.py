@@ -200,7 +200,8 @@ def test_index_counts_helper_is_the_histogram_and_writes_nothing_outside_counts(
                                            ([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 1, 2]),
                                            ([0, 0, 1, 1, 2, 2], [2, 0, 1, 0, 2, 1])],
                          ids=["unsorted", "sorted", "sorted-then-unsorted"])
-def test_groupings_built_under_make_fx_replay_with_other_indices(example, other):
+@pytest.mark.parametrize("pre_dispatch", [False, True], ids=["dispatch", "pre-dispatch"])
+def test_groupings_built_under_make_fx_replay_with_other_indices(example, other, pre_dispatch):
     """Under a dispatch mode the counts and pointer come from torch ops the mode records
     (the C helpers fill buffers that a recorded graph would keep empty), and the order of
     the example is not recorded as the order of every input (as under torch.jit.trace)."""
@@ -211,14 +212,15 @@ def test_groupings_built_under_make_fx_replay_with_other_indices(example, other)
         return segment_reduce(x, seg, "mean"), seg.counts
 
     x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
-    graph = make_fx(build)(x, torch.tensor(example))
+    graph = make_fx(build, pre_dispatch=pre_dispatch)(x, torch.tensor(example))
     for index in (example, other):
         got, want = graph(x, torch.tensor(index)), build(x, torch.tensor(index))
         assert torch.equal(got[1], want[1]) and torch.equal(got[1], torch.bincount(torch.tensor(index), minlength=3))
         torch.testing.assert_close(got[0], want[0])
 
 
-def test_make_fx_needs_the_number_of_sets_and_replays_any_ptr():
+@pytest.mark.parametrize("pre_dispatch", [False, True], ids=["dispatch", "pre-dispatch"])
+def test_make_fx_needs_the_number_of_sets_and_replays_any_ptr(pre_dispatch):
     """make_fx records no data-dependent size: an index grouping needs num_graphs (else
     the example's would be replayed), and a ptr grouping replays other pointers."""
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -227,8 +229,10 @@ def test_make_fx_needs_the_number_of_sets_and_replays_any_ptr():
     x = torch.arange(6.0).view(6, 1)
     with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'num_graphs': expected "
                                                 r"an int while torch.jit.trace or make_fx"):
-        make_fx(lambda t, b: gp.readout(t, b, "sum"))(x, torch.tensor([0, 0, 1, 1, 2, 2]))
-    graph = make_fx(lambda t, p: gp.readout(t, ptr=p, reduce="max"))(x, torch.tensor([0, 2, 4, 6]))
+        make_fx(lambda t, b: gp.readout(t, b, "sum"), pre_dispatch=pre_dispatch)(
+            x, torch.tensor([0, 0, 1, 1, 2, 2]))
+    graph = make_fx(lambda t, p: gp.readout(t, ptr=p, reduce="max"),
+                    pre_dispatch=pre_dispatch)(x, torch.tensor([0, 2, 4, 6]))
     for ptr in ([0, 1, 5, 6], [0, 6, 6, 6], [0, 2, 4, 6]):
         ptr = torch.tensor(ptr)
         torch.testing.assert_close(graph(x, ptr), gp.readout(x, ptr=ptr, reduce="max"))

@@ -8,8 +8,8 @@ from typing import Any, Callable, Optional, Tuple
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
-from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch_mode
 
+from .._native import dispatch_mode
 from ..segments import Segments
 from . import compiled
 from .broadcast import segment_broadcast
@@ -37,7 +37,7 @@ def plain_torch(x: Tensor) -> bool:
     if torch.compiler.is_compiling():  # dynamo sees the operators; FakeTensors need no care
         return False
     return (type(x) not in _PLAIN or torch._C._get_tracing_state() is not None
-            or torch._C._are_functorch_transforms_active() or _dispatch_mode() is not None)
+            or torch._C._are_functorch_transforms_active() or dispatch_mode())
 
 
 def forward_ad(x: Tensor) -> bool:

@@ -26,9 +26,8 @@ from typing import Any, Optional, Tuple
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
-from torch.utils._python_dispatch import _get_current_dispatch_mode as _dispatch_mode
 
-from .._native import _PLAIN, available, check_buffer, check_ptr, library
+from .._native import _PLAIN, available, check_buffer, check_ptr, dispatch_mode, library
 from ..errors import GraphpoolError, env_choice
 from ..segments import Kind, Segments
 from .reductions import MAX, MIN, SUM, Reduction
@@ -482,7 +481,7 @@ def copies(values: Tensor) -> bool:
             and not values.is_conj() and not values.is_neg()
             and torch._C._get_tracing_state() is None
             and not torch._C._are_functorch_transforms_active()
-            and _dispatch_mode() is None and available()
+            and not dispatch_mode() and available()
             and (fwAD._current_level < 0 or fwAD.unpack_dual(values).tangent is None))
 
 
