@@ -26,7 +26,7 @@ import torch
 from .errors import GraphpoolError, describe
 from .kernels import segment_reduce
 from .kernels.reductions import REDUCTIONS
-from .readouts import Readout, readout_key, resolve_readout
+from .readouts import DEFAULT_FILL_VALUE, Readout, readout_key, resolve_readout
 from .resolve import _check_nodes, _pick_count, as_segments
 
 __all__ = ["readout", "sum_readout", "mean_readout", "max_readout", "min_readout"]
@@ -34,7 +34,7 @@ __all__ = ["readout", "sum_readout", "mean_readout", "max_readout", "min_readout
 
 def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
             num_graphs: Optional[int] = None, size: Optional[int] = None,
-            ptr: Optional[Tensor] = None, fill_value: Number = 0.0,
+            ptr: Optional[Tensor] = None, fill_value: Number = DEFAULT_FILL_VALUE,
             validate: bool = True, **options: Any) -> Tensor:
     r"""Read out every set of rows of ``x`` with ``reduce``: a reduction of the table
     (``sum``/``add``, ``mean``, ``max``, ``min``, ``prod``, ``vpa``; see
@@ -44,8 +44,9 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     :class:`~graphpool.Readout` instance. Readouts with weights to learn (attention,
     Set2Set, ``learn=True``, ...) need their module, kept in the model; by name, ``gem``
     keeps its ``p`` fixed (``p=3`` unless given). A name with constant options builds its
-    module once and reuses it. A Readout instance keeps its own arguments: options, or a
-    ``fill_value`` other than its own, are errors rather than ignored.
+    module once and reuses it. A Readout instance keeps its own arguments: an option or
+    an explicit ``fill_value`` given with it must be what it holds (an error otherwise,
+    never ignored).
 
     Args:
         x: ``[*, N, F]`` node features, or ``[N]`` (one value per node).
@@ -83,8 +84,10 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     """
     module = None
     if not (readout_key(reduce) in REDUCTIONS and not options):
-        if isinstance(reduce, Readout):
-            module = _instance(reduce, fill_value, options)
+        if isinstance(reduce, Readout):  # built: what is passed along must be what it holds
+            given = {} if fill_value is DEFAULT_FILL_VALUE else {"fill_value": fill_value}
+            module = resolve_readout(reduce, where="readout", argument="reduce", **given,
+                                     **options)
         else:
             module = _named(reduce, fill_value, options)
         if not module.functional:
@@ -94,24 +97,6 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
                                  f"{type(module).__name__}(...)(x, batch)")
     return _readout(x, batch, reduce, num_graphs, size, ptr, fill_value, validate, "readout",
                     module)
-
-
-def _instance(module: Readout, fill_value: Any, options: dict) -> Readout:
-    """A Readout passed as ``reduce``: it is built, so options and a ``fill_value`` other
-    than its own would be ignored; they are refused instead."""
-    name = type(module).__name__
-    if options:
-        key = sorted(options)[0]
-        raise GraphpoolError("readout", key, "no options with a Readout instance (they "
-                             "configure a readout named by a string)",
-                             f"{key}={options[key]!r}", f"build the module with it: "
-                             f"{name}({key}=...), or name the readout")
-    own = getattr(module, "fill_value", 0.0)
-    if _constant(fill_value) not in (_constant(0.0), _constant(own)):
-        raise GraphpoolError("readout", "fill_value", f"the module's own fill_value "
-                             f"({own!r}): a built Readout keeps it", repr(fill_value),
-                             f"build the module with it: {name}(fill_value={fill_value!r})")
-    return module
 
 
 def _named(reduce: Any, fill_value: Any, options: dict) -> Readout:

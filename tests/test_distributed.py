@@ -503,7 +503,9 @@ def test_uninitialised_group_says_how_to_initialise():
                                  group="all"), "group"),
     (lambda: DistributedReadout(graphpool.MeanReadout(), t=2.0), "t"),
     (lambda: distributed_readout(torch.ones(2, 1), None, graphpool.MeanReadout(),
-                                 num_sets=1, t=2.0), "reduce"),
+                                 num_sets=1, t=2.0), "t"),
+    (lambda: distributed_readout(torch.ones(2, 1), None, graphpool.MeanReadout(fill_value=-1.0),
+                                 num_sets=1, fill_value=0.0), "fill_value"),
 ])
 def test_bad_arguments_in_one_process(call, argument, tmp_path):
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
@@ -512,6 +514,21 @@ def test_bad_arguments_in_one_process(call, argument, tmp_path):
         with pytest.raises(GraphpoolError) as err:
             call()
         assert err.value.argument == argument, str(err.value)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_readout_instance_with_its_own_fill_value_in_one_process(tmp_path):
+    """As readout(): a fill_value given along with a module is accepted when it is the
+    module's own (it was refused, and named 'reduce')."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
+                            world_size=1)
+    try:
+        x, batch = torch.tensor([[1.0], [3.0]]), torch.tensor([0, 0])
+        module = graphpool.MeanReadout(fill_value=-1.0)
+        out = distributed_readout(x, batch, module, num_sets=2, fill_value=-1)
+        assert torch.equal(out, graphpool.readout(x, batch, module, num_graphs=2))
+        assert out[1].item() == -1.0
     finally:
         dist.destroy_process_group()
 

@@ -365,24 +365,36 @@ def test_named_readout_names_an_option_its_module_does_not_take(name, option, ta
         assert gp.readout(x, batch, name, **{good: value}).shape[0] == 2
 
 
-def test_a_readout_instance_refuses_options_it_would_ignore():
-    """A built module keeps its own arguments: options and another fill_value passed along
-    with it are errors (they were silently dropped), its own fill_value is fine."""
-    x, batch = torch.tensor([[1.0], [3.0]]), torch.tensor([0, 0])
-    with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'correction': expected "
-                                                r"no options with a Readout instance.*"
-                                                r"VarReadout\(correction=\.\.\.\)"):
-        gp.readout(x, batch, gp.VarReadout(), correction=1)
-    with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'fill_value': expected "
-                                                r"the module's own fill_value \(0\.0\).*got 7\.0"):
-        gp.readout(x, batch, gp.VarReadout(), num_graphs=2, fill_value=7.0)
-    with pytest.raises(gp.GraphpoolError, match=r"invalid 'fill_value'.*got -0\.0"):
-        gp.readout(x, batch, gp.MaxReadout(fill_value=1.0), num_graphs=2, fill_value=-0.0)
-    module = gp.VarReadout(correction=1, fill_value=7.0)
-    for fill in (7.0, 0.0):  # its own, or the default
-        got = gp.readout(x, batch, module, num_graphs=2, fill_value=fill)
-        assert torch.equal(got, module(x, batch, dim_size=2)) and got[1, 0] == 7.0
-        assert got[0, 0] == 2.0  # the sample variance of [1, 3]
+INSTANCE_ARGUMENTS = [  # (module, arguments given along with it, accepted)
+    (gp.MeanReadout(), {"fill_value": 0}, True),  # its own value, as an int
+    (gp.MeanReadout(fill_value=-1), {"fill_value": -1.0}, True),
+    (gp.MeanReadout(fill_value=-1.0), {"fill_value": torch.tensor(-1.0)}, True),
+    (gp.MeanReadout(fill_value=float("nan")), {"fill_value": float("nan")}, True),
+    (gp.VarReadout(correction=1), {"correction": 1, "validate": True}, True),
+    (gp.MeanReadout(fill_value=-1.0), {"fill_value": 0.0}, False),  # explicit, not its own
+    (gp.MeanReadout(), {"fill_value": -0.0}, False),
+    (gp.VarReadout(), {"correction": 1}, False),
+    (gp.MeanReadout(), {"q": 0.5}, False),  # not an argument it has
+    (gp.MultiReadout(["mean", "max"]), {"fill_value": 1.0}, False),
+]
+
+
+@pytest.mark.parametrize("module,given,accepted", INSTANCE_ARGUMENTS,
+                         ids=[f"{type(m).__name__}-{sorted(g)}-{a}" for m, g, a in INSTANCE_ARGUMENTS])
+def test_a_readout_instance_refuses_arguments_it_would_ignore(module, given, accepted):
+    """A built module keeps its own arguments: what is given along with it must be what
+    it holds (same value and sign), else it would be silently ignored; it is an error
+    naming the argument instead (distributed_readout: tests/test_distributed.py)."""
+    x, batch = torch.tensor([[1.0], [3.0], [5.0]]), torch.tensor([0, 0, 2])
+    if accepted:
+        torch.testing.assert_close(gp.readout(x, batch, module, num_graphs=3, **given),
+                                   module(x, batch, dim_size=3), rtol=0, atol=0, equal_nan=True)
+    else:
+        (key,) = given
+        with pytest.raises(gp.GraphpoolError, match=rf"^readout: invalid '{key}': expected "
+                                                    rf"(no {key} with a built Readout|"
+                                                    rf"{key}=.*what the {type(module).__name__})"):
+            gp.readout(x, batch, module, num_graphs=3, **given)
 
 
 def test_median_readout_refuses_a_quantile():

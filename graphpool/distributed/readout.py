@@ -10,7 +10,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ..errors import GraphpoolError, describe
-from ..readouts import Readout, resolve_readout
+from ..readouts import DEFAULT_FILL_VALUE, Readout, resolve_readout
 from ..readouts.learnable import _real_rows
 from ..resolve import as_segments
 from ..segments import Kind, Segments
@@ -29,7 +29,7 @@ BACKWARDS = ("replicated", "sum")
 def distributed_readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
                         num_sets: Optional[int] = None, ptr: Optional[Tensor] = None,
                         group: Any = None, backward: str = "replicated",
-                        fill_value: Number = 0.0, validate: bool = True,
+                        fill_value: Number = DEFAULT_FILL_VALUE, validate: bool = True,
                         log: Optional[List[Tuple[str, int]]] = None,
                         **options: Any) -> Tensor:
     r"""The readout of the union of every rank's rows, on every rank.
@@ -93,12 +93,9 @@ def distributed_readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
 
 
 def _module(where: str, reduce: Any, fill_value: Number, options: Any) -> Readout:
-    if isinstance(reduce, Readout):
-        if options or fill_value != 0.0:
-            raise GraphpoolError(where, "reduce", "a readout name when readout arguments "
-                                 "are given", repr(reduce), "pass the arguments to the "
-                                 "module's constructor instead")
-        return reduce
+    if isinstance(reduce, Readout):  # built: what is passed along must be what it holds
+        given = {} if fill_value is DEFAULT_FILL_VALUE else {"fill_value": fill_value}
+        return resolve_readout(reduce, where=where, argument="reduce", **given, **options)
     module = resolve_readout(reduce, where=where, argument="reduce", fill_value=fill_value,
                              **options)
     if not module.functional:
@@ -144,10 +141,6 @@ class DistributedReadout(nn.Module):
     def __init__(self, readout: Any, *, group: Any = None, backward: str = "replicated",
                  validate: bool = True, **kwargs: Any) -> None:
         super().__init__()
-        if isinstance(readout, Readout) and kwargs:
-            raise GraphpoolError(type(self).__name__, sorted(kwargs)[0], "no readout "
-                                 "arguments with a Readout instance", repr(readout),
-                                 "pass the arguments to the readout's constructor instead")
         self.readout = resolve_readout(readout, where=type(self).__name__,
                                        argument="readout", **kwargs)
         self.group, self.backward, self.validate = group, backward, validate

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from ..errors import GraphpoolError, describe
@@ -102,8 +103,9 @@ def readout_key(name: object) -> Optional[str]:
 def resolve_readout(readout: Union[str, Readout, list, tuple], *,
                     where: str = "resolve_readout", argument: str = "readout",
                     in_channels: Any = None, **kwargs: Any) -> Readout:
-    """A readout module from its name, an instance (returned as is) or a list (their
-    concatenation, a :class:`MultiReadout`); ``kwargs`` go to the constructor. Names are
+    """A readout module from its name, an instance (returned as is: ``kwargs`` given with
+    it must be what it holds) or a list (their concatenation, a :class:`MultiReadout`);
+    ``kwargs`` go to the constructor. Names are
     case-insensitive and may carry PyG's or graphpool's class suffix (``"SoftmaxAggregation"``,
     ``"MeanReadout"``): every name of :data:`READOUTS`, of the reduction table, timm's
     ``"avgmax"`` and ``"catavgmax"``, and the aliases (``"add"``, ``"avg"``, ``"mul"``, ...).
@@ -118,7 +120,7 @@ def resolve_readout(readout: Union[str, Readout, list, tuple], *,
         MultiReadout([MeanReadout(), MaxReadout()], mode='cat')
     """
     if isinstance(readout, Readout):
-        return readout
+        return _built(where, argument, readout, kwargs)
     if isinstance(readout, (list, tuple)):
         return MultiReadout(list(readout), in_channels=in_channels, **kwargs)
     if isinstance(readout, str):
@@ -143,6 +145,46 @@ def resolve_readout(readout: Union[str, Readout, list, tuple], *,
     raise GraphpoolError(where, argument, f"a Readout, a list of readouts or one of {choices}",
                          describe(readout), "pick one of the listed names, or pass a "
                          "Readout instance")
+
+
+#: The default ``fill_value`` of the functions that take a readout or its name: a value
+#: passed explicitly (this object is not) is checked against a built Readout's own.
+DEFAULT_FILL_VALUE = 0.0
+
+
+def _built(where: str, argument: str, module: Readout, kwargs: Dict[str, Any]) -> Readout:
+    """A Readout instance keeps the arguments it was built with: one given along with it
+    (an option, an explicit ``fill_value``) must be what it holds, else it would be
+    silently ignored; it is refused instead."""
+    name = type(module).__name__
+    for key in sorted(kwargs):
+        value = kwargs[key]
+        if not hasattr(module, key):
+            raise GraphpoolError(where, key, f"no {key} with a built Readout as {argument!r} "
+                                 f"(it keeps its own arguments)", f"{key}={value!r}",
+                                 "remove it (a readout named by a string takes options)")
+        own = getattr(module, key)
+        if not _same(value, own):
+            raise GraphpoolError(where, key, f"{key}={own!r}, what the {name} passed as "
+                                 f"{argument!r} holds (a built Readout keeps its arguments)",
+                                 f"{key}={value!r}", f"build the module with it: "
+                                 f"{name}({key}={value!r})")
+    return module
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` as one argument value: equal numbers of the same sign (``nan``
+    equals ``nan``; ``0`` and ``0.0`` agree, ``0.0`` and ``-0.0`` do not), or equal
+    strings / bools."""
+    if isinstance(a, (str, bool)) or isinstance(b, (str, bool)):
+        return type(a) is type(b) and a == b
+    try:
+        fa, fb = float(a), float(b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    if fa != fa or fb != fb:
+        return fa != fa and fb != fb
+    return fa == fb and math.copysign(1.0, fa) == math.copysign(1.0, fb)
 
 
 def _construct(where: str, name: str, cls: Type[Readout], *args: Any, **kwargs: Any
