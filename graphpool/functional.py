@@ -26,7 +26,8 @@ import torch
 from .errors import GraphpoolError, describe
 from .kernels import segment_reduce
 from .kernels.reductions import REDUCTIONS
-from .readouts import DEFAULT_FILL_VALUE, Readout, readout_key, resolve_readout
+from .readouts import (DEFAULT_FILL_VALUE, MultiReadout, Readout, readout_key,
+                       resolve_readout)
 from .resolve import _check_nodes, _pick_count, as_segments
 
 __all__ = ["readout", "sum_readout", "mean_readout", "max_readout", "min_readout"]
@@ -126,7 +127,10 @@ def _build(reduce: Any, fill_value: Any, options: dict) -> Readout:
                              f"{module!r}, which learns {', '.join(learned)}",
                              ("pass learn=False for fixed values, or " if hasattr(module, "learn")
                               else "") + f"build the module once, keep it in your model and "
-                             f"call it: {type(module).__name__}(...)(x, batch)")
+                             f"call it: {type(module).__name__}(...)(x, batch)"
+                             + ("; fixed values in a list: MultiReadout([...], readouts_kwargs="
+                                "[{}, {'learn': False}])" if isinstance(module, MultiReadout)
+                                else ""))
     return module
 
 
