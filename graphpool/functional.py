@@ -86,9 +86,8 @@ def readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
     module = None
     if not (readout_key(reduce) in REDUCTIONS and not options):
         if isinstance(reduce, Readout):  # built: what is passed along must be what it holds
-            given = {} if fill_value is DEFAULT_FILL_VALUE else {"fill_value": fill_value}
-            module = resolve_readout(reduce, where="readout", argument="reduce", **given,
-                                     **options)
+            module = resolve_readout(reduce, where="readout", argument="reduce",
+                                     fill_value=fill_value, **options)
         else:
             module = _named(reduce, fill_value, options)
         if not module.functional:

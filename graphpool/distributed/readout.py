@@ -93,12 +93,9 @@ def distributed_readout(x: Tensor, batch: Any = None, reduce: Any = "sum", *,
 
 
 def _module(where: str, reduce: Any, fill_value: Number, options: Any) -> Readout:
-    if isinstance(reduce, Readout):  # built: what is passed along must be what it holds
-        given = {} if fill_value is DEFAULT_FILL_VALUE else {"fill_value": fill_value}
-        return resolve_readout(reduce, where=where, argument="reduce", **given, **options)
     module = resolve_readout(reduce, where=where, argument="reduce", fill_value=fill_value,
-                             **options)
-    if not module.functional:
+                             **options)  # a built one: what is passed must be what it holds
+    if not module.functional and not isinstance(reduce, Readout):
         raise GraphpoolError(where, "reduce", "a readout without weights to learn (a "
                              "learnable one needs its module)", repr(module),
                              f"build the module once, on every rank with the same "

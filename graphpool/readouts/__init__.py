@@ -159,6 +159,8 @@ def _built(where: str, argument: str, module: Readout, kwargs: Dict[str, Any]) -
     name = type(module).__name__
     for key in sorted(kwargs):
         value = kwargs[key]
+        if key == "fill_value" and value is DEFAULT_FILL_VALUE:  # not given: the default
+            continue
         if not hasattr(module, key):
             raise GraphpoolError(where, key, f"no {key} with a built Readout as {argument!r} "
                                  f"(it keeps its own arguments)", f"{key}={value!r}",
