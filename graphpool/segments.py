@@ -34,6 +34,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch._subclasses.fake_tensor import is_fake
 from torch.fx.experimental.proxy_tensor import get_proxy_mode
 
 from .errors import GraphpoolError, describe
@@ -69,8 +70,8 @@ def _check_tensor(where: str, name: str, t: Any, fix: str) -> None:
     """Tensors that graphpool can read: real storage, not a meta or transform-wrapped one."""
     if t.device.type == "meta":
         raise GraphpoolError(where, name, "a tensor with data (cpu or cuda)", describe(t),
-                             "meta tensors have no values to group by; use torch.export or "
-                             "FakeTensorMode (torch.compile) for shape-only tracing")
+                             "meta tensors have no values to group by; for shape-only tracing "
+                             "use FakeTensorMode, torch.export or torch.compile")
     if not torch.compiler.is_compiling() and torch._C._functorch.is_functorch_wrapped_tensor(t):
         raise GraphpoolError(where, name, "a plain tensor (not transformed by torch.func)",
                              "a tensor wrapped by vmap/grad/jvp",
@@ -96,7 +97,7 @@ def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
 def _private(t: Tensor, source: Any) -> Tensor:
     """``t``, copied if it shares memory with the user's ``source`` tensor: a Segments owns
     its tensors, so no write the user makes later can change a grouping in use."""
-    if torch.compiler.is_compiling():  # a compiled graph reads its inputs when it runs
+    if torch.compiler.is_compiling() or is_fake(t):  # a graph reads its inputs when it runs
         return t
     if isinstance(source, Tensor) and t.untyped_storage().data_ptr() == \
             source.untyped_storage().data_ptr():
@@ -169,8 +170,8 @@ def check_nodes_tensor(where: str, x: Tensor) -> None:
                              "convert it with x.to_dense()")
     if x.device.type == "meta":
         raise GraphpoolError(where, "x", "a tensor with data (cpu or cuda)", describe(x),
-                             "for shape-only tracing use torch.export or torch.compile "
-                             "(FakeTensorMode), which graphpool supports")
+                             "for shape-only tracing use FakeTensorMode, torch.export or "
+                             "torch.compile, which graphpool supports")
 
 
 #: Up to this many sets, a ``[*, B, F]`` output holds at most as many rows as ``x`` could
@@ -340,7 +341,12 @@ class Segments:
         if num_segments is None and torch.compiler.is_exporting() and n:  # read on each run
             num_segments = _symbolic_count(index)
         fast = _helpers_usable(index)
-        check_values = (validate or index.is_cpu) and not compiling  # (fast: a CPU index)
+        unknown = not compiling and not torch.compiler.is_exporting() and is_fake(index)
+        if unknown and num_segments is None:  # make_fx(tracing_mode="fake"), FakeTensorMode
+            raise GraphpoolError(where, "num_segments", "an int for an index without values "
+                                 "(a FakeTensor)", "None", "pass num_graphs=B")
+        # (fast: a CPU index)
+        check_values = (validate or index.is_cpu) and not compiling and not unknown
         ptr = empty = None
         if n == 0:
             lo, hi, is_sorted = 0, -1, True
@@ -422,7 +428,11 @@ class Segments:
             num_nodes = check_count(where, "num_nodes", num_nodes)
         has_empty = None
         compiling = torch.compiler.is_compiling()
-        check_values = validate and not compiling
+        unknown = not compiling and not torch.compiler.is_exporting() and is_fake(ptr)
+        if unknown and num_nodes is None:  # make_fx(tracing_mode="fake"), FakeTensorMode
+            raise GraphpoolError(where, "num_nodes", "an int for a ptr without values "
+                                 "(a FakeTensor)", "None", "pass num_nodes=x.size(-2)")
+        check_values = validate and not compiling and not unknown
         if check_values or num_nodes is None:
             first, last, monotone, empty = _ptr_stats(ptr)
             has_empty = empty if empty is None else empty > 0
@@ -559,7 +569,8 @@ class Segments:
         """The ptr, after checking its values if no one has yet (``validate=False``): a
         kernel that reads rows by ``ptr`` must never read out of bounds."""
         ptr = self._ptr
-        if not self.checked and self.kind == Kind.CSR and not torch.compiler.is_compiling():
+        if (not self.checked and self.kind == Kind.CSR and not torch.compiler.is_compiling()
+                and not is_fake(ptr)):  # (a FakeTensor has no values, and no memory to read)
             first, last, monotone, _ = _ptr_stats(ptr)
             _check_ptr_values(where, ptr, first, last, monotone, self.num_nodes)
             self.checked = True

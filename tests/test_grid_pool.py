@@ -296,6 +296,18 @@ def test_torch_compile_fullgraph():
                                                           fmap.amax((2, 3))], 1))
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_make_fx_symbolic_trace_replays_other_sizes(layout):
+    """A symbolic make_fx trace keeps the map's sizes symbolic (no size is a cache key)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    pool = GlobalPool2d("catavgmax", input_fmt=layout)
+    graph = make_fx(pool, tracing_mode="symbolic")(torch.randn(2, 3, 4, 5))
+    for shape in ((2, 3, 4, 5), (1, 6, 7, 2), (3, 2, 1, 1)):
+        fmap = torch.randn(shape)
+        torch.testing.assert_close(graph(fmap), pool(fmap))
+
+
 @pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
 @pytest.mark.parametrize("layout, flatten", [("NCHW", True), ("NHWC", False), ("NCHW", False)])
 def test_named_readouts_take_the_short_path_to_the_same_result(name, layout, flatten):

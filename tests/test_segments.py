@@ -201,10 +201,13 @@ def test_index_counts_helper_is_the_histogram_and_writes_nothing_outside_counts(
                                            ([0, 0, 1, 1, 2, 2], [2, 0, 1, 0, 2, 1])],
                          ids=["unsorted", "sorted", "sorted-then-unsorted"])
 @pytest.mark.parametrize("pre_dispatch", [False, True], ids=["dispatch", "pre-dispatch"])
-def test_groupings_built_under_make_fx_replay_with_other_indices(example, other, pre_dispatch):
+@pytest.mark.parametrize("mode", ["real", "fake", "symbolic"])
+def test_groupings_built_under_make_fx_replay_with_other_indices(example, other, pre_dispatch,
+                                                                  mode):
     """Under a dispatch mode the counts and pointer come from torch ops the mode records
     (the C helpers fill buffers that a recorded graph would keep empty), and the order of
-    the example is not recorded as the order of every input (as under torch.jit.trace)."""
+    the example is not recorded as the order of every input (as under torch.jit.trace).
+    A fake or symbolic trace has no index values to read: none are checked or copied."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     def build(x, index):
@@ -212,7 +215,8 @@ def test_groupings_built_under_make_fx_replay_with_other_indices(example, other,
         return segment_reduce(x, seg, "mean"), seg.counts
 
     x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
-    graph = make_fx(build, pre_dispatch=pre_dispatch)(x, torch.tensor(example))
+    graph = make_fx(build, tracing_mode=mode, pre_dispatch=pre_dispatch)(
+        x, torch.tensor(example))
     for index in (example, other):
         got, want = graph(x, torch.tensor(index)), build(x, torch.tensor(index))
         assert torch.equal(got[1], want[1]) and torch.equal(got[1], torch.bincount(torch.tensor(index), minlength=3))
@@ -220,7 +224,8 @@ def test_groupings_built_under_make_fx_replay_with_other_indices(example, other,
 
 
 @pytest.mark.parametrize("pre_dispatch", [False, True], ids=["dispatch", "pre-dispatch"])
-def test_make_fx_needs_the_number_of_sets_and_replays_any_ptr(pre_dispatch):
+@pytest.mark.parametrize("mode", ["real", "fake", "symbolic"])
+def test_make_fx_needs_the_number_of_sets_and_replays_any_ptr(pre_dispatch, mode):
     """make_fx records no data-dependent size: an index grouping needs num_graphs (else
     the example's would be replayed), and a ptr grouping replays other pointers."""
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -229,13 +234,56 @@ def test_make_fx_needs_the_number_of_sets_and_replays_any_ptr(pre_dispatch):
     x = torch.arange(6.0).view(6, 1)
     with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'num_graphs': expected "
                                                 r"an int while torch.jit.trace or make_fx"):
-        make_fx(lambda t, b: gp.readout(t, b, "sum"), pre_dispatch=pre_dispatch)(
-            x, torch.tensor([0, 0, 1, 1, 2, 2]))
-    graph = make_fx(lambda t, p: gp.readout(t, ptr=p, reduce="max"),
+        make_fx(lambda t, b: gp.readout(t, b, "sum"), tracing_mode=mode,
+                pre_dispatch=pre_dispatch)(x, torch.tensor([0, 0, 1, 1, 2, 2]))
+    graph = make_fx(lambda t, p: gp.readout(t, ptr=p, reduce="max"), tracing_mode=mode,
                     pre_dispatch=pre_dispatch)(x, torch.tensor([0, 2, 4, 6]))
     for ptr in ([0, 1, 5, 6], [0, 6, 6, 6], [0, 2, 4, 6]):
         ptr = torch.tensor(ptr)
         torch.testing.assert_close(graph(x, ptr), gp.readout(x, ptr=ptr, reduce="max"))
+
+
+@pytest.mark.parametrize("mode", ["fake", "symbolic"])
+@pytest.mark.parametrize("reduce", ["sum", "max", "softmax"])
+def test_make_fx_without_values_replays_values_and_gradients(mode, reduce):
+    """A fake or symbolic make_fx trace (an index without values) of a readout and its
+    gradient replays other batches and other sizes like eager code."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    import graphpool as gp
+
+    def step(t, b):
+        out = gp.readout(t, b, reduce, num_graphs=3)
+        return out, torch.autograd.grad((out * out).sum(), t)[0]
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 2, generator=g).requires_grad_()
+    graph = make_fx(step, tracing_mode=mode)(x, torch.tensor([0, 0, 1, 1, 2, 2]))
+    for rows, index in ((6, [2, 0, 1, 0, 2, 2]), (9, [1, 1, 0, 2, 0, 1, 2, 2, 0])):
+        t = torch.randn(rows, 2, generator=g).requires_grad_()
+        if mode == "symbolic" or rows == 6:  # a fake trace keeps the sizes of the example
+            for got, want in zip(graph(t, torch.tensor(index)), step(t, torch.tensor(index))):
+                torch.testing.assert_close(got, want)
+
+
+def test_fake_tensors_propagate_shapes_and_need_the_number_of_sets():
+    """Under FakeTensorMode (shape propagation, no values) a readout gives the output's
+    shape; the number of sets, which only the values know, must be given."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    import graphpool as gp
+
+    with FakeTensorMode() as fake:
+        x = fake.from_tensor(torch.randn(6, 4))
+        batch, ptr = fake.from_tensor(torch.tensor([0, 0, 1, 2, 2, 2])), \
+            fake.from_tensor(torch.tensor([0, 2, 3, 6]))
+        for reduce in ("sum", "mean", "max", "var", "softmax"):
+            assert gp.readout(x, batch, reduce, num_graphs=5).shape == (5, 4)
+        assert gp.readout(x, ptr=ptr, reduce="mean").shape == (3, 4)
+        with pytest.raises(gp.GraphpoolError, match=r"^readout: invalid 'num_graphs': expected "
+                                                    r"an int for an index without values"):
+            gp.readout(x, batch, "sum")
+        with pytest.raises(gp.GraphpoolError, match=r"^Segments.from_ptr: invalid "
+                                                    r"'num_nodes'.*without values"):
+            Segments.from_ptr(ptr)
 
 
 def test_a_resolved_batch_is_not_reused_by_a_make_fx_trace():

@@ -379,8 +379,10 @@ def batch_nodes(fmap: Any, layout: Layout, channels: Optional[int] = None,
     parts of :func:`as_nodes` that pooling needs (checked the same way)."""
     _, spatial = _check_map(where, argument, fmap, layout, batched=True, channels=channels)
     x = _node_view(fmap, layout, batched=True)
-    segments = (Segments.uniform(1, x.size(1), device=fmap.device)
-                if torch.compiler.is_compiling() else _one_set(x.size(1), fmap.device))
+    pixels = x.size(1)  # a symbolic size (make_fx, compile) is no cache key
+    segments = (_one_set(pixels, fmap.device) if type(pixels) is int
+                and not torch.compiler.is_compiling() else
+                Segments.uniform(1, pixels, device=fmap.device))
     return x, segments, spatial
 
 
