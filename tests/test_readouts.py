@@ -253,10 +253,11 @@ def test_named_readout_modules_are_reused_only_for_constant_arguments():
     from graphpool import functional
 
     x, batch = torch.rand(5, 3) + 0.1, torch.tensor([0, 0, 1, 1, 1])
-    functional._cached.cache_clear()
+    functional._BUILT.clear()
     first = gp.readout(x, batch, "powermean", p=2.0)
+    (module,) = functional._BUILT.values()
     assert torch.equal(gp.readout(x, batch, "powermean", p=2.0), first)
-    assert functional._cached.cache_info().hits == 1
+    assert list(functional._BUILT.values()) == [module]  # the same object, not a new one
     assert not torch.equal(gp.readout(x, batch, "powermean", p=3.0), first)
     q = [0.25, 0.75]
     by_list = gp.readout(x, batch, "quantile", q=q)
@@ -267,7 +268,7 @@ def test_named_readout_modules_are_reused_only_for_constant_arguments():
     with pytest.raises(gp.GraphpoolError, match="'p'"):
         gp.readout(x, batch, "powermean", p=torch.tensor(2.0))
     # p=2.0, p=3.0, q as a list, as a tuple, the changed list; a tensor p is never cached
-    assert functional._cached.cache_info().currsize == 5
+    assert len(functional._BUILT) == 5
 
 
 # Arguments that compare equal in Python but build different modules: a cached module
@@ -299,7 +300,7 @@ def test_named_readout_cache_tells_equal_but_different_arguments_apart(first, se
 
     for order in ([first, second], [second, first]):
         from graphpool import functional
-        functional._cached.cache_clear()
+        functional._BUILT.clear()
         for kwargs in order:
             expected = fresh(kwargs)
             if isinstance(expected, type):
@@ -404,19 +405,19 @@ def test_median_readout_refuses_a_quantile():
 
 def test_named_readout_under_torch_compile_is_looked_up_outside_the_trace():
     """A name with options inside a compiled function: the eager result, the cached module
-    (built outside the trace, not by Dynamo: no lru_cache warning, no module construction
-    traced), the same module eager calls use."""
-    import warnings
+    (built outside the trace, not by Dynamo: no module construction traced), the same
+    module eager calls use; once it is built, a compiled call looks it up in the trace
+    (fullgraph=True compiles)."""
     from graphpool import functional
 
     x, seg = torch.randn(12, 3), gp.Segments.from_index(torch.tensor([0] * 5 + [2] * 7))
-    functional._cached.cache_clear()
+    functional._BUILT.clear()
     torch._dynamo.reset()
     compiled = torch.compile(lambda t: gp.readout(t, seg, "softmax", t=0.5), backend="eager")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = compiled(x)
-    assert not [w for w in caught if "lru_cache" in str(w.message)]
+    out = compiled(x)
+    (module,) = functional._BUILT.values()
     assert torch.equal(out, gp.readout(x, seg, "softmax", t=0.5))
-    info = functional._cached.cache_info()
-    assert (info.currsize, info.hits >= 1) == (1, True)
+    assert list(functional._BUILT.values()) == [module]
+    whole = torch.compile(lambda t: gp.readout(t, seg, "softmax", t=0.5) * 2, fullgraph=True,
+                          backend="eager")
+    assert torch.equal(whole(x), 2 * out)
