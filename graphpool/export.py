@@ -132,16 +132,58 @@ def run_onnx(program: Any, *inputs: Tensor) -> List[Tensor]:
         raise GraphpoolError("run_onnx", "program", "an ONNXProgram, an onnx.ModelProto, "
                              "its bytes or a path", describe(program),
                              "pass what torch.onnx.export(..., dynamo=True) returned")
-    session = onnxruntime.InferenceSession(
-        proto if isinstance(proto, bytes) else str(proto), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # its errors come back as a GraphpoolError, not twice
+    try:
+        session = onnxruntime.InferenceSession(
+            proto if isinstance(proto, bytes) else str(proto), options,
+            providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime's own kinds: NoSuchFile, InvalidProtobuf, ...
+        raise GraphpoolError("run_onnx", "program", "an ONNX model onnxruntime can load",
+                             f"{describe(program)}: {_first_line(err)}",
+                             "pass what torch.onnx.export(..., dynamo=True) returned, or the "
+                             "path of the .onnx file it saved") from None
+    specs = session.get_inputs()
+    names = [i.name for i in specs]
     if len(names) != len(inputs) or not all(isinstance(t, Tensor) for t in inputs):
         raise GraphpoolError("run_onnx", "inputs", f"{len(names)} tensors, one per input of "
                              f"the model ({', '.join(names)})",
                              ", ".join(describe(t) for t in inputs) or "none",
                              "pass the tensors the model was exported with, in order")
+    for i, (spec, t) in enumerate(zip(specs, inputs)):
+        dtype = _ONNX_TYPES.get(spec.type)
+        dims = [d if isinstance(d, int) else None for d in spec.shape]
+        if (dtype is not None and t.dtype != dtype) or t.dim() != len(dims) or any(
+                d is not None and d != n for d, n in zip(dims, t.shape)):
+            shape = ", ".join("*" if d is None else str(d) for d in dims)
+            raise GraphpoolError("run_onnx", f"inputs[{i}]", f"a {dtype or spec.type} tensor "
+                                 f"of shape ({shape}) for the model's input {spec.name!r} "
+                                 "(* any size)", describe(t),
+                                 "pass it as it was exported: the same dtype (convert with "
+                                 ".to(...)) and number of dims")
     feeds = {name: t.detach().cpu().numpy() for name, t in zip(names, inputs)}
-    return [torch.from_numpy(out) for out in session.run(None, feeds)]
+    try:
+        outputs = session.run(None, feeds)
+    except Exception as err:  # onnxruntime's Fail, InvalidArgument, RuntimeException
+        raise GraphpoolError("run_onnx", "inputs", "inputs the model can run on",
+                             f"onnxruntime failed: {_first_line(err)}",
+                             "check their values: a malformed grouping (a ptr not from 0 to "
+                             "N or decreasing, a set id outside [0, B), a set larger than "
+                             "max_num_nodes) makes the exported model fail") from None
+    return [torch.from_numpy(out) for out in outputs]
+
+
+#: onnxruntime's input types and the torch dtypes they take
+_ONNX_TYPES = {"tensor(float)": torch.float32, "tensor(double)": torch.float64,
+               "tensor(float16)": torch.float16, "tensor(bfloat16)": torch.bfloat16,
+               "tensor(int64)": torch.int64, "tensor(int32)": torch.int32,
+               "tensor(int16)": torch.int16, "tensor(int8)": torch.int8,
+               "tensor(uint8)": torch.uint8, "tensor(bool)": torch.bool}
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:300]
 
 
 def max_difference(got: Sequence[Tensor], want: Sequence[Tensor]) -> float:

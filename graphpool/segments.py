@@ -362,6 +362,8 @@ class Segments:
             lo, hi, is_sorted = 0, -1, None
         if num_segments is None:
             num_segments = hi + 1
+        if torch.compiler.is_exporting():  # checked when the exported program runs
+            index = _asserted_index(where, index, num_segments)
         if check_values:
             if lo < 0:
                 raise GraphpoolError(where, "index", "non-negative set ids",
@@ -465,9 +467,10 @@ class Segments:
         where = "Segments.uniform"
         num_segments = check_count(where, "num_segments", num_segments)
         size = check_count(where, "size", size)
+        known = type(size) is int and type(num_segments) is int  # (not symbolic sizes)
         return cls(kind=Kind.UNIFORM, num_segments=num_segments, num_nodes=num_segments * size,
                    device=_as_device("cpu" if device is None else device, where),
-                   size=size, has_empty=size == 0 and num_segments > 0)
+                   size=size, has_empty=size == 0 and num_segments > 0 if known else None)
 
     @classmethod
     @_outside_transforms
@@ -538,7 +541,7 @@ class Segments:
             return self._i
         n = self.num_nodes if self.kind != Kind.MASK else None
         if n is not None and torch.compiler.is_exporting():  # ONNX has no repeat_interleave
-            return _rows_of_ptr(self._ptr, n)
+            return _rows_of_ptr(self._checked_ptr("Segments"), n)
         return self._keep("_i", torch.repeat_interleave(
             torch.arange(self.num_segments, device=self.device), self._counts, output_size=n))
 
@@ -567,11 +570,15 @@ class Segments:
 
     def _checked_ptr(self, where: str = "segment_reduce") -> Tensor:
         """The ptr, after checking its values if no one has yet (``validate=False``): a
-        kernel that reads rows by ``ptr`` must never read out of bounds."""
+        kernel that reads rows by ``ptr`` must never read out of bounds. While
+        ``torch.export`` traces, the check is part of the program (:func:`_asserted_ptr`)."""
         ptr = self._ptr
-        if (not self.checked and self.kind == Kind.CSR and not torch.compiler.is_compiling()
-                and not is_fake(ptr)):  # (a FakeTensor has no values, and no memory to read)
-            first, last, monotone, _ = _ptr_stats(ptr)
+        if self.checked or self.kind != Kind.CSR:
+            return ptr
+        if torch.compiler.is_exporting():
+            return _asserted_ptr(where, ptr, self.num_nodes)
+        if not torch.compiler.is_compiling() and not is_fake(ptr):  # (a FakeTensor has no
+            first, last, monotone, _ = _ptr_stats(ptr)               # values, no memory)
             _check_ptr_values(where, ptr, first, last, monotone, self.num_nodes)
             self.checked = True
         return ptr
@@ -624,6 +631,32 @@ def _rows_of_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
     and a cumulative sum (``O(N + B)``, standard ops that export to ONNX)."""
     ends = ptr.new_zeros(num_nodes + 1).scatter_add(0, ptr[1:], torch.ones_like(ptr[1:]))
     return ends.cumsum(0)[:-1]
+
+
+def _asserted_index(where: str, index: Tensor, num_segments: Any) -> Tensor:
+    """``index`` in an exported program, checked when it runs: an id outside
+    ``[0, num_segments)`` fails the program's assertion (torch.export) and becomes
+    ``num_segments``, out of range for every scatter and gather by it, so that onnxruntime
+    (where the assertion does not reach, and a negative index counts from the end) fails
+    too instead of returning a result."""
+    ok = (index >= 0) & (index < num_segments)
+    torch._assert_async(ok.all(), f"{where}: invalid 'index': expected set ids in "
+                        f"[0, number of sets), got one outside. Fix: remap the ids, or pass "
+                        f"the right number of sets")
+    return index.masked_fill(~ok, num_segments)
+
+
+def _asserted_ptr(where: str, ptr: Tensor, num_nodes: Any) -> Tensor:
+    """``ptr`` in an exported program, checked when it runs: one that does not start at 0,
+    decreases or does not end at ``num_nodes`` fails the program's assertion
+    (torch.export) and the gather that passes it on (onnxruntime, where the assertion
+    does not reach), instead of grouping rows by it."""
+    ok = (ptr[0] == 0) & (ptr[-1] == num_nodes) & (ptr[1:] >= ptr[:-1]).all()
+    torch._assert_async(ok, f"{where}: invalid 'ptr': expected a non-decreasing pointer from "
+                        f"0 to the number of rows, got another. Fix: build ptr as "
+                        f"cat([0], counts.cumsum(0))")
+    slots = torch.arange(ptr.numel(), device=ptr.device)
+    return ptr.index_select(0, torch.where(ok, slots, ptr.numel()))
 
 
 def _symbolic_count(index: Tensor) -> int:

@@ -344,6 +344,13 @@ def test_global_pool2d_every_pool_type(layout):
         assert max_difference([got[1]], [m.amax((1, 2) if layout == "NHWC" else (2, 3))]) == 0
         assert max_difference([program.exported_program.module()(m)[0]], [want[0]]) <= 1e-5 * (
             1 + m[m.isfinite()].abs().max())
+    # maps without pixels: every pool gives eager's fill (0), never nan or an error
+    for b, h, w in [(3, 0, 4), (2, 5, 0)]:
+        m = torch.randn((b, F, h, w) if layout == "NCHW" else (b, h, w, F))
+        want = model(m)
+        assert all(not t.isnan().any() for t in want)
+        for got in (run_onnx(program, m), program.exported_program.module()(m)):
+            assert max_difference(list(got), list(want)) == 0
 
 
 def test_global_pool2d_with_a_mask():
@@ -359,6 +366,70 @@ def test_global_pool2d_with_a_mask():
         for p, g, wnt in zip(POOLS, got, want):
             tol = 0 if p in ("max", "min") else 1e-4 * (1 + m[m.isfinite()].abs().max())
             assert max_difference([g], [wnt]) <= tol, p
+
+
+def no_rows(grouping):
+    """Inputs of 3 sets without a row: nothing to test a size of 0 against when run."""
+    if grouping == "uniform":
+        return [(torch.empty(3, 0, F),)]
+    if grouping == "mask":
+        return [(torch.empty(3, 0, F), torch.zeros(3, 0, dtype=torch.bool)),
+                (torch.full((3, 2, F), math.nan), torch.zeros(3, 2, dtype=torch.bool))]
+    return [(torch.empty(0, F), torch.tensor([0, 0, 0, 0]))] if grouping == "ptr" else []
+
+
+def test_sets_without_rows_export_like_eager(exported):
+    """Every readout over sets without rows (uniform of size 0, a mask with no row or
+    none true, a ptr of empty sets): eager's fill value in onnxruntime and in the exported
+    program, where torch's reductions over an empty axis would give nan or fail."""
+    grouping, model, program = exported
+    for args in no_rows(grouping):
+        with torch.no_grad():
+            want = model(*args)
+        for got in (run_onnx(program, *args), program.exported_program.module()(*args)):
+            for name, g, w in zip(model.readouts, got, want):
+                assert max_difference([g], [w]) <= tolerance(name, args[0], w), name
+
+
+MALFORMED = [("ptr", [0, 3, 1, 5]), ("ptr", [2, 3, 5]), ("ptr", [0, 2, 4]), ("ptr", [0, 2, 7]),
+             ("ptr", [0, -1, 5]), ("index", [0, -1, 1, 1, 0]), ("index", [0, 3, 1, 1, 0])]
+
+
+@pytest.mark.parametrize("grouping", ["index", "ptr"])
+def test_a_malformed_grouping_fails_when_the_exported_program_runs(grouping):
+    """What eager refuses (a ptr not from 0 to N or decreasing, a negative id or one past
+    the sets) gives no result when exported: torch.export's program fails its assertion
+    with graphpool's message, onnxruntime fails (a negative index, which it would count
+    from the end, is sent out of range)."""
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.readouts = torch.nn.ModuleList(
+                [build(n, grouping) for n in ("sum", "max", "mean", "median", "count")])
+
+        def forward(self, x, g):
+            if grouping == "ptr":
+                return tuple(r(x, ptr=g) for r in self.readouts)
+            return tuple(r(x, g, dim_size=3) for r in self.readouts)
+
+    model, x = Model().eval(), torch.randn(5, F)
+    example = torch.tensor([0, 2, 5] if grouping == "ptr" else [0, 0, 2, 1, 1])
+    dims = ({0: DYN}, {0: DYN})
+    program = onnx_export(model, (x, example), dims)
+    ep = torch.export.export(model, (x, example), dynamic_shapes=dims)
+    assert max_difference(run_onnx(program, x, example), list(model(x, example))) <= 1e-5
+    for kind, bad in MALFORMED:
+        if kind != grouping:
+            continue
+        bad = torch.tensor(bad)
+        with pytest.raises(GraphpoolError):
+            model(x, bad)
+        with pytest.raises(RuntimeError, match=rf"invalid '{grouping}': expected"):
+            ep.module()(x, bad)
+        with pytest.raises(GraphpoolError, match=r"^run_onnx: invalid 'inputs'.*onnxruntime "
+                                                    r"failed: .*(out of|indice)"):
+            run_onnx(program, x, bad)
 
 
 # ------------------------------------------------------------------------ refusals
@@ -481,6 +552,14 @@ def test_run_onnx_refuses_the_wrong_inputs(exported):
         run_onnx(program)
     with pytest.raises(GraphpoolError, match=r"run_onnx: invalid 'program'"):
         run_onnx(42, torch.zeros(1))
+    with pytest.raises(GraphpoolError, match=r"run_onnx: invalid 'program': expected an ONNX "
+                                             r"model onnxruntime can load"):
+        run_onnx(str(ROOT / "no-such-model.onnx"), torch.zeros(1))
+    args = inputs(grouping, EXAMPLE[grouping], seed=0)
+    for i, bad in enumerate((args[0].double(), args[0][..., 0], args[0][..., :1])):
+        with pytest.raises(GraphpoolError, match=r"run_onnx: invalid 'inputs\[0\]': expected "
+                                                 r"a torch.float32 tensor of shape \("):
+            run_onnx(program, bad, *args[1:])  # its dtype, its number of dims, F = 4
 
 
 # ----------------------------------------------------------------------- the example

@@ -559,6 +559,8 @@ BAD = [
     (lambda: AttentionalReadout(C + 1)(X, IDX), "AttentionalReadout", "x"),
     (lambda: AttentionalReadout(C)(X.long(), IDX), "AttentionalReadout", "x"),
     (lambda: AttentionalReadout(C)(X, IDX[:3]), "AttentionalReadout", "x"),
+    (lambda: AttentionalReadout(C)(X.double(), IDX), "AttentionalReadout", "x"),
+    (lambda: AttentionalReadout(C, gate="feature")(X.half(), IDX), "AttentionalReadout", "x"),
     (lambda: AttentionalReadout(C)(X, IDX.float()), "AttentionalReadout", "index"),
     (lambda: AttentionalReadout(C, nn=Opaque()).out_features(C),
      "AttentionalReadout.out_features", "nn"),
@@ -577,10 +579,25 @@ BAD = [
     (lambda: SortReadout(2, in_channels=C + 1)(X, IDX), "SortReadout", "x"),
     (lambda: DeepSetsReadout(), "DeepSetsReadout", "in_channels"),
     (lambda: DeepSetsReadout(local_nn=3), "DeepSetsReadout", "local_nn"),
+    (lambda: DeepSetsReadout(C)(X.double(), IDX), "DeepSetsReadout", "x"),
     (lambda: DeepSetsReadout(C, global_nn="mlp"), "DeepSetsReadout", "global_nn"),
     (lambda: DeepSetsReadout(local_nn=Opaque()).out_features(C),
      "DeepSetsReadout.out_features", "local_nn"),
 ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_under_autocast_half_rows_meet_float_weights(kind):
+    """torch.autocast casts for the layers: rows in bfloat16 with float32 weights are read
+    out (no dtype error), as by the same module on the float32 rows, to the rounding of
+    bfloat16 (eps 2**-8) through its two or three layers."""
+    module = build(kind)
+    x = features(6, torch.float32, seed=1)
+    index = torch.tensor([0, 0, 1, 1, 1, 2])
+    want = module(x, index)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = module(x.bfloat16(), index)
+    torch.testing.assert_close(got.float(), want, rtol=2 ** -4, atol=2 ** -4)
 
 
 @pytest.mark.parametrize("call, where, argument", BAD,

@@ -185,7 +185,10 @@ def segment_quantile(x: Tensor, segments: Segments, q: Union[float, Sequence[flo
 
 def _pick(ordered: Tensor, position: Tensor) -> Tensor:
     """Row ``position[b]`` of set ``b`` of ``ordered`` (``[*, B, Nmax, F]`` -> ``[*, B, F]``)."""
-    if ordered.size(-2) == 0:
+    if torch.compiler.is_exporting():  # the padded size may be 0 when the program runs:
+        ordered = torch.cat([ordered, ordered.new_zeros(  # one more row, picked by empty
+            (*ordered.shape[:-2], 1, ordered.size(-1)))], -2)  # sets only (then filled)
+    elif ordered.size(-2) == 0:
         return ordered.new_zeros((*ordered.shape[:-2], ordered.size(-1)))
     at = position.long().view(-1, 1, 1).expand(-1, 1, ordered.size(-1))
     at = at.expand(*ordered.shape[:-3], *at.shape)

@@ -56,8 +56,9 @@ def readout_module(item: object, where: str) -> Readout:
     try:
         return resolve_readout(item, where=where, argument="reduce")
     except GraphpoolError as err:
-        if err.where != where or err.argument != "reduce":
-            raise
+        if err.where != where or err.argument != "reduce" or (
+                isinstance(item, str) and item in readout_names()):  # a known name: its
+            raise                                                    # resolver's reason
         raise GraphpoolError(where, "reduce", "a graphpool Readout, a list of readouts or "
                              f"one of {', '.join(repr(n) for n in readout_names())}",
                              describe_input(item), "pick one of the listed names, or pass a "
@@ -215,6 +216,7 @@ class _GlobalPool(nn.Module):
         """Pool ``fmap`` (a map in :attr:`layout`, a padded map + ``mask``, or a list)."""
         if (self._torch is not None and mask is None and type(fmap) is Tensor
                 and fmap.dtype in _TORCH_DTYPES and fmap.dim() == self.spatial_dims + 2
+                and not torch.compiler.is_exporting()  # (where the map may be empty when run)
                 and fmap.numel() and fmap.layout == torch.strided):
             return self._torch(fmap, self._spatial, keepdim=not self.flatten)
         where = type(self).__name__

@@ -30,14 +30,18 @@ def combine(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
         view = x.unflatten(-2, (seg.num_segments, seg.size))
     else:
         view = torch.where(seg._m.unsqueeze(-1), x, x.new_full((), identity))
-    if view.size(-2) == 0:
+    if torch.compiler.is_exporting():  # S is a size the program reads when run, maybe 0:
+        if prim is not SUM:  # no branch on it; one row of the identity (no reduction of
+            view = torch.cat([view, view.new_full((*view.shape[:-2], 1, view.size(-1)),
+                                                  identity)], -2)  # an empty axis fails)
+    elif view.size(-2) == 0:
         shape = (*view.shape[:-2], 1) if keep else view.shape[:-2]
         return view.new_full((*shape, view.size(-1)), identity, dtype=acc_dtype)
     dtype = acc_dtype if acc_dtype != x.dtype else None
     if isinstance(op, Reduction):  # the fused mean
-        if seg.kind == Kind.UNIFORM:
-            return view.mean(-2, keepdim=keep, dtype=dtype)
-        return divide_by_count(view.sum(-2, dtype=dtype), seg._counts)
+        if seg.kind == Kind.UNIFORM and not torch.compiler.is_exporting():  # (S may be 0:
+            return view.mean(-2, keepdim=keep, dtype=dtype)                 # nan there)
+        return divide_by_count(view.sum(-2, keepdim=keep, dtype=dtype), seg._counts)
     if op is SUM:
         return view.sum(-2, keepdim=keep, dtype=dtype)
     return prim.dense(view if dtype is None else view.to(dtype), -2, keep)

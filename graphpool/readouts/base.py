@@ -14,7 +14,7 @@ from ..kernels import segment_reduce
 from ..segments import Kind, Segments
 from ..resolve import _check_nodes, _pick_count, as_segments
 
-__all__ = ["Readout"]
+__all__ = ["Readout", "check_parameters"]
 
 
 class Readout(Aggregation):
@@ -95,6 +95,20 @@ class Readout(Aggregation):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def check_parameters(module: torch.nn.Module, x: Tensor) -> None:
+    """``x`` of the dtype and device of ``module``'s parameters (if it has any; any float
+    type under ``torch.autocast``, which casts for the layers), else a GraphpoolError
+    naming ``x``, instead of torch's error from inside a layer."""
+    weight = next(module.parameters(), None)
+    if weight is not None and (x.device != weight.device or x.dtype != weight.dtype
+                               and not torch.is_autocast_enabled(x.device.type)):
+        where = type(module).__name__
+        raise GraphpoolError(where, "x", f"a {weight.dtype} tensor on {weight.device} (the "
+                             f"parameters' dtype and device)", describe(x),
+                             "move the module with module.to(x.dtype) / module.to(x.device)"
+                             ", or convert x")
 
 
 def _node_axis(where: str, x: Tensor, dim: Any) -> int:

@@ -40,7 +40,7 @@ from ..errors import GraphpoolError, describe
 from ..kernels import export, segment_broadcast, segment_reduce
 from ..kernels.checks import check_fill_value
 from ..segments import Kind, Segments
-from .base import Readout
+from .base import Readout, check_parameters
 
 __all__ = ["AttentionalReadout", "Set2SetReadout", "SortReadout", "DeepSetsReadout"]
 
@@ -145,12 +145,16 @@ def _real_rows(x: Tensor, segments: Segments) -> Tuple[Tensor, Segments]:
     return rows, flat
 
 
-def _check_x(where: str, x: Tensor, segments: Segments, in_channels: Optional[int],
-             floating: bool = True) -> None:
+def _check_x(module: Readout, x: Tensor, segments: Segments, floating: bool = True) -> None:
+    """``x`` fits ``module``: the usual checks, floating point (unless not ``floating``),
+    ``in_channels`` wide, of the parameters' dtype and device."""
+    where, in_channels = type(module).__name__, module.in_channels
     segment_reduce(x[..., :0], segments, "sum", _where=where)  # the usual checks, no work
     if floating and not x.is_floating_point():
         raise GraphpoolError(where, "x", "a floating point tensor for a learnable readout",
                              describe(x), "convert it with x.float()")
+    if floating:
+        check_parameters(module, x)
     if in_channels is not None and x.size(-1) != in_channels:
         raise GraphpoolError(where, "x", f"{in_channels} features (in_channels) on the last "
                              f"dim", describe(x), f"pass x with {in_channels} features, or "
@@ -258,7 +262,7 @@ class AttentionalReadout(_Learnable):
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         where = type(self).__name__
-        _check_x(where, x, segments, self.in_channels)
+        _check_x(self, x, segments)
         x, segments = _real_rows(x, segments)
         score, h = gate_scores_and_values(self, x, segments, where)
         alpha = segment_softmax(score, segments)
@@ -348,12 +352,7 @@ class Set2SetReadout(_Learnable):
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         where = type(self).__name__
-        _check_x(where, x, segments, self.in_channels)
-        weight = self.lstm.weight_ih_l0
-        if x.dtype != weight.dtype:
-            raise GraphpoolError(where, "x", f"the dtype of the LSTM ({weight.dtype})",
-                                 describe(x), f"convert x, or the module with "
-                                 f".to({x.dtype})")
+        _check_x(self, x, segments)
         x, segments = _real_rows(x, segments)
         lead, channels = x.shape[:-2], self.in_channels
         rows = math.prod(lead) * segments.num_segments
@@ -454,7 +453,7 @@ class SortReadout(_Learnable):
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         where = type(self).__name__
-        _check_x(where, x, segments, self.in_channels, floating=False)
+        _check_x(self, x, segments, floating=False)
         out = segment_sort_k(x, segments, self.k)
         if x.size(-2) == 0:  # keep the (empty) graph to x: to_dense drops it for no rows
             out = out + x.sum().to(out.dtype)
@@ -523,7 +522,7 @@ class DeepSetsReadout(_Learnable):
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         where = type(self).__name__
-        _check_x(where, x, segments, self.in_channels)
+        _check_x(self, x, segments)
         x, segments = _real_rows(x, segments)
         h = _apply(self.local_nn, x, segments)
         out = segment_reduce(h, segments, "sum", _where=where)

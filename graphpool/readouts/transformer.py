@@ -45,7 +45,7 @@ from ..errors import GraphpoolError, describe
 from ..kernels import export, segment_reduce
 from ..kernels.checks import check_fill_value
 from ..segments import Kind, Segments, check_count, check_flag
-from .base import Readout
+from .base import Readout, check_parameters
 
 __all__ = ["SetTransformerReadout", "GMTReadout", "LatentAttentionReadout"]
 
@@ -99,12 +99,7 @@ def _check_x(module: nn.Module, x: Tensor, segments: Segments) -> None:
         raise GraphpoolError(where, "x", f"{module.in_channels} features (in_channels) on "
                              "its last axis", describe(x), f"build {where}(in_channels="
                              f"{x.size(-1)}) or project x to {module.in_channels} features")
-    weight = next(module.parameters())
-    if x.dtype != weight.dtype or x.device != weight.device:
-        raise GraphpoolError(where, "x", f"a {weight.dtype} tensor on {weight.device} (the "
-                             f"parameters' dtype and device)", describe(x),
-                             "move the module with module.to(x.dtype) / module.to(x.device)"
-                             ", or convert x")
+    check_parameters(module, x)
 
 
 def _fill_empty(out: Tensor, segments: Segments, fill_value: Any, where: str) -> Tensor:
@@ -211,7 +206,11 @@ class _Padded(Readout):
             dense = torch.where(rows.unsqueeze(-1), dense, 0)
         lead = tuple(dense.shape[:-3])
         num, features = rows.size(0), dense.size(-1)
-        if rows.size(1) == 0:  # no set has a row: one zero row for the dummy keys
+        if export.exporting():  # the padded size may be 0 when the program runs: one
+            # zero row more (a padding row), never a test of that size
+            dense = torch.cat([dense, dense.new_zeros((*dense.shape[:-2], 1, features))], -2)
+            rows = torch.cat([rows, rows.new_zeros((num, 1))], -1)
+        elif rows.size(1) == 0:  # no set has a row: one zero row for the dummy keys
             dense = dense.new_zeros((*dense.shape[:-2], 1, features))
             rows = rows.new_zeros((num, 1))
         size = rows.size(1)
