@@ -265,6 +265,8 @@ ERRORS = [
      "layout.*one of 'NCL'"),
     ("reduce-name", lambda: GlobalPool2d("medoid"), "reduce.*'catavgmax'.*str 'medoid'"),
     ("reduce-aggr", lambda: GlobalPool2d(nn.Identity()), "reduce.*Readout.*Identity"),
+    ("reduce-learnable", lambda: GlobalPool2d("attention"),
+     r"'reduce'.*needs the input width.*AttentionalReadout\(in_channels="),
     ("reduce-empty", lambda: GlobalPool2d(()), "reduce.*non-empty sequence"),
     ("mask-shape", lambda: GlobalPool2d()(torch.randn(2, 3, 4, 5),
                                           torch.ones(2, 4, 4, dtype=torch.bool)),
@@ -280,6 +282,12 @@ ERRORS = [
     ("list-channels", lambda: GlobalPool2d()([torch.randn(3, 2, 2), torch.randn(4, 2, 2)]),
      r"fmap\[1\].*3 channels.*channel count of fmap\[0\]"),
     ("not-a-tensor", lambda: GlobalPool2d()("image"), "fmap.*a tensor"),
+    ("sparse-mean", lambda: GlobalPool2d("mean")(torch.randn(2, 3, 4, 4).to_sparse()),
+     r"'fmap'.*dense \(strided\).*sparse_coo.*fmap.to_dense\(\)"),
+    ("sparse-max", lambda: global_pool(torch.randn(2, 3, 4, 4).to_sparse(), "max"),
+     r"^global_pool: invalid 'fmap'.*dense \(strided\)"),
+    ("mkldnn", lambda: GlobalPool2d("mean")(torch.randn(2, 3, 4, 4).to_mkldnn()),
+     r"'fmap'.*dense \(strided\).*_mkldnn"),
 ]
 
 

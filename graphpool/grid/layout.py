@@ -205,7 +205,8 @@ def _check_map(where: str, name: str, fmap: Any, layout: Layout, batched: bool,
                ) -> Tuple[int, Tuple[int, ...]]:
     """Check rank and channels of one map; return ``(C, spatial)``."""
     rank = len(layout.value) - (0 if batched else 1)
-    if isinstance(fmap, Tensor) and fmap.dim() == rank:  # the common case, checked fast
+    if isinstance(fmap, Tensor) and fmap.dim() == rank and fmap.layout == torch.strided:
+        # the common case, checked fast
         last = layout.value[-1] == "C"
         c_axis = -1 if last else (1 if batched else 0)
         if channels is None or fmap.size(c_axis) == channels:
@@ -218,6 +219,10 @@ def _check_map(where: str, name: str, fmap: Any, layout: Layout, batched: bool,
     if not isinstance(fmap, Tensor):
         raise GraphpoolError(where, name, f"a tensor {shape_text}", describe_input(fmap),
                              "pass the feature map as a torch.Tensor")
+    if fmap.layout != torch.strided or fmap.is_nested:
+        raise GraphpoolError(where, name, f"a dense (strided) tensor {shape_text}",
+                             f"a {'nested' if fmap.is_nested else fmap.layout} tensor",
+                             f"convert it with {name}.to_dense()")
     if fmap.dim() != rank:
         if batched and fmap.dim() == rank - 1:
             fix = f"add the batch axis with {name}.unsqueeze(0)"
