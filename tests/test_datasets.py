@@ -118,8 +118,33 @@ CORRUPTIONS = [
     (lambda raw: _add_line(raw / "MUTAG_graph_labels.txt"),
      r"MUTAG_graph_labels\.txt': expected 188 lines \(one per graph\), got 189 lines"),
     (lambda raw: (raw / "MUTAG_graph_indicator.txt").write_text("1\n1\nx\n"),
-     r"MUTAG_graph_indicator\.txt': expected one positive graph id per line"),
+     r"MUTAG_graph_indicator\.txt': expected comma-separated integers.*'x'"),
+    (lambda raw: _edit(raw / "MUTAG_graph_indicator.txt", 0, "0"),
+     r"MUTAG_graph_indicator\.txt': expected graph ids from 1, got 0 on line 1"),
+    (lambda raw: _swap_ends(raw / "MUTAG_graph_indicator.txt"),  # its last line is 1 now
+     r"MUTAG_graph_indicator\.txt': expected non-decreasing graph ids.*got 1 after 188 on "
+     r"line 2"),
+    (lambda raw: _edit(raw / "MUTAG_A.txt", 4, "99999, 2"),
+     r"MUTAG_A\.txt': expected node ids in \[1, 3371\].*got \[99999, 2\] on line 5"),
+    (lambda raw: _edit(raw / "MUTAG_A.txt", 0, "x, 2"),
+     r"MUTAG_A\.txt': expected comma-separated integers.*'x'"),
+    (lambda raw: _edit(raw / "MUTAG_A.txt", 0, "1"),
+     r"MUTAG_A\.txt': expected comma-separated integers, the same number on every line"),
+    (lambda raw: _edit(raw / "MUTAG_node_labels.txt", 3, "a"),
+     r"MUTAG_node_labels\.txt': expected comma-separated integers.*'a'"),
 ]
+
+
+def _edit(path, line, text):
+    lines = path.read_text().splitlines()
+    lines[line] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _swap_ends(path):
+    lines = path.read_text().splitlines()
+    lines[0], lines[-1] = lines[-1], lines[0]
+    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize("corrupt,message", CORRUPTIONS)

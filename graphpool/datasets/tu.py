@@ -6,10 +6,11 @@ The raw files of MUTAG, PROTEINS, NCI1 and PTC_MR ship inside the package
 writable root (``$GRAPHPOOL_DATA/TUDataset`` or ``~/.cache/graphpool/TUDataset``) and
 nothing is downloaded. Any other TU dataset goes through ``TUDataset``'s usual download.
 
-Raw files are checked before PyG parses them: every per-node file must have one line per
+Raw files are checked before PyG parses them: every value parses, graph ids start at 1
+and never decrease, edge ids name existing nodes, every per-node file has one line per
 line of ``<name>_graph_indicator.txt``, every per-edge file one line per line of
-``<name>_A.txt`` and every per-graph file one line per graph, so that a truncated or
-mixed-up copy fails with a :class:`~graphpool.GraphpoolError` naming the file.
+``<name>_A.txt`` and every per-graph file one line per graph, so that a truncated,
+corrupt or mixed-up copy fails with a :class:`~graphpool.GraphpoolError` naming the file.
 """
 from __future__ import annotations
 
@@ -58,29 +59,40 @@ def _copy_bundled(name: str, raw: Path) -> None:
         os.replace(partial, raw / file.name)
 
 
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
+_INTEGER = ("A", "graph_indicator", "node_labels", "edge_labels", "graph_labels")
+_FIX = ("the raw files are truncated, corrupt or from different versions: restore them "
+        "(for a bundled dataset, delete that raw folder and load again)")
 
 
-def _last_value(path: Path) -> str:
-    with open(path, "rb") as f:
-        lines = [line for line in f.read().splitlines() if line.strip()]
-    return lines[-1].decode(errors="replace").strip() if lines else ""
+def _table(where: str, path: Path, integer: bool):
+    """The values of a raw file, ``[lines, fields]`` (integers, or floats for attributes),
+    or a GraphpoolError naming the file and the first line that does not parse."""
+    import numpy as np
+
+    try:
+        return np.loadtxt(path, delimiter=",", dtype=np.int64 if integer else np.float64,
+                          ndmin=2)
+    except ValueError as err:
+        raise GraphpoolError(where, path.name, "comma-separated " + (
+            "integers" if integer else "numbers") + ", the same number on every line",
+            f"{str(err).strip().splitlines()[-1]} in {path.parent}", _FIX) from None
 
 
 def check_tu_raw_files(raw_dir: Union[str, Path], name: str) -> Dict[str, int]:
-    r"""Check that the raw TU files of ``name`` in ``raw_dir`` agree in length.
+    r"""Check the raw TU files of ``name`` in ``raw_dir`` before PyG parses them.
 
-    With :math:`n` lines in ``graph_indicator`` (nodes), :math:`m` lines in ``A`` (directed
-    edges) and :math:`N` graphs (its last value), node files need :math:`n` lines, edge
-    files :math:`m` and graph files :math:`N`.
+    ``graph_indicator`` holds one graph id per node, from 1, non-decreasing (PyG groups
+    the nodes of a graph by their order); :math:`n` lines (nodes), :math:`N` graphs (its
+    largest id). ``A`` holds one edge ``i, j`` per line, :math:`m` lines, node ids in
+    :math:`[1, n]`. Node files need :math:`n` lines, edge files :math:`m` and graph
+    files :math:`N`; every value must parse (integers, numbers for attributes).
 
     Returns:
         ``{"graphs": N, "nodes": n, "edges": m}``.
 
     Raises:
-        GraphpoolError: a required file is missing or a file has the wrong number of lines.
+        GraphpoolError: a required file is missing, or a file has the wrong number of
+            lines or a value that does not parse or is out of range (it names the file).
 
     Example:
         >>> check_tu_raw_files(BUNDLED_ROOT / "MUTAG" / "raw", "MUTAG")
@@ -93,25 +105,41 @@ def check_tu_raw_files(raw_dir: Union[str, Path], name: str) -> Dict[str, int]:
     if missing:
         raise GraphpoolError(where, "raw files", f"{', '.join(missing)} in {raw_dir}",
                              "no such file", "put the dataset's raw TU files there")
-    nodes = _count_lines(raw_dir / f"{name}_graph_indicator.txt")
-    edges = _count_lines(raw_dir / f"{name}_A.txt")
-    last = _last_value(raw_dir / f"{name}_graph_indicator.txt")
-    if not last.isdigit():
-        raise GraphpoolError(where, f"{name}_graph_indicator.txt",
-                             "one positive graph id per line, ending with the number of graphs",
-                             f"last line {last!r} in {raw_dir}",
-                             "restore the file from the original dataset")
-    graphs = int(last)
+
+    def bad(file: str, expected: str, got: str) -> GraphpoolError:
+        return GraphpoolError(where, f"{name}_{file}.txt", expected, f"{got} in {raw_dir}",
+                              _FIX)
+
+    graph = _table(where, raw_dir / f"{name}_graph_indicator.txt", True)
+    if graph.shape[1] != 1 or len(graph) == 0:
+        raise bad("graph_indicator", "one graph id per line", f"{graph.shape[1]} per line"
+                  if len(graph) else "no lines")
+    graph = graph[:, 0]
+    first = int((graph < 1).argmax()) if (graph < 1).any() else None
+    if first is not None:
+        raise bad("graph_indicator", "graph ids from 1", f"{graph[first]} on line {first + 1}")
+    drops = graph[1:] < graph[:-1]
+    if drops.any():
+        line = int(drops.argmax()) + 2
+        raise bad("graph_indicator", "non-decreasing graph ids (the nodes of a graph "
+                  "together)", f"{graph[line - 1]} after {graph[line - 2]} on line {line}")
+    nodes, graphs = len(graph), int(graph[-1])
+    edge = _table(where, raw_dir / f"{name}_A.txt", True)
+    if len(edge) and edge.shape[1] != 2:
+        raise bad("A", "two node ids 'i, j' per line", f"{edge.shape[1]} values per line")
+    outside = (edge < 1) | (edge > nodes)
+    if outside.any():
+        line = int(outside.any(1).argmax()) + 1
+        raise bad("A", f"node ids in [1, {nodes}] (the lines of graph_indicator)",
+                  f"{edge[line - 1].tolist()} on line {line}")
+    edges = len(edge)
     expected = {**{s: ("node", nodes) for s in _PER_NODE},
                 **{s: ("edge", edges) for s in _PER_EDGE},
                 **{s: ("graph", graphs) for s in _PER_GRAPH}}
     for suffix, (unit, count) in expected.items():
         path = raw_dir / f"{name}_{suffix}.txt"
-        if path.is_file() and (lines := _count_lines(path)) != count:
-            raise GraphpoolError(
-                where, path.name, f"{count} lines (one per {unit})", f"{lines} lines in {raw_dir}",
-                "the raw files are truncated or from different versions: restore them "
-                "(for a bundled dataset, delete that raw folder and load again)")
+        if path.is_file() and (lines := len(_table(where, path, suffix in _INTEGER))) != count:
+            raise bad(suffix, f"{count} lines (one per {unit})", f"{lines} lines")
     return {"graphs": graphs, "nodes": nodes, "edges": edges}
 
 
