@@ -497,6 +497,8 @@ def test_uninitialised_group_says_how_to_initialise():
                                  backward="mean"), "backward"),
     (lambda: distributed_readout(torch.ones(2, 1, dtype=torch.long), None, "mean",
                                  num_sets=1), "x"),
+    (lambda: distributed_readout(torch.ones(2, 1, dtype=torch.bool), None, "count",
+                                 num_sets=1), "x"),  # refused as in one process
     (lambda: distributed_readout(torch.ones(2, 1), None, "attention", num_sets=1,
                                  in_channels=1), "reduce"),
     (lambda: distributed_readout(torch.ones(2, 1), None, "sum", num_sets=1,

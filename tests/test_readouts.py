@@ -346,7 +346,8 @@ def test_gem_by_name_is_the_power_mean_with_its_p_fixed(p):
     ("mean", "bogus", ["fill_value", "validate"]),  # a table reduction's module
     ("prod", "t", ["fill_value", "validate"]),
     ("softmax", "tt", ["channels", "fill_value", "learn", "t", "validate"]),
-    ("quantile", "interp", ["fill_value", "interpolation", "q", "validate"]),
+    ("quantile", "interp", ["fill_value", "interpolation", "max_num_nodes", "q",
+                                  "validate"]),
     ("var", "ddof", ["correction", "fill_value", "validate"]),
 ])
 def test_named_readout_names_an_option_its_module_does_not_take(name, option, takes):
@@ -362,7 +363,7 @@ def test_named_readout_names_an_option_its_module_does_not_take(name, option, ta
             call()
     for good in takes:  # every listed option is taken (values each module accepts)
         value = {"fill_value": 0.0, "validate": True, "channels": 1, "learn": False, "t": 1.0,
-                 "q": 0.5, "interpolation": "linear", "correction": 0}[good]
+                 "q": 0.5, "interpolation": "linear", "correction": 0, "max_num_nodes": 3}[good]
         assert gp.readout(x, batch, name, **{good: value}).shape[0] == 2
 
 

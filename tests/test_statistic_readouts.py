@@ -612,6 +612,10 @@ def test_multi_aggregation_modes_match_pyg(mode, dtype):
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     want, got = theirs(xa, index, dim_size=B), ours(xb, index, dim_size=B)
     assert got.shape == want.shape == (B, ours.out_features(F))
+    if mode in ("proj", "attn"):  # empty sets: fill_value, where PyG's layers give a value
+        empty = (counts == 0).unsqueeze(-1)  # of their own (see the test below)
+        assert empty.any() and (got.masked_select(empty) == 0).all()
+        want = want.masked_fill(empty, 0)
     n, a = int(counts.max()), float(x.abs().max())
     # each readout is within 16 n eps (1 + a)^2 (the softmax's and the variance's bounds);
     # the combinations add, scale or mix the len(MULTI) results with weights of |w| < 1
@@ -625,6 +629,31 @@ def test_multi_aggregation_modes_match_pyg(mode, dtype):
 
 
 # --- where graphpool deliberately differs from PyG ----------------------------------------
+
+@pytest.mark.parametrize("mode", ["proj", "attn"])
+def test_multi_readout_layers_leave_empty_sets_at_fill_value(mode):
+    """An empty set gets fill_value from MultiReadout's projection or attention, as from
+    every readout (PyG gives the layers' output for the inner readouts' zeros: a learned
+    value), and sends no gradient to the layers; a leading dim is a batch of sets too."""
+    x, index, counts = random_batch(3, features=3, dtype=F64)
+    kwargs = {"in_channels": 3, "out_channels": 4, **({"num_heads": 2} if mode == "attn" else {})}
+    torch.manual_seed(0)
+    theirs = pyg.MultiAggregation(["mean", "max"], mode=mode, mode_kwargs=kwargs).double()
+    ours = MultiReadout(["mean", "max"], mode=mode, mode_kwargs=kwargs,
+                        fill_value=-2.0).double()
+    ours.load_state_dict({k.replace("lins.", ""): v for k, v in theirs.state_dict().items()
+                          if k.startswith(("lin", "multihead"))})
+    got, want = ours(x, index, dim_size=len(counts)), theirs(x, index, dim_size=len(counts))
+    empty = counts == 0
+    assert (got[empty] == -2.0).all() and not (want[empty] == -2.0).any()
+    torch.testing.assert_close(got[~empty], want[~empty])
+    only_empty = torch.autograd.grad(got[empty].sum(), list(ours.parameters()),
+                                     allow_unused=True, materialize_grads=True)
+    assert all((g == 0).all() for g in only_empty)
+    stacked = torch.stack([x, 2 * x])  # [2, N, F]: each slice read out on its own
+    both = ours(stacked, index, dim_size=len(counts))
+    for i in range(2):
+        torch.testing.assert_close(both[i], ours(stacked[i], index, dim_size=len(counts)))
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_std_keeps_small_deviations_where_pyg_returns_zero(dtype):
@@ -1127,6 +1156,7 @@ def test_multi_readout_out_features_and_quantile_widths():
 # ----------------------------------------------------------------------------------------
 
 COMPILED_MULTI = MultiReadout(["std", "softmax", "powermean", "mean"])
+COMPILED_MEDIAN = MedianReadout(max_num_nodes=4)  # the module takes the padded width too
 
 
 def _compiled_readouts(x, seg):
@@ -1135,7 +1165,8 @@ def _compiled_readouts(x, seg):
             # quantiles need the padded width before tracing: max_num_nodes (else one host
             # read of the largest set, which fullgraph refuses on index groupings)
             segment_quantile(x, seg, [0.2, 0.9], max_num_nodes=3),
-            COMPILED_MULTI(x, seg))  # shared passes
+            COMPILED_MULTI(x, seg),  # shared passes
+            COMPILED_MEDIAN(x, seg))
 
 
 @pytest.mark.parametrize("grouping", ["index-unsorted", "uniform"])
@@ -1356,6 +1387,12 @@ BAD = [
                           mode_kwargs={"in_channels": 2, "out_channels": 4, "num_heads": 2}),
      "mode_kwargs"),
     (lambda: MultiReadout(["mean", "max"], mode="cat", mode_kwargs={"out_channels": 4}),
+     "mode_kwargs"),
+    (lambda: MultiReadout(["mean", "max"], mode="attn",
+                          mode_kwargs={"in_channels": 2, "out_channels": 4, "dropout": -1.0}),
+     "mode_kwargs"),  # torch takes it, and fails in the first training forward
+    (lambda: MultiReadout(["mean", "max"], mode="proj",
+                          mode_kwargs={"in_channels": 2, "out_channels": 4, "bias": "yes"}),
      "mode_kwargs"),
     (lambda: MultiReadout(["mean", "max"], mode="proj", mode_kwargs=[("in_channels", 2)]),
      "mode_kwargs"),

@@ -20,7 +20,7 @@ from torch import Tensor
 from ..errors import GraphpoolError, describe
 from ..kernels import moments, segment_broadcast, segment_reduce
 from ..kernels.autograd import forward_ad, plain_torch
-from ..kernels.checks import check_fill_value
+from ..kernels.checks import check_fill_value, check_input
 from ..kernels.reductions import HALF
 from ..segments import Kind, Segments
 
@@ -409,8 +409,9 @@ def segment_count(x: Tensor, segments: Segments) -> Tensor:
         >>> segment_count(torch.ones(3, 2), Segments.from_index(torch.tensor([0, 1, 1]))).tolist()
         [[1.0], [2.0]]
     """
+    check_input(x, segments, "count", True, 0, "segment_count")
     probe = segment_reduce(x[..., :1] if x.size(-1) else x.new_zeros(*x.shape[:-1], 1),
-                           segments, "sum", _where="segment_count")  # checks, output shape
+                           segments, "sum", _where="segment_count")  # output shape
     dtype = x.dtype if x.is_floating_point() else torch.int64
     counts = segments._counts.unsqueeze(-1).to(dtype)
     return counts.expand(probe.shape).clone()

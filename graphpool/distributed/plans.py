@@ -24,7 +24,7 @@ of one op and dtype share one collective.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +33,7 @@ from ..composite import segment_var
 from ..composite.stats import Passes, _check_per_feature, _signed_pow
 from ..errors import GraphpoolError
 from ..kernels import segment_broadcast, segment_reduce
-from ..kernels.checks import check_fill_value
+from ..kernels.checks import check_fill_value, check_input
 from ..kernels.reductions import HALF, MAX, MIN, SUM, resolve_reduction
 from ..readouts import (AttentionalReadout, CountReadout, LogSumExpReadout, MultiReadout,
                         PowerMeanReadout, Readout, SoftmaxReadout, StdReadout, VarReadout)
@@ -138,7 +138,8 @@ def _table(local: Local, reduce: str, fill_value: Any) -> Step:
 
 
 def _count(local: Local) -> Step:
-    dtype = local.dtype if local.dtype.is_floating_point else torch.int64
+    check_input(local.x, local.seg, "count", True, 0, local.where)  # x's type, as in one
+    dtype = local.dtype if local.dtype.is_floating_point else torch.int64  # process
     n = yield "sum", local.counts(dtype)
     return n.clone()
 
@@ -254,8 +255,15 @@ def build(r: Readout, local: Local) -> Tuple[List[Step], Finish]:
             spans.append((len(plans), len(plans) + len(sub_plans)))
             plans += sub_plans
             finishes.append(finish)
-        return plans, lambda outs: _combine(r, [f(outs[a:b]) for f, (a, b)
-                                                in zip(finishes, spans)], local.world)
+        learned = r.mode in ("proj", "attn")  # the sets empty on every rank get fill_value
+        if learned:
+            plans.append(_count(local))
+
+        def combine(outs: List[Tensor]) -> Tensor:
+            empty = (outs[-1] == 0).squeeze(-1) if learned else None
+            return _combine(r, [f(outs[a:b]) for f, (a, b) in zip(finishes, spans)], empty,
+                            local.world)
+        return plans, combine
     return [_plan(r, local)], lambda outs: outs[0]
 
 
@@ -264,11 +272,12 @@ class _Combine(nn.Module):
         super().__init__()
         self.multi = multi
 
-    def forward(self, outs: List[Tensor]) -> Tensor:
-        return self.multi.combine(outs)
+    def forward(self, outs: List[Tensor], empty: Optional[Tensor]) -> Tensor:
+        return self.multi.combine(outs, empty)
 
 
-def _combine(r: MultiReadout, outs: List[Tensor], world: int) -> Tensor:
+def _combine(r: MultiReadout, outs: List[Tensor], empty: Optional[Tensor],
+             world: int) -> Tensor:
     """``r.combine(outs)`` on the global results. The weights of the combination
     (``mode="proj"``'s linear layer, ``"attn"``'s heads and attention) run after the
     collectives, so every rank computes their gradient in full: through
@@ -278,8 +287,8 @@ def _combine(r: MultiReadout, outs: List[Tensor], world: int) -> Tensor:
     own = {f"multi.{name}": Shared.apply(p, world) for name, p in r.named_parameters()
            if id(p) not in inner and p.requires_grad and torch.is_grad_enabled()}
     if not own:
-        return r.combine(outs)
-    return torch.func.functional_call(_Combine(r), own, (outs,))
+        return r.combine(outs, empty)
+    return torch.func.functional_call(_Combine(r), own, (outs, empty))
 
 
 def _plan(r: Readout, local: Local) -> Step:

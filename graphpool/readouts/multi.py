@@ -121,6 +121,16 @@ class MultiReadout(Readout):
                                      f"per readout) and out_channels (an int >= 1) for "
                                      f"mode={mode!r}", repr(given),
                                      "pass mode_kwargs=dict(in_channels=C, out_channels=D)")
+            for flag in ("bias", "add_bias_kv", "add_zero_attn", "batch_first"):
+                if flag in mode_kwargs and not isinstance(mode_kwargs[flag], bool):
+                    raise GraphpoolError(where, "mode_kwargs", f"{flag}=True or False",
+                                         f"{flag}={mode_kwargs[flag]!r}",
+                                         f"pass a Python bool, e.g. {flag}=True")
+            dropout = mode_kwargs.get("dropout", 0.0)
+            if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
+                    0 <= dropout < 1):
+                raise GraphpoolError(where, "mode_kwargs", "dropout in [0, 1)",
+                                     f"dropout={dropout!r}", "pass e.g. dropout=0.1")
             self.out_channels = out_channels
             self._in_width = sum(in_channels)
             try:  # torch's own checks (unknown arguments, num_heads not dividing, ...)
@@ -158,10 +168,13 @@ class MultiReadout(Readout):
                 outs.append(passes.finish(passes.reduce(r.reduce), r.fill_value))
             else:
                 outs.append(nn.Module.__call__(r, x, segments))
-        return self.combine(outs)
+        learned = self.mode in ("proj", "attn") and segments.has_empty is not False
+        return self.combine(outs, segments._counts == 0 if learned else None)
 
-    def combine(self, outs: List[Tensor]) -> Tensor:
-        """The results of the readouts, combined as :attr:`mode` says."""
+    def combine(self, outs: List[Tensor], empty: Optional[Tensor] = None) -> Tensor:
+        """The results of the readouts, combined as :attr:`mode` says; for ``"proj"`` and
+        ``"attn"``, the sets marked in ``empty`` (``[*, B]``) get :attr:`fill_value` (the
+        layers would give them a learned value; no gradient reaches the layers from them)."""
         if len(outs) == 1 and self.mode not in ("proj", "attn"):
             return outs[0]
         if self.mode == "cat":
@@ -175,11 +188,10 @@ class MultiReadout(Readout):
                                      f"match the readouts' widths {widths}",
                                      f"in_channels giving {expected or self._in_width}",
                                      "pass in_channels=<the number of input features>")
-        if self.mode == "proj":
-            return self.lin(torch.cat(outs, dim=-1))
-        if self.mode == "attn":
-            heads = torch.stack([lin(o) for lin, o in zip(self.lin_heads, outs)])
-            return self.multihead_attn(heads, heads, heads, need_weights=False)[0].mean(0)
+        if self.mode in ("proj", "attn"):
+            out = self.lin(torch.cat(outs, dim=-1)) if self.mode == "proj" else self._attend(outs)
+            return out if empty is None else out.masked_fill(empty.unsqueeze(-1),
+                                                             self.fill_value)
         widths = {o.size(-1) for o in outs}
         if len(widths) != 1:
             raise GraphpoolError(type(self).__name__, "readouts", f"readouts of one width for "
@@ -189,6 +201,17 @@ class MultiReadout(Readout):
         if self.mode in ("max", "min"):
             return getattr(torch, "a" + self.mode)(stacked, 0)
         return getattr(torch, self.mode)(stacked, 0)
+
+    def _attend(self, outs: List[Tensor]) -> Tensor:
+        """``"attn"``: the readouts of each set attend to each other (a sequence of ``R``),
+        then their mean; leading dims are sets too."""
+        heads = torch.stack([lin(o) for lin, o in zip(self.lin_heads, outs)])  # [R, *, B, D]
+        lead = heads.shape[1:-1]
+        heads = heads.reshape(heads.size(0), -1, heads.size(-1))  # [R, prod(*) B, D]
+        if self.multihead_attn.batch_first:
+            heads = heads.transpose(0, 1)
+        out = self.multihead_attn(heads, heads, heads, need_weights=False)[0]
+        return out.mean(1 if self.multihead_attn.batch_first else 0).reshape(*lead, -1)
 
     def out_features(self, in_features: int) -> int:
         if self.out_channels is not None:

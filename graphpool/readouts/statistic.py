@@ -15,7 +15,7 @@ from ..composite import (INTERPOLATIONS, Passes, segment_count, segment_logsumex
 from ..composite.dense import _check_q
 from ..composite.stats import _check_correction
 from ..errors import GraphpoolError
-from ..segments import Segments
+from ..segments import Segments, check_count
 from .base import Readout
 
 __all__ = ["VarReadout", "StdReadout", "LogSumExpReadout", "SoftmaxReadout",
@@ -207,6 +207,9 @@ class QuantileReadout(Readout):
         q: a number in ``[0, 1]`` or a list of them.
         interpolation: ``"linear"``, ``"lower"``, ``"higher"``, ``"nearest"`` or
             ``"midpoint"``.
+        max_num_nodes: the padded size of the sets (at least the largest set); by
+            default the largest set, read from the counts (one host read, which
+            ``torch.compile(fullgraph=True)`` cannot trace over an index or ptr).
 
     Example:
         >>> import torch
@@ -216,7 +219,7 @@ class QuantileReadout(Readout):
     """
 
     def __init__(self, q: Union[float, Sequence[float]] = 0.5, interpolation: str = "linear",
-                 **kwargs: Any) -> None:
+                 max_num_nodes: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         where = type(self).__name__
         self._qs, _ = _check_q(where, q)
@@ -224,16 +227,22 @@ class QuantileReadout(Readout):
             raise GraphpoolError(where, "interpolation", f"one of {INTERPOLATIONS}",
                                  repr(interpolation), "pass e.g. interpolation='linear'")
         self.q, self.interpolation = q, interpolation
+        self.max_num_nodes = (None if max_num_nodes is None else
+                              check_count(where, "max_num_nodes", max_num_nodes, 1))
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         return segment_quantile(x, segments, self.q, self.interpolation,
-                                fill_value=self.fill_value)
+                                fill_value=self.fill_value, max_num_nodes=self.max_num_nodes)
 
     def out_features(self, in_features: int) -> int:
         return len(self._qs) * in_features
 
+    def _extra(self) -> str:
+        return "" if self.max_num_nodes is None else f", max_num_nodes={self.max_num_nodes}"
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(q={self.q!r}, interpolation={self.interpolation!r})"
+        return (f"{type(self).__name__}(q={self.q!r}, interpolation={self.interpolation!r}"
+                f"{self._extra()})")
 
 
 class MedianReadout(QuantileReadout):
@@ -254,7 +263,7 @@ class MedianReadout(QuantileReadout):
         super().__init__(0.5, interpolation, **kwargs)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(interpolation={self.interpolation!r})"
+        return f"{type(self).__name__}(interpolation={self.interpolation!r}{self._extra()})"
 
 
 class ProdReadout(Readout):
