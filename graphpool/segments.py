@@ -34,7 +34,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch._subclasses.fake_tensor import is_fake
+from torch._subclasses.fake_tensor import is_fake as _is_fake
 from torch.fx.experimental.proxy_tensor import get_proxy_mode
 
 from .errors import GraphpoolError, describe
@@ -92,6 +92,13 @@ def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
     if t.dtype == torch.int64 and t.is_contiguous():
         return t
     return t.long().contiguous()
+
+
+def is_fake(t: Tensor) -> bool:
+    """Whether ``t`` is a FakeTensor (``make_fx``'s fake and symbolic modes,
+    ``FakeTensorMode``): a tensor without values to read. A plain tensor is not (checked
+    first: the test costs about a microsecond)."""
+    return type(t) is not Tensor and _is_fake(t)
 
 
 def _private(t: Tensor, source: Any) -> Tensor:
