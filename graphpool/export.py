@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Dict, List, Sequence
 
 import torch
@@ -139,8 +140,10 @@ def run_onnx(program: Any, *inputs: Tensor) -> List[Tensor]:
             proto if isinstance(proto, bytes) else str(proto), options,
             providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime's own kinds: NoSuchFile, InvalidProtobuf, ...
+        given = (repr(str(program)) if isinstance(program, (str, os.PathLike)) else
+                 f"a {type(program).__name__}")  # (not its repr: a model's is the whole graph)
         raise GraphpoolError("run_onnx", "program", "an ONNX model onnxruntime can load",
-                             f"{describe(program)}: {_first_line(err)}",
+                             f"{given}: {_first_line(err)}",
                              "pass what torch.onnx.export(..., dynamo=True) returned, or the "
                              "path of the .onnx file it saved") from None
     specs = session.get_inputs()

@@ -14,9 +14,10 @@ all left out) returns ``[*, F]``, without the set axis.
 """
 from __future__ import annotations
 
+import functools
 import struct
 from numbers import Number
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional
 
 from torch import Tensor
 
@@ -102,16 +103,12 @@ def _named(reduce: Any, fill_value: Any, options: dict) -> Readout:
     """The readout module that ``readout(x, batch, reduce, **options)`` calls: built once
     per name and constant arguments and then reused (building one costs more than a small
     readout); built afresh for other arguments (a tensor could change in place after the
-    module copied it). ``torch.compile`` traces the lookup of a module already built (by
-    an earlier call, eager or compiled), and builds a missing one outside its trace (one
-    graph break, so ``fullgraph=True`` needs the module built first; PyG's
-    ``Aggregation.__init__`` cannot be traced). A module with parameters is refused: its
-    weights could never be trained from here."""
+    module copied it). ``torch.compile`` looks the module up outside its trace (one graph
+    break; a module built in a trace breaks it more often): a compiled model calls the
+    module, which compiles whole. A module with parameters is refused: its weights could
+    never be trained from here."""
     key = _constant((fill_value, tuple(sorted(options.items()))))
     if isinstance(reduce, str) and key is not None:
-        module = _BUILT.get((reduce, key))  # (a dict lookup: torch.compile traces it)
-        if module is not None:
-            return module
         return _untraced(reduce, key) if torch.compiler.is_compiling() else _cached(reduce, key)
     return _build(reduce, fill_value, options)
 
@@ -140,17 +137,10 @@ def _learned(module: Readout) -> list:
     return [name for name, p in module.named_parameters() if p.requires_grad]
 
 
-#: the modules built by name, by name and constant arguments (at most 64 kept)
-_BUILT: Dict[Tuple[str, tuple], Readout] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _cached(reduce: str, key: tuple) -> Readout:
     fill_value, options = _value(key)
-    module = _build(reduce, fill_value, dict(options))
-    if len(_BUILT) >= 64:
-        _BUILT.clear()
-    _BUILT[reduce, key] = module
-    return module
+    return _build(reduce, fill_value, dict(options))
 
 
 _untraced = torch.compiler.disable(_cached)

@@ -118,7 +118,7 @@ CORRUPTIONS = [
     (lambda raw: _add_line(raw / "MUTAG_graph_labels.txt"),
      r"MUTAG_graph_labels\.txt': expected 188 lines \(one per graph\), got 189 lines"),
     (lambda raw: (raw / "MUTAG_graph_indicator.txt").write_text("1\n1\nx\n"),
-     r"MUTAG_graph_indicator\.txt': expected comma-separated integers.*'x'"),
+     r"MUTAG_graph_indicator\.txt': expected comma-separated integers, got line 3: 'x'"),
     (lambda raw: _edit(raw / "MUTAG_graph_indicator.txt", 0, "0"),
      r"MUTAG_graph_indicator\.txt': expected graph ids from 1, got 0 on line 1"),
     (lambda raw: _swap_ends(raw / "MUTAG_graph_indicator.txt"),  # its last line is 1 now
@@ -127,9 +127,17 @@ CORRUPTIONS = [
     (lambda raw: _edit(raw / "MUTAG_A.txt", 4, "99999, 2"),
      r"MUTAG_A\.txt': expected node ids in \[1, 3371\].*got \[99999, 2\] on line 5"),
     (lambda raw: _edit(raw / "MUTAG_A.txt", 0, "x, 2"),
-     r"MUTAG_A\.txt': expected comma-separated integers.*'x'"),
-    (lambda raw: _edit(raw / "MUTAG_A.txt", 0, "1"),
-     r"MUTAG_A\.txt': expected comma-separated integers, the same number on every line"),
+     r"MUTAG_A\.txt': expected comma-separated integers, got line 1: 'x, 2'"),
+    (lambda raw: _edit(raw / "MUTAG_A.txt", 2, "1"),
+     r"MUTAG_A\.txt': expected 2 values per line, as on line 1, got line 3: '1'"),
+    (lambda raw: _edit(raw / "MUTAG_graph_labels.txt", 1, "# a note"),  # PyG reads comments
+     r"MUTAG_graph_labels\.txt': expected comma-separated integers, got line 2: '# a note'"),
+    (lambda raw: _edit(raw / "MUTAG_graph_labels.txt", 1, ""),
+     r"MUTAG_graph_labels\.txt': expected comma-separated integers on every line, got line "
+     r"2: ''"),
+    (lambda raw: (raw / "MUTAG_graph_labels.txt").write_text(
+        (raw / "MUTAG_graph_labels.txt").read_text().rstrip("\n")),  # PyG drops that line
+     r"MUTAG_graph_labels\.txt': expected a newline after the last line.*got line 188"),
     (lambda raw: _edit(raw / "MUTAG_node_labels.txt", 3, "a"),
      r"MUTAG_node_labels\.txt': expected comma-separated integers.*'a'"),
 ]

@@ -555,6 +555,9 @@ def test_run_onnx_refuses_the_wrong_inputs(exported):
     with pytest.raises(GraphpoolError, match=r"run_onnx: invalid 'program': expected an ONNX "
                                              r"model onnxruntime can load"):
         run_onnx(str(ROOT / "no-such-model.onnx"), torch.zeros(1))
+    with pytest.raises(GraphpoolError, match=r"got a bytes: ") as info:  # not its repr
+        run_onnx(b"not a model" * 10000, torch.zeros(1))
+    assert len(str(info.value)) < 1000
     args = inputs(grouping, EXAMPLE[grouping], seed=0)
     for i, bad in enumerate((args[0].double(), args[0][..., 0], args[0][..., :1])):
         with pytest.raises(GraphpoolError, match=r"run_onnx: invalid 'inputs\[0\]': expected "

@@ -288,6 +288,10 @@ ERRORS = [
      r"^global_pool: invalid 'fmap'.*dense \(strided\)"),
     ("mkldnn", lambda: GlobalPool2d("mean")(torch.randn(2, 3, 4, 4).to_mkldnn()),
      r"'fmap'.*dense \(strided\).*_mkldnn"),
+    ("nested", lambda: GlobalPool2d("mean")(torch.nested.nested_tensor(
+        [torch.randn(3, 4, 4), torch.randn(3, 4, 4)])), r"'fmap'.*dense.*a nested tensor"),
+    ("sparse-mask", lambda: GlobalPool2d("mean")(torch.randn(2, 3, 4, 4), torch.ones(
+        2, 4, 4, dtype=torch.bool).to_sparse()), r"'mask'.*dense \(strided\).*sparse_coo"),
 ]
 
 

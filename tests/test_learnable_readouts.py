@@ -597,6 +597,9 @@ def test_under_autocast_half_rows_meet_float_weights(kind):
     want = module(x, index)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = module(x.bfloat16(), index)
+        if any(p.is_floating_point() for p in module.parameters()):  # not cast by autocast:
+            with pytest.raises(GraphpoolError, match=r"invalid 'x'.*torch.float32"):
+                module(x.double(), index)
     torch.testing.assert_close(got.float(), want, rtol=2 ** -4, atol=2 ** -4)
 
 

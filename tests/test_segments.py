@@ -284,6 +284,11 @@ def test_fake_tensors_propagate_shapes_and_need_the_number_of_sets():
         with pytest.raises(gp.GraphpoolError, match=r"^Segments.from_ptr: invalid "
                                                     r"'num_nodes'.*without values"):
             Segments.from_ptr(ptr)
+        # a padded readout needs its padded size: the largest set is in the values
+        assert gp.MedianReadout(max_num_nodes=3)(x, batch, dim_size=5).shape == (5, 4)
+        with pytest.raises(gp.GraphpoolError, match=r"invalid 'max_num_nodes': expected an "
+                                                    r"int for a grouping without values"):
+            gp.readout(x, batch, "median", num_graphs=5)
 
 
 def test_a_resolved_batch_is_not_reused_by_a_make_fx_trace():

@@ -654,6 +654,8 @@ def test_multi_readout_layers_leave_empty_sets_at_fill_value(mode):
     both = ours(stacked, index, dim_size=len(counts))
     for i in range(2):
         torch.testing.assert_close(both[i], ours(stacked[i], index, dim_size=len(counts)))
+    assert ours(x[:0], index[:0], dim_size=0).shape == (0, 4)  # no set at all
+    assert ours(stacked[:, :0], index[:0], dim_size=0).shape == (2, 0, 4)
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_std_keeps_small_deviations_where_pyg_returns_zero(dtype):

@@ -493,3 +493,19 @@ def test_bad_inputs_name_x(cls):
     mask = torch.tensor([[True, False]])
     with pytest.raises(GraphpoolError):
         module(torch.randn(2, 4), Segments.from_mask(mask))
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_under_autocast_bfloat16_rows_meet_float32_weights(cls):
+    """torch.autocast casts for the attention layers: bfloat16 rows and float32 weights are
+    read out, close to the float32 result at bfloat16's precision (eps 2**-8) through the
+    layers; float64 rows, which autocast does not cast, are refused by name."""
+    module = build(cls, 8).eval()
+    x = torch.randn(9, 8, generator=torch.Generator().manual_seed(3))
+    index = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    want = module(x, index)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = module(x.bfloat16(), index)
+        with pytest.raises(GraphpoolError, match=r"invalid 'x'"):
+            module(x.double(), index)
+    torch.testing.assert_close(got.float(), want, rtol=2 ** -3, atol=2 ** -3)

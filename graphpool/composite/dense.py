@@ -19,7 +19,8 @@ from torch import Tensor
 from ..errors import GraphpoolError
 from ..kernels import export, segment_reduce
 from ..kernels.checks import check_fill_value
-from ..segments import Kind, Segments, check_count
+from ..kernels.dense import may_be_empty
+from ..segments import Kind, Segments, check_count, is_fake
 
 __all__ = ["to_dense", "segment_quantile", "segment_sort_k", "INTERPOLATIONS"]
 
@@ -62,7 +63,7 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
     num = segments.num_segments
     if max_num_nodes is not None:
         size = check_count(where, "max_num_nodes", max_num_nodes)
-        if torch.compiler.is_compiling() and num:
+        if (torch.compiler.is_compiling() or is_fake(counts)) and num:
             # no host read while tracing, but never a silent overlap: a larger set's extra
             # rows would land in the next set's slots. A runtime assertion in the graph.
             torch._assert_async(counts.max() <= size,
@@ -77,6 +78,9 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
         size = segments.size
     elif export.exporting():  # a symbolic size, read when the exported program runs
         size = export.largest_set(counts)
+    elif is_fake(counts):  # make_fx(tracing_mode="fake"), FakeTensorMode: no values
+        raise GraphpoolError(where, "max_num_nodes", "an int for a grouping without values "
+                             "(a FakeTensor)", "None", "pass max_num_nodes=<the largest set>")
     else:
         size = int(counts.max()) if num else 0
     positions = torch.arange(size, device=x.device)
@@ -185,7 +189,7 @@ def segment_quantile(x: Tensor, segments: Segments, q: Union[float, Sequence[flo
 
 def _pick(ordered: Tensor, position: Tensor) -> Tensor:
     """Row ``position[b]`` of set ``b`` of ``ordered`` (``[*, B, Nmax, F]`` -> ``[*, B, F]``)."""
-    if torch.compiler.is_exporting():  # the padded size may be 0 when the program runs:
+    if torch.compiler.is_exporting() and may_be_empty(ordered.size(-2)):  # 0 rows when run:
         ordered = torch.cat([ordered, ordered.new_zeros(  # one more row, picked by empty
             (*ordered.shape[:-2], 1, ordered.size(-1)))], -2)  # sets only (then filled)
     elif ordered.size(-2) == 0:

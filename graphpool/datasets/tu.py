@@ -14,6 +14,7 @@ corrupt or mixed-up copy fails with a :class:`~graphpool.GraphpoolError` naming 
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -66,16 +67,45 @@ _FIX = ("the raw files are truncated, corrupt or from different versions: restor
 
 def _table(where: str, path: Path, integer: bool):
     """The values of a raw file, ``[lines, fields]`` (integers, or floats for attributes),
-    or a GraphpoolError naming the file and the first line that does not parse."""
+    as PyG reads them (every line, split at commas; the text after the last newline is
+    dropped), or a GraphpoolError naming the file and its first line that PyG could not
+    read (or would drop)."""
+    import re
+
     import numpy as np
 
+    text = path.read_bytes().decode(errors="replace")
+    kind = "integers" if integer else "numbers"
+
+    def bad_line(number: int, line: str, expected: str) -> GraphpoolError:
+        return GraphpoolError(where, path.name, expected, f"line {number}: {line[:60]!r} in "
+                              f"{path.parent}", _FIX)
+
+    if text and not text.endswith("\n"):
+        last = text.count("\n") + 1
+        raise bad_line(last, text.rsplit("\n", 1)[-1], "a newline after the last line "
+                       "(PyG drops a last line without one)")
+    blank = re.search(r"^[ \t\r]*$", text[:-1], re.MULTILINE) if text else None
+    if blank:
+        raise bad_line(text.count("\n", 0, blank.start()) + 1, "", f"comma-separated {kind} "
+                       "on every line")
     try:
-        return np.loadtxt(path, delimiter=",", dtype=np.int64 if integer else np.float64,
-                          ndmin=2)
-    except ValueError as err:
-        raise GraphpoolError(where, path.name, "comma-separated " + (
-            "integers" if integer else "numbers") + ", the same number on every line",
-            f"{str(err).strip().splitlines()[-1]} in {path.parent}", _FIX) from None
+        return np.loadtxt(io.StringIO(text), delimiter=",", comments=None, ndmin=2,
+                          dtype=np.int64 if integer else np.float64)
+    except ValueError:  # find the line, and say it in graphpool's words
+        lines = text.split("\n")[:-1]
+        parse = int if integer else float
+        width = len(lines[0].split(","))
+        for number, line in enumerate(lines, 1):
+            fields = line.split(",")
+            try:
+                [parse(f) for f in fields]
+            except ValueError:
+                raise bad_line(number, line, f"comma-separated {kind}") from None
+            if len(fields) != width:
+                raise bad_line(number, line, f"{width} values per line, as on line 1"
+                               ) from None
+        raise bad_line(1, lines[0], f"comma-separated {kind}") from None
 
 
 def check_tu_raw_files(raw_dir: Union[str, Path], name: str) -> Dict[str, int]:

@@ -205,7 +205,8 @@ def _check_map(where: str, name: str, fmap: Any, layout: Layout, batched: bool,
                ) -> Tuple[int, Tuple[int, ...]]:
     """Check rank and channels of one map; return ``(C, spatial)``."""
     rank = len(layout.value) - (0 if batched else 1)
-    if isinstance(fmap, Tensor) and fmap.dim() == rank and fmap.layout == torch.strided:
+    if (isinstance(fmap, Tensor) and fmap.dim() == rank and fmap.layout == torch.strided
+            and not fmap.is_nested):
         # the common case, checked fast
         last = layout.value[-1] == "C"
         c_axis = -1 if last else (1 if batched else 0)
@@ -443,6 +444,10 @@ def as_nodes(fmap: Union[Tensor, Sequence[Tensor]], layout: Union[str, Layout] =
         raise GraphpoolError(where, "mask", f"a tensor on {fmap.device} (the device of "
                              f"{argument})", describe_input(mask),
                              f"move it with mask.to({argument}.device)")
+    if mask.layout != torch.strided or mask.is_nested:
+        raise GraphpoolError(where, "mask", "a dense (strided) bool tensor",
+                             f"a {'nested' if mask.is_nested else mask.layout} tensor",
+                             "convert it with mask.to_dense()")
     segments = Segments.from_mask(mask.reshape(fmap.size(0), prod(spatial)))
     return GridNodes(x, segments, layout, spatial, (spatial,) * fmap.size(0))
 

@@ -34,6 +34,7 @@ from ..readouts import (COMBINATIONS, MaxReadout, MinReadout, MultiReadout, Read
                         SumReadout, TableReadout, readout_names, resolve_readout)
 from ..kernels import segment_reduce
 from ..segments import Segments
+from ..kernels.dense import may_be_empty
 from ..kernels.reductions import REDUCTIONS
 from .layout import (GridNodes, Layout, as_nodes, batch_nodes, check_flag, describe_input,
                      is_proxy, resolve_layout, trace_function, trace_leaf)
@@ -216,8 +217,9 @@ class _GlobalPool(nn.Module):
         """Pool ``fmap`` (a map in :attr:`layout`, a padded map + ``mask``, or a list)."""
         if (self._torch is not None and mask is None and type(fmap) is Tensor
                 and fmap.dtype in _TORCH_DTYPES and fmap.dim() == self.spatial_dims + 2
-                and not torch.compiler.is_exporting()  # (where the map may be empty when run)
-                and fmap.numel() and fmap.layout == torch.strided):
+                and fmap.layout == torch.strided and not fmap.is_nested
+                and (not may_be_empty(fmap.numel()) if torch.compiler.is_exporting()
+                     else fmap.numel())):  # (exported: unless the map may be empty when run)
             return self._torch(fmap, self._spatial, keepdim=not self.flatten)
         where = type(self).__name__
         if self._direct is not None and mask is None and isinstance(fmap, Tensor):
@@ -255,7 +257,8 @@ def _batched_nodes(fmap: Tensor, layout: Layout, mask: Optional[Tensor],
     if mask is None:
         return x, segments
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.device != fmap.device \
-            or tuple(mask.shape) != (fmap.size(0), *spatial):
+            or tuple(mask.shape) != (fmap.size(0), *spatial) or mask.layout != torch.strided \
+            or mask.is_nested:
         as_nodes(fmap, layout, mask=mask, where=where)  # raises the error naming the mask
     return x, Segments.from_mask(mask.reshape(fmap.size(0), x.size(-2)))
 

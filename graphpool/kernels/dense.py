@@ -7,6 +7,8 @@ of uniform sets is fused: torch's own mean, the same kernel as ``x.mean(dims)``.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -31,9 +33,9 @@ def combine(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
     else:
         view = torch.where(seg._m.unsqueeze(-1), x, x.new_full((), identity))
     if torch.compiler.is_exporting():  # S is a size the program reads when run, maybe 0:
-        if prim is not SUM:  # no branch on it; one row of the identity (no reduction of
-            view = torch.cat([view, view.new_full((*view.shape[:-2], 1, view.size(-1)),
-                                                  identity)], -2)  # an empty axis fails)
+        if prim is not SUM and may_be_empty(view.size(-2)):  # no branch on it; one
+            view = torch.cat([view, view.new_full(  # row of the identity (a reduction of an
+                (*view.shape[:-2], 1, view.size(-1)), identity)], -2)  # empty axis fails)
     elif view.size(-2) == 0:
         shape = (*view.shape[:-2], 1) if keep else view.shape[:-2]
         return view.new_full((*shape, view.size(-1)), identity, dtype=acc_dtype)
@@ -45,6 +47,14 @@ def combine(x: Tensor, seg: Segments, op, acc_dtype: torch.dtype) -> Tensor:
     if op is SUM:
         return view.sum(-2, keepdim=keep, dtype=dtype)
     return prim.dense(view if dtype is None else view.to(dtype), -2, keep)
+
+
+def may_be_empty(size: Any) -> bool:
+    """Whether a size may be 0 when an exported program runs: a dynamic (symbolic) one may
+    (while tracing, torch.export reasons as if every dynamic size were at least 2, whatever
+    ``Dim`` declares, yet the program takes 0), so no reduction over its axis may assume a
+    row; a static size is what it is."""
+    return type(size) is not int or size == 0
 
 
 combine.accepts = lambda op: isinstance(op, Primitive) and op.dense is not None

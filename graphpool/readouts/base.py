@@ -98,12 +98,16 @@ class Readout(Aggregation):
 
 
 def check_parameters(module: torch.nn.Module, x: Tensor) -> None:
-    """``x`` of the dtype and device of ``module``'s parameters (if it has any; any float
-    type under ``torch.autocast``, which casts for the layers), else a GraphpoolError
-    naming ``x``, instead of torch's error from inside a layer."""
+    """``x`` of the dtype and device of ``module``'s parameters (if it has any; under
+    ``torch.autocast`` also float32 and autocast's type, which it casts for the layers),
+    else a GraphpoolError naming ``x``, instead of torch's error from inside a layer."""
     weight = next(module.parameters(), None)
-    if weight is not None and (x.device != weight.device or x.dtype != weight.dtype
-                               and not torch.is_autocast_enabled(x.device.type)):
+    if weight is None:
+        return
+    kind = x.device.type
+    cast = torch.is_autocast_enabled(kind) and {x.dtype, weight.dtype} <= {
+        torch.float32, torch.get_autocast_dtype(kind)}
+    if x.device != weight.device or x.dtype != weight.dtype and not cast:
         where = type(module).__name__
         raise GraphpoolError(where, "x", f"a {weight.dtype} tensor on {weight.device} (the "
                              f"parameters' dtype and device)", describe(x),

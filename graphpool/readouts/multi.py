@@ -1,6 +1,7 @@
 r"""Several readouts of one input at once (PyG ``MultiAggregation``; timm's ``catavgmax``)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -206,12 +207,12 @@ class MultiReadout(Readout):
         """``"attn"``: the readouts of each set attend to each other (a sequence of ``R``),
         then their mean; leading dims are sets too."""
         heads = torch.stack([lin(o) for lin, o in zip(self.lin_heads, outs)])  # [R, *, B, D]
-        lead = heads.shape[1:-1]
-        heads = heads.reshape(heads.size(0), -1, heads.size(-1))  # [R, prod(*) B, D]
+        (count, *lead, width) = heads.shape
+        heads = heads.reshape(count, math.prod(lead), width)  # [R, prod(*) B, D]
         if self.multihead_attn.batch_first:
             heads = heads.transpose(0, 1)
         out = self.multihead_attn(heads, heads, heads, need_weights=False)[0]
-        return out.mean(1 if self.multihead_attn.batch_first else 0).reshape(*lead, -1)
+        return out.mean(1 if self.multihead_attn.batch_first else 0).reshape(*lead, width)
 
     def out_features(self, in_features: int) -> int:
         if self.out_channels is not None:

@@ -44,6 +44,7 @@ from ..composite import segment_softmax, to_dense
 from ..errors import GraphpoolError, describe
 from ..kernels import export, segment_reduce
 from ..kernels.checks import check_fill_value
+from ..kernels.dense import may_be_empty
 from ..segments import Kind, Segments, check_count, check_flag
 from .base import Readout, check_parameters
 
@@ -206,8 +207,8 @@ class _Padded(Readout):
             dense = torch.where(rows.unsqueeze(-1), dense, 0)
         lead = tuple(dense.shape[:-3])
         num, features = rows.size(0), dense.size(-1)
-        if export.exporting():  # the padded size may be 0 when the program runs: one
-            # zero row more (a padding row), never a test of that size
+        if export.exporting() and may_be_empty(rows.size(1)):  # the padded size may be 0
+            # when the program runs: one zero row more (a padding row), never a test of it
             dense = torch.cat([dense, dense.new_zeros((*dense.shape[:-2], 1, features))], -2)
             rows = torch.cat([rows, rows.new_zeros((num, 1))], -1)
         elif rows.size(1) == 0:  # no set has a row: one zero row for the dummy keys
