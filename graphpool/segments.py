@@ -101,6 +101,13 @@ def is_fake(t: Tensor) -> bool:
     return type(t) is not Tensor and _is_fake(t)
 
 
+def _without_values(t: Tensor) -> bool:
+    """Whether ``t`` is a FakeTensor outside torch.compile and torch.export (which trace
+    with fake tensors of their own and keep sizes symbolic): its values cannot be read."""
+    return (not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and is_fake(t))
+
+
 def _private(t: Tensor, source: Any) -> Tensor:
     """``t``, copied if it shares memory with the user's ``source`` tensor: a Segments owns
     its tensors, so no write the user makes later can change a grouping in use."""
@@ -348,7 +355,7 @@ class Segments:
         if num_segments is None and torch.compiler.is_exporting() and n:  # read on each run
             num_segments = _symbolic_count(index)
         fast = _helpers_usable(index)
-        unknown = not compiling and not torch.compiler.is_exporting() and is_fake(index)
+        unknown = _without_values(index)
         if unknown and num_segments is None:  # make_fx(tracing_mode="fake"), FakeTensorMode
             raise GraphpoolError(where, "num_segments", "an int for an index without values "
                                  "(a FakeTensor)", "None", "pass num_graphs=B")
@@ -437,7 +444,7 @@ class Segments:
             num_nodes = check_count(where, "num_nodes", num_nodes)
         has_empty = None
         compiling = torch.compiler.is_compiling()
-        unknown = not compiling and not torch.compiler.is_exporting() and is_fake(ptr)
+        unknown = _without_values(ptr)
         if unknown and num_nodes is None:  # make_fx(tracing_mode="fake"), FakeTensorMode
             raise GraphpoolError(where, "num_nodes", "an int for a ptr without values "
                                  "(a FakeTensor)", "None", "pass num_nodes=x.size(-2)")

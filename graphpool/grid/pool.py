@@ -33,9 +33,9 @@ from ..errors import GraphpoolError
 from ..readouts import (COMBINATIONS, MaxReadout, MinReadout, MultiReadout, Readout,
                         SumReadout, TableReadout, readout_names, resolve_readout)
 from ..kernels import segment_reduce
-from ..segments import Segments
 from ..kernels.dense import may_be_empty
 from ..kernels.reductions import REDUCTIONS
+from ..segments import Segments
 from .layout import (GridNodes, Layout, as_nodes, batch_nodes, check_flag, describe_input,
                      is_proxy, resolve_layout, trace_function, trace_leaf)
 

@@ -150,10 +150,10 @@ def _check_x(module: Readout, x: Tensor, segments: Segments, floating: bool = Tr
     ``in_channels`` wide, of the parameters' dtype and device."""
     where, in_channels = type(module).__name__, module.in_channels
     segment_reduce(x[..., :0], segments, "sum", _where=where)  # the usual checks, no work
-    if floating and not x.is_floating_point():
-        raise GraphpoolError(where, "x", "a floating point tensor for a learnable readout",
-                             describe(x), "convert it with x.float()")
     if floating:
+        if not x.is_floating_point():
+            raise GraphpoolError(where, "x", "a floating point tensor for a learnable "
+                                 "readout", describe(x), "convert it with x.float()")
         check_parameters(module, x)
     if in_channels is not None and x.size(-1) != in_channels:
         raise GraphpoolError(where, "x", f"{in_channels} features (in_channels) on the last "
