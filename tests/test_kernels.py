@@ -355,19 +355,40 @@ def test_unsorted_index_by_its_order_equals_streaming_bit_for_bit(case, counts, 
     torch.testing.assert_close(order[0], naive_readout(x, groups, op), equal_nan=True)
 
 
+def _wide_x(counts, dtype, features, values, seed):
+    """``make_x`` rows, with "special": nan, inf and -inf in every register block (first,
+    middle and last lanes, early and late rows), a whole column of -inf in set 0 and a
+    column holding both inf and -inf (whose sum is nan) but no nan."""
+    x = make_x(counts, dtype, "ties" if values == "ties" else "randn", features, seed)
+    if values == "special":
+        n = x.size(0)
+        for k, (r, f) in enumerate([(0, 0), (3, 31), (5, features - 1), (n - 1, 63 % features),
+                                    (n // 2, 32 % features), (n - 2, features // 2)]):
+            x[r % n, f] = (float("nan"), float("inf"), float("-inf"))[k % 3]
+        x[:counts[0], 1] = float("-inf")
+        x[1, 2], x[2, 2] = float("inf"), float("-inf")
+    return x
+
+
+def _same(a, b):
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0), b.nan_to_num(0))
+
+
 @needs_kernels
+@pytest.mark.parametrize("values", ["randn", "ties", "special"])
 @pytest.mark.parametrize("features", [64, 71, 130])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("op", OPS)
-def test_register_blocks_fold_rows_in_row_order_on_every_path(features, dtype, op,
+def test_register_blocks_fold_rows_in_row_order_on_every_path(features, dtype, op, values,
                                                               monkeypatch):
     """Rows wide enough for the kernels' register blocks (64 float32 or 32 float64
-    features at a time, sums in vector registers, then the remaining features): the CSR
+    features at a time in vector registers, then the remaining features): the CSR
     kernel, the order kernel and the streaming kernel fold each set's rows in row order,
-    so all three give the same bits (values and gradients), equal to a per-set loop."""
+    so all three give the same bits (values and gradients, ties and nan included: a block
+    that met a nan is folded again elementwise), equal to a per-set loop."""
     counts = [60, 7, 0, 13, 1]
     g = torch.Generator().manual_seed(9)
-    x = make_x(counts, dtype, features=features, seed=9)
+    x = _wide_x(counts, dtype, features, values, seed=9)
     index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
     seed = torch.randn(len(counts), features, generator=g).to(dtype)
     csr_seg = Segments.from_index(index, num_segments=len(counts))
@@ -381,8 +402,35 @@ def test_register_blocks_fold_rows_in_row_order_on_every_path(features, dtype, o
         runs.append(_run(x, seg, op, seed))
         assert (seg._o is not None) == (min_width == 1)  # each run took the path it names
     for got in runs:
-        assert torch.equal(got[0], csr[0]) and torch.equal(got[1], csr[1])
-    torch.testing.assert_close(csr[0], naive_readout(x, groups_from_counts(counts), op))
+        assert _same(got[0], csr[0]) and _same(got[1], csr[1])
+    expected = naive_readout(x, groups_from_counts(counts), op)
+    torch.testing.assert_close(csr[0], expected, equal_nan=True)
+    if values == "special" and op in ("max", "min"):
+        assert csr[0].isnan().any() and csr[0][0, 1] == float("-inf")  # a set of -inf
+        assert csr[0][0, 2] == float("inf" if op == "max" else "-inf")
+
+
+@needs_kernels
+@pytest.mark.parametrize("values", ["ties", "special"])
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_register_blocks_of_a_set_in_chunks(op, values):
+    """One set longer than a kernel chunk (4096 rows), on two threads: the chunks are
+    folded in register blocks, then folded together; nan and ties as a per-set loop."""
+    counts = [9000, 5]
+    x = _wide_x(counts, torch.float32, 64, values, seed=4)
+    if values == "special":
+        x[8191, 5] = float("nan")  # the last row of the second chunk
+    ptr = torch.tensor([0, 9000, 9005])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = segment_reduce(x, Segments.from_ptr(ptr), op)
+    finally:
+        torch.set_num_threads(threads)
+    expected = naive_readout(x, groups_from_counts(counts), op)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)
+    if values == "special":
+        assert out[0, 5].isnan()
 
 
 @needs_kernels

@@ -64,31 +64,54 @@ inline Acc identity() {
   return OP == 1 ? -INFINITY : INFINITY;
 }
 
-// W = 256 / sizeof(Acc) sums (a block of features) as eight 32-byte vectors, for x of
-// the accumulator type (float32, float64) with contiguous features: fixed-size vectors
-// stay in registers while rows stream by, where an array of W is stored and reloaded for
-// every row. Lane by lane the same additions as combine(), so the same bits. (Max and min
-// keep the array: their vector select measured slower than the compiler's own loop.)
-constexpr bool in_lanes(int op, bool same_type) { return same_type && (op == 0 || op == 3); }
+// W = 256 / sizeof(Acc) accumulators (a block of features) as eight 32-byte vectors, for
+// x of the accumulator type (float32, float64) with contiguous features: fixed-size
+// vectors stay in registers while rows stream by, where an array of W is stored and
+// reloaded for every row. Sums: lane by lane the same additions as combine(), so the same
+// bits. Max/min: `v > a ? v : a` (one vmaxps) keeps a's nan but drops v's, so the lanes
+// also add up the rows (one vaddps; any nan makes that sum nan, as can inf - inf); where
+// it is nan, exact() is false and the caller folds the block again with combine(), whose
+// result (the last nan) every path returns. Rare: a nan, or +inf and -inf in one column.
+constexpr bool in_lanes(int op, bool same_type) { return same_type && op >= 0 && op <= 3; }
 
-template <typename Acc>
+template <int OP, typename Acc>
 struct Lanes {
   typedef Acc V __attribute__((vector_size(32)));
   static constexpr int64_t PER = 32 / sizeof(Acc), NV = 8;
   static_assert(PER * NV * sizeof(Acc) == 256, "a block is the kernels' W accumulators");
-  V a[NV];
+  static constexpr bool SUM = OP == 0 || OP == 3;
+  V a[NV], check[NV];
   explicit Lanes(const Acc* from) {
-    for (int64_t k = 0; k < NV; ++k) std::memcpy(&a[k], from + k * PER, 32);
+    for (int64_t k = 0; k < NV; ++k) {
+      std::memcpy(&a[k], from + k * PER, 32);
+      check[k] = V{};
+    }
   }
   Lanes() {
-    for (int64_t k = 0; k < NV; ++k) a[k] = V{};
+    for (int64_t k = 0; k < NV; ++k) {
+      a[k] = V{} + identity<OP, Acc>();
+      check[k] = V{};
+    }
   }
   inline void fold(const Acc* __restrict row) {
     for (int64_t k = 0; k < NV; ++k) {
       V v;
       std::memcpy(&v, row + k * PER, 32);
-      a[k] += v;
+      if constexpr (SUM) {
+        a[k] += v;
+      } else {
+        a[k] = (OP == 1 ? v > a[k] : v < a[k]) ? v : a[k];
+        check[k] += v;
+      }
     }
+  }
+  inline bool exact() const {
+    if constexpr (SUM) return true;
+    auto nan = check[0] != check[0];
+    for (int64_t k = 1; k < NV; ++k) nan |= check[k] != check[k];
+    for (int64_t j = 0; j < PER; ++j)
+      if (nan[j]) return false;
+    return true;
   }
   inline void store(Acc* to) const {
     for (int64_t k = 0; k < NV; ++k) std::memcpy(to + k * PER, &a[k], 32);
@@ -105,18 +128,20 @@ inline void accumulate_rows(const T* __restrict base, int64_t begin, int64_t end
   if (sF == 1) {
     for (; f0 + W <= F; f0 += W) {
       if constexpr (in_lanes(OP, std::is_same<T, Acc>::value)) {
-        Lanes<Acc> a(acc + f0);
+        Lanes<OP, Acc> a(acc + f0);
         for (int64_t r = begin; r < end; ++r) a.fold(base + r * sN + f0);
-        a.store(acc + f0);
-      } else {
-        Acc a[W];
-        for (int64_t k = 0; k < W; ++k) a[k] = acc[f0 + k];
-        for (int64_t r = begin; r < end; ++r) {
-          const T* __restrict row = base + r * sN + f0;
-          for (int64_t k = 0; k < W; ++k) a[k] = combine<OP>(a[k], load(row[k]));
+        if (a.exact()) {
+          a.store(acc + f0);
+          continue;
         }
-        for (int64_t k = 0; k < W; ++k) acc[f0 + k] = a[k];
       }
+      Acc a[W];
+      for (int64_t k = 0; k < W; ++k) a[k] = acc[f0 + k];
+      for (int64_t r = begin; r < end; ++r) {
+        const T* __restrict row = base + r * sN + f0;
+        for (int64_t k = 0; k < W; ++k) a[k] = combine<OP>(a[k], load(row[k]));
+      }
+      for (int64_t k = 0; k < W; ++k) acc[f0 + k] = a[k];
     }
   }
   for (int64_t r = begin; r < end; ++r) {  // the remaining features, any stride
@@ -455,11 +480,13 @@ inline int gather_rows(const T* __restrict base, const int64_t* __restrict perm,
     const int64_t w = std::min(W, F - f0);
     if constexpr (in_lanes(OP, std::is_same<T, Acc>::value)) {
       if (sF == 1 && w == W) {  // a full block in registers
-        Lanes<Acc> a;
+        Lanes<OP, Acc> a;
         bad |= for_gathered(base, perm, begin, end, N, sN, sF, f0, w,
                             [&](const T* __restrict row) { a.fold(row); });
-        a.store(acc + f0);
-        continue;
+        if (a.exact()) {
+          a.store(acc + f0);
+          continue;
+        }
       }
     }
     Acc a[W];
