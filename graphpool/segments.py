@@ -233,6 +233,20 @@ def _recording() -> bool:
                               and not torch.compiler.is_exporting())
 
 
+#: Up to this many sets, :meth:`Segments.from_index` allocates the ``ptr`` of its common case
+#: without :func:`alloc`'s error handling (``8 MiB``: no allocation of it can fail).
+_FAST_SETS = 1 << 20
+
+
+def _plain_eager() -> bool:
+    """Whether no tracer, compiler, exporter, ``torch.func`` transform or dispatch mode
+    is running: eager code, where the C helpers may read an index."""
+    return (not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and torch._C._get_tracing_state() is None
+            and not torch._C._are_functorch_transforms_active()
+            and not compiled.dispatch_mode())
+
+
 def _helpers_usable(t: Tensor) -> bool:
     """Whether the C index helpers may read ``t``: not while torch.compile, jit.trace, a
     torch.func transform or a dispatch mode (``make_fx``, ...) is running: they see
@@ -335,6 +349,20 @@ class Segments:
             (<Kind.SCATTER: 'scatter'>, 2, [1, 2])
         """
         where = "Segments.from_index"
+        stats = None
+        if (type(num_segments) is int and 0 <= num_segments <= _FAST_SETS and sorted is None
+                and (validate is True or validate is False) and type(index) is Tensor
+                and index.layout is torch.strided and index.dim() == 1 and index.numel()
+                and _plain_eager() and compiled.cpu_index(index)
+                and not torch._C._functorch.is_functorch_wrapped_tensor(index)):
+            # the common case (a PyG batch vector in eager code) without the general
+            # path's guards: the same C pass, the same checks, the same Segments
+            stats = compiled.index_to_ptr(index, torch.empty(num_segments + 1,
+                                                             dtype=torch.int64))
+            lo, hi, is_sorted, ptr, empty = stats
+            if is_sorted and ptr is not None and lo >= 0 and hi < num_segments:
+                return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=index.numel(),
+                           device=index.device, ptr=ptr, has_empty=empty > 0, checked=True)
         user = index
         index = _check_integer_vector(where, "index", index,
                                       "pass a 1-D tensor with one set id per row of x")
@@ -364,6 +392,8 @@ class Segments:
         ptr = empty = None
         if n == 0:
             lo, hi, is_sorted = 0, -1, True
+        elif stats is not None:  # the pass of the common case above
+            lo, hi, is_sorted, ptr, empty = stats
         elif fast:  # one pass over a CPU index (no device sync): stats, and ptr if sorted
             lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(
                 index, None if num_segments is None else

@@ -30,6 +30,36 @@ def test_from_index(index, num, kind, counts, ptr):
         assert Segments.from_ptr(torch.tensor(ptr)).index.tolist() == index
 
 
+FAST_CASES = [  # index, num_segments: what from_index's common case sees
+    ([0, 0, 1, 2, 2], 3), ([0, 0, 1], 5), ([1, 1, 3], 4), ([3], 4), ([2, 0, 1, 0], 3),
+    ([0, 0, 1, 1], 2), ([0, 1, 5], 3), ([-1, 0, 1], 2), ([0, 2, 1], 2), ([0, 0], 0),
+]
+
+
+def _seg_state(seg):
+    return (seg.kind, seg.num_segments, seg.num_nodes, seg.has_empty, seg.checked,
+            seg.counts.tolist(), seg.ptr.tolist() if seg.kind == "csr" else None,
+            seg.index.tolist())
+
+
+@pytest.mark.parametrize("validate", [True, False])
+@pytest.mark.parametrize("index,num", FAST_CASES)
+def test_common_case_of_from_index_builds_what_the_general_path_builds(index, num, validate):
+    """A CPU int64 index with an int count takes a shorter path; a count given as a 0-d
+    tensor takes the general one. Both build the same grouping, or raise the same error."""
+    t = torch.tensor(index, dtype=torch.long)
+    outcomes = []
+    for count in (num, torch.tensor(num)):
+        try:
+            outcomes.append(_seg_state(Segments.from_index(t, count, validate=validate)))
+        except GraphpoolError as err:
+            outcomes.append(("error", str(err)))
+    assert outcomes[0] == outcomes[1]
+    bad = min(index) < 0 or max(index) >= num
+    assert (outcomes[0][0] == "error") == bad
+    assert t.tolist() == index  # the user's tensor is read, never written
+
+
 def test_unvalidated_index_order(monkeypatch):
     index = torch.tensor([0, 0, 1])
     # A CPU index is always read (one cheap pass, no device sync), so its order is known,
