@@ -363,6 +363,12 @@ class Segments:
             if is_sorted and ptr is not None and lo >= 0 and hi < num_segments:
                 return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=index.numel(),
                            device=index.device, ptr=ptr, has_empty=empty > 0, checked=True)
+            counts = torch.empty(num_segments, dtype=torch.int64)
+            if not is_sorted and lo >= 0 and hi < num_segments and \
+                    compiled.index_counts(index, counts):  # (a message-passing index)
+                return cls(kind=Kind.SCATTER, num_segments=num_segments,
+                           num_nodes=index.numel(), device=index.device, counts=counts,
+                           index=index.clone(), checked=True)  # ours: the user's may change
         user = index
         index = _check_integer_vector(where, "index", index,
                                       "pass a 1-D tensor with one set id per row of x")
