@@ -108,6 +108,10 @@ def library() -> Optional[ctypes.CDLL]:
                                    _vp, _vp, _vp, _vp, _int]
     lib.gp_csr_moments_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64, _i64,
                                             _vp, _i64, _vp, _vp, _vp, _vp, _int]
+    lib.gp_csr_power_mean.argtypes = [_int, _int, _vp, _i64, _i64, _i64, _i64, _i64, _i64,
+                                      _vp, _i64, _vp, _vp, _int]
+    lib.gp_csr_power_mean_backward.argtypes = [_int, _int, _vp, _i64, _i64, _i64, _i64, _i64,
+                                               _i64, _vp, _i64, _vp, _vp, _vp, _int]
     lib.gp_index_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
     lib.gp_index_order.argtypes = [_vp, _i64, _i64, _vp, _vp]
     lib.gp_index_counts.argtypes = [_vp, _i64, _i64, _vp]

@@ -1110,8 +1110,14 @@ def test_multi_readout_computes_each_shared_pass_once(monkeypatch, backend):
         calls.append("moments")
         return real_moments(*args)
 
+    def counting_power_mean(*args):
+        calls.append("power_mean")
+        return real_power_mean(*args)
+
+    real_power_mean = compiled.power_mean
     monkeypatch.setattr(stats, "segment_reduce", counting)
     monkeypatch.setattr(compiled, "moments", counting_moments)
+    monkeypatch.setattr(compiled, "power_mean", counting_power_mean)
     x, batch = torch.randn(7, 2), torch.tensor([0, 0, 1, 1, 1, 2, 2])
     names = ["std", "var", "logsumexp", "powermean", "max", "mean"]
     with gp.use_backend(backend):
@@ -1122,10 +1128,11 @@ def test_multi_readout_computes_each_shared_pass_once(monkeypatch, backend):
         for name in names:
             resolve_readout(name)(x, batch)
     assert fused == (backend == "auto" and compiled.available())
-    if fused:  # var and std: one pass of the variance kernel (no maximum); the maximum of
-        # logsumexp and the power mean once
+    if fused:  # var and std: one pass of the variance kernel (no maximum); the power mean
+        # (p = 1): one pass of its kernel, which finds its scale itself; logsumexp's maximum
         assert shared.count("moments") == 1 < calls.count("moments") == 2
-        assert shared.count("max") == 1 < calls.count("max") == 2
+        assert shared.count("power_mean") == 1 == calls.count("power_mean")
+        assert shared.count("max") == 1 == calls.count("max")
     else:  # the maximum (the constant-set test of var and std, the shift of logsumexp,
         # the scale of the power mean) once instead of four times; var's sums once for both
         assert "moments" not in shared + calls

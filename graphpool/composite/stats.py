@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GraphpoolError, describe
-from ..kernels import moments, segment_broadcast, segment_reduce
+from ..kernels import moments, powermean, segment_broadcast, segment_reduce
 from ..kernels.autograd import forward_ad, plain_torch
 from ..kernels.checks import check_fill_value, check_input
 from ..kernels.reductions import HALF
@@ -342,11 +342,7 @@ class _SignedPow(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         v, out, e_tensor = ctx.saved_tensors
         e = ctx.exponent if e_tensor is None else e_tensor
-        mag = v.abs()
-        zero = ~(mag > 0)  # zeros and nan: the composite's other branch, v * (e == 1)
-        safe = mag.masked_fill(zero, 1)  # no 0 ** (e - 1) = inf where the slope is unused
-        at_zero = (e == 1) if e_tensor is None else (e == 1).to(v.dtype)
-        slope = torch.where(zero, at_zero, e * safe.pow(e - 1))
+        slope, zero, safe = powermean.slope(v, e)  # zeros and nan: the slope of v * (e == 1)
         grad_e = None
         if e_tensor is not None and ctx.needs_input_grad[1]:
             grad_e = (grad * (out * safe.log()).masked_fill(zero, 0)).sum_to_size(e.shape)
@@ -389,6 +385,9 @@ def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
             or not math.isfinite(p):
         raise GraphpoolError("segment_power_mean", "p", "a finite number > 0 (or a tensor)",
                              repr(p), "pass p=1 for the mean, p=3 for GeM")
+    if "absmax" not in pw._done and powermean.fused(pw.x, segments, p):  # the same bits
+        inner, pw._done["absmax"] = powermean.power_mean_core(pw.x, segments, p)
+        return pw.finish(_signed_pow(inner, 1 / p) * pw._done["absmax"], fill_value)
     if "absmax" not in pw._done:
         top, low = pw.reduce("max").detach(), pw.reduce("min").detach()
         scale = torch.maximum(top.abs(), low.abs())

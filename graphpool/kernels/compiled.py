@@ -289,6 +289,45 @@ def moments_backward(x: Tensor, ptr: Tensor, centre: Tensor, g1: Tensor,
     return grad_x.view(x.shape)
 
 
+def power_mean(x: Tensor, ptr: Tensor, p: int) -> Tuple[Tensor, Tensor]:
+    """``(inner, scale)``, each ``[*, B, F]``, of the power mean with ``p`` in 1, 2, 3 over a
+    CSR grouping of a float32/float64 ``x``: the bits of the composite's (see
+    :mod:`graphpool.kernels.powermean`)."""
+    op = "graphpool csr_power_mean"
+    x3, B = _moments_input(op, x, ptr)
+    L, N, F = x3.shape
+    inner, scale = (torch.empty((*x.shape[:-2], B, F), dtype=x.dtype) for _ in range(2))
+    status = library().gp_csr_power_mean(
+        DTYPE_CODES[x.dtype], _power(op, p), x3.data_ptr(), L, N, F, *x3.stride(),
+        ptr.data_ptr(), B, inner.data_ptr(), scale.data_ptr(), _threads(x3.numel()))
+    _check_status(status, ptr)
+    return inner, scale
+
+
+def power_mean_backward(x: Tensor, ptr: Tensor, scale: Tensor, g: Tensor, p: int) -> Tensor:
+    """``grad_x`` of :func:`power_mean`'s ``inner`` for ``g``, its output gradient divided
+    by the counts, in one pass."""
+    op = "graphpool csr_power_mean_backward"
+    x3, B = _moments_input(op, x, ptr)
+    L, N, F = x3.shape
+    buffers = [t.to(x.dtype).contiguous() for t in (scale, g)]
+    for name, t in zip(("scale", "g"), buffers):
+        check_buffer(op, name, t, x.dtype, L * B * F)
+    grad_x = empty(tuple(x3.shape), x.dtype)
+    status = library().gp_csr_power_mean_backward(
+        DTYPE_CODES[x.dtype], _power(op, p), x3.data_ptr(), L, N, F, *x3.stride(),
+        ptr.data_ptr(), B, *(t.data_ptr() for t in buffers), grad_x.data_ptr(),
+        _threads(x3.numel()))
+    _check_status(status, ptr)
+    return grad_x.view(x.shape)
+
+
+def _power(op: str, p: Any) -> int:
+    if type(p) not in (int, float) or p not in (1, 2, 3):
+        raise GraphpoolError(op, "p", "1, 2 or 3", repr(p), "use the composite for other powers")
+    return int(p)
+
+
 def runs(x: Tensor, seg: Segments) -> bool:
     """Whether ``x`` is ``[L, S, F]`` of one uniform set whose ``S`` rows are contiguous
     for every feature: the node view of a channels-first map (``fmap.flatten(2)

@@ -12,6 +12,7 @@
 // gp_scatter_*: the same reductions for an unsorted set index (int64 [N]).
 // gp_csr_moments(_backward): the centred first and second moments of each set (the
 // variance readouts), float32/float64.
+// gp_csr_power_mean(_backward): the power mean's scale and inner mean for p = 1, 2, 3.
 #include <omp.h>
 
 #include <algorithm>
@@ -804,6 +805,97 @@ void moments_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, i
   }
 }
 
+// The power mean's core for p = P in {1, 2, 3}, x of float32/float64. Per set and feature:
+// scale = the largest |x| of the column (1 where that is 0, inf or nan, or the set is
+// empty) and inner = the mean of f(x / scale), f(v) = v, v |v| or v v v: the sign of v
+// times |v|^P as ATen's pow computes P = 2 and 3 (a product, a product of three). These
+// are the composite's bits (graphpool.composite.segment_power_mean): its scale from the
+// max/min kernels, torch's division, the power, and the mean kernel's sums (rows in order,
+// in chunks of CHUNK folded in order) divided by the count. Each set is read twice, the
+// second time from the cache; sets go to the threads (one huge set runs on one thread).
+template <int P, typename T>
+inline T signed_power(T v) {
+  if (P == 1) return v;
+  if (P == 2) return v * std::fabs(v);
+  return v * v * v;
+}
+
+template <int P, typename T>
+inline void power_rows(const T* __restrict base, int64_t begin, int64_t end, int64_t F,
+                       int64_t sN, int64_t sF, const T* __restrict scale, T* __restrict acc) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T* __restrict row = base + r * sN;
+    if (sF == 1) {  // contiguous features: a loop the compiler vectorises
+      for (int64_t f = 0; f < F; ++f) acc[f] += signed_power<P>(row[f] / scale[f]);
+    } else {
+      for (int64_t f = 0; f < F; ++f) acc[f] += signed_power<P>(row[f * sF] / scale[f]);
+    }
+  }
+}
+
+template <int P, typename T>
+void power_mean(const T* x, int64_t L, int64_t F, int64_t sL, int64_t sN, int64_t sF,
+                const int64_t* ptr, int64_t B, T* inner, T* scale, int nthreads) {
+#pragma omp parallel num_threads(nthreads)
+  {
+    std::vector<T> part(F);
+    std::vector<uint8_t> nan(F);
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t s = 0; s < L * B; ++s) {
+      const int64_t l = s / B, b = s % B, begin = ptr[b], end = ptr[b + 1];
+      const T* base = x + l * sL;
+      T *sc = scale + s * F, *acc = inner + s * F;
+      std::fill(sc, sc + F, T(0));
+      std::fill(nan.begin(), nan.end(), uint8_t(0));
+      for (int64_t r = begin; r < end; ++r) {
+        const T* __restrict row = base + r * sN;
+        for (int64_t f = 0; f < F; ++f) {
+          const T a = std::fabs(row[f * sF]);
+          nan[f] |= a != a;
+          sc[f] = a > sc[f] ? a : sc[f];
+        }
+      }
+      for (int64_t f = 0; f < F; ++f)
+        if (nan[f] || sc[f] == T(0) || sc[f] == T(INFINITY)) sc[f] = T(1);
+      std::fill(acc, acc + F, T(0));
+      for (int64_t c0 = begin; c0 < end; c0 += CHUNK) {
+        const int64_t c1 = std::min(end, c0 + CHUNK);
+        if (c0 == begin) {
+          power_rows<P>(base, c0, c1, F, sN, sF, sc, acc);
+        } else {
+          std::fill(part.begin(), part.end(), T(0));
+          power_rows<P>(base, c0, c1, F, sN, sF, sc, part.data());
+          fold_into<0>(acc, part.data(), F);
+        }
+      }
+      finalize<3>(acc, end - begin, F);
+    }
+  }
+}
+
+// Its adjoint for a scale without gradient, as the composite's backward computes it: per
+// row grad_x = (g * slope(v)) / scale, v = x / scale, g the set's output gradient divided
+// by its count, slope = P |v|^(P-1) where |v| > 0 and 0 elsewhere (nan too; P = 1: 1).
+template <int P, typename T>
+void power_mean_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, int64_t sN,
+                         int64_t sF, const int64_t* ptr, int64_t B, const T* scale,
+                         const T* g, T* grad_x, int nthreads) {
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
+  for (int64_t s = 0; s < L * B; ++s) {
+    const int64_t l = s / B, b = s % B;
+    const T *sc = scale + s * F, *gs = g + s * F;
+    for (int64_t r = ptr[b]; r < ptr[b + 1]; ++r) {
+      const T* __restrict row = x + l * sL + r * sN;
+      T* __restrict out = grad_x + (l * N + r) * F;
+      for (int64_t f = 0; f < F; ++f) {
+        const T m = std::fabs(row[f * sF] / sc[f]);
+        const T slope = P == 1 ? T(1) : !(m > T(0)) ? T(0) : P == 2 ? T(2) * m : T(3) * (m * m);
+        out[f] = (gs[f] * slope) / sc[f];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // A pointer the kernels can trust: starts at 0, never decreases, ends at rows.
@@ -1064,6 +1156,42 @@ int gp_csr_moments_backward(int dtype, const void* x, int64_t L, int64_t N, int6
                         static_cast<const T*>(g2), static_cast<T*>(grad_x), nthreads);      \
     return 0;
   switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) }
+#undef GP_CASE
+  return 1;
+}
+
+// Returns 0, 1 for a dtype other than float32 (0) / float64 (1) or a power other than
+// 1, 2, 3, 2 for a bad ptr.
+int gp_csr_power_mean(int dtype, int power, const void* x, int64_t L, int64_t N, int64_t F,
+                      int64_t sL, int64_t sN, int64_t sF, const int64_t* ptr, int64_t B,
+                      void* inner, void* scale, int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
+#define GP_CASE(code, p, T)                                                                 \
+  if (dtype == code && power == p) {                                                        \
+    power_mean<p, T>(static_cast<const T*>(x), L, F, sL, sN, sF, ptr, B,                    \
+                     static_cast<T*>(inner), static_cast<T*>(scale), nthreads);             \
+    return 0;                                                                               \
+  }
+  GP_CASE(0, 1, float) GP_CASE(0, 2, float) GP_CASE(0, 3, float)
+  GP_CASE(1, 1, double) GP_CASE(1, 2, double) GP_CASE(1, 3, double)
+#undef GP_CASE
+  return 1;
+}
+
+int gp_csr_power_mean_backward(int dtype, int power, const void* x, int64_t L, int64_t N,
+                               int64_t F, int64_t sL, int64_t sN, int64_t sF,
+                               const int64_t* ptr, int64_t B, const void* scale,
+                               const void* g, void* grad_x, int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
+#define GP_CASE(code, p, T)                                                                 \
+  if (dtype == code && power == p) {                                                        \
+    power_mean_backward<p, T>(static_cast<const T*>(x), L, N, F, sL, sN, sF, ptr, B,        \
+                              static_cast<const T*>(scale), static_cast<const T*>(g),       \
+                              static_cast<T*>(grad_x), nthreads);                           \
+    return 0;                                                                               \
+  }
+  GP_CASE(0, 1, float) GP_CASE(0, 2, float) GP_CASE(0, 3, float)
+  GP_CASE(1, 1, double) GP_CASE(1, 2, double) GP_CASE(1, 3, double)
 #undef GP_CASE
   return 1;
 }
