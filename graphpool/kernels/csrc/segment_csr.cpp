@@ -838,25 +838,32 @@ void power_mean(const T* x, int64_t L, int64_t F, int64_t sL, int64_t sN, int64_
                 const int64_t* ptr, int64_t B, T* inner, T* scale, int nthreads) {
 #pragma omp parallel num_threads(nthreads)
   {
-    std::vector<T> part(F);
-    std::vector<uint8_t> nan(F);
+    std::vector<T> part(F), sum(F);  // sum of |x|: nan exactly where some |x| is nan
 #pragma omp for schedule(dynamic, 16)
     for (int64_t s = 0; s < L * B; ++s) {
       const int64_t l = s / B, b = s % B, begin = ptr[b], end = ptr[b + 1];
       const T* base = x + l * sL;
-      T *sc = scale + s * F, *acc = inner + s * F;
+      T *__restrict sc = scale + s * F, *acc = inner + s * F, *__restrict total = sum.data();
       std::fill(sc, sc + F, T(0));
-      std::fill(nan.begin(), nan.end(), uint8_t(0));
+      std::fill(total, total + F, T(0));
       for (int64_t r = begin; r < end; ++r) {
         const T* __restrict row = base + r * sN;
-        for (int64_t f = 0; f < F; ++f) {
-          const T a = std::fabs(row[f * sF]);
-          nan[f] |= a != a;
-          sc[f] = a > sc[f] ? a : sc[f];
+        if (sF == 1) {  // contiguous features: a loop the compiler vectorises
+          for (int64_t f = 0; f < F; ++f) {
+            const T a = std::fabs(row[f]);
+            total[f] += a;
+            sc[f] = a > sc[f] ? a : sc[f];
+          }
+        } else {
+          for (int64_t f = 0; f < F; ++f) {
+            const T a = std::fabs(row[f * sF]);
+            total[f] += a;
+            sc[f] = a > sc[f] ? a : sc[f];
+          }
         }
       }
       for (int64_t f = 0; f < F; ++f)
-        if (nan[f] || sc[f] == T(0) || sc[f] == T(INFINITY)) sc[f] = T(1);
+        if (total[f] != total[f] || sc[f] == T(0) || sc[f] == T(INFINITY)) sc[f] = T(1);
       std::fill(acc, acc + F, T(0));
       for (int64_t c0 = begin; c0 < end; c0 += CHUNK) {
         const int64_t c1 = std::min(end, c0 + CHUNK);
