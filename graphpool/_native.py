@@ -147,7 +147,7 @@ def dispatch_mode() -> bool:
 def cpu_index(index: Tensor) -> bool:
     """Whether the index helpers below take ``index`` (a contiguous int64 CPU tensor)."""
     return (type(index) is Tensor and index.is_cpu and index.dtype == torch.int64
-            and index.is_contiguous() and library() is not None)
+            and index.is_contiguous() and not index.is_neg() and library() is not None)
 
 
 def index_to_ptr(index: Tensor, ptr: Optional[Tensor]
@@ -181,8 +181,8 @@ def index_order(index: Tensor, num_segments: int) -> Optional[Tuple[Tensor, Tens
     sort): ``perm`` lists the rows of set 0, then set 1, ..., each set's rows in row order,
     and ``ptr [B + 1]`` delimits them. ``None`` when an id is outside ``[0, B)``."""
     check_buffer("graphpool index_order", "index", index, torch.int64)
-    ptr = torch.empty(num_segments + 1, dtype=torch.int64)
-    perm = torch.empty(index.numel(), dtype=torch.int64)
+    ptr = torch.empty(num_segments + 1, dtype=torch.int64, device="cpu")
+    perm = torch.empty(index.numel(), dtype=torch.int64, device="cpu")
     status = library().gp_index_order(index.data_ptr(), index.numel(), num_segments,
                                       ptr.data_ptr(), perm.data_ptr())
     return (ptr, perm) if status == 0 else None
@@ -221,13 +221,15 @@ def check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
     if (type(t) in _PLAIN and t.is_cpu and (dtype is None or t.dtype == dtype)
             and (not dims or t.dim() >= dims) and (numel is None or t.numel() == numel)
             and (not contiguous or t.is_contiguous()) and not t.is_neg() and not t.is_conj()
-            and not torch._C._functorch.is_functorch_wrapped_tensor(t)):
+            and not torch._C._functorch.is_functorch_wrapped_tensor(t)
+            and not torch._C._functorch.is_legacy_batchedtensor(t)):
         return  # the common case, in one expression
     problem = None
     if not isinstance(t, Tensor):
         problem = "a tensor"
     elif (t.device.type != "cpu" or type(t) not in (Tensor, torch.nn.Parameter)
-          or torch._C._functorch.is_functorch_wrapped_tensor(t)):
+          or torch._C._functorch.is_functorch_wrapped_tensor(t)
+          or torch._C._functorch.is_legacy_batchedtensor(t)):
         problem = "a plain CPU tensor (no subclass, no torch.func wrapper)"
     elif dtype is not None and t.dtype != dtype:
         problem = f"dtype {dtype}"

@@ -63,6 +63,7 @@ class Kind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+_CPU = torch.device("cpu")  # the C helpers' buffers, whatever the default device
 _INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
@@ -89,9 +90,10 @@ def _check_integer_vector(where: str, name: str, t: Any, fix: str) -> Tensor:
         raise GraphpoolError(where, name, "a dense 1-D tensor", describe(t) + (
             f" ({t.layout})" if t.layout != torch.strided else ""), fix)
     _check_tensor(where, name, t, fix)
-    if t.dtype == torch.int64 and t.is_contiguous():
-        return t
-    return t.long().contiguous()
+    if t.dtype == torch.int64 and t.is_contiguous() and (torch.compiler.is_compiling()
+                                                         or not t.is_neg()):
+        return t  # (dynamo traces no is_neg; the graph's ops resolve the bit)
+    return t.resolve_neg().long().contiguous()  # (a negation bit: the C helpers read bytes)
 
 
 def is_fake(t: Tensor) -> bool:
@@ -358,12 +360,12 @@ class Segments:
             # the common case (a PyG batch vector in eager code) without the general
             # path's guards: the same C pass, the same checks, the same Segments
             stats = compiled.index_to_ptr(index, torch.empty(num_segments + 1,
-                                                             dtype=torch.int64))
+                                                             dtype=torch.int64, device=_CPU))
             lo, hi, is_sorted, ptr, empty = stats
             if is_sorted and ptr is not None and lo >= 0 and hi < num_segments:
                 return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=index.numel(),
                            device=index.device, ptr=ptr, has_empty=empty > 0, checked=True)
-            counts = torch.empty(num_segments, dtype=torch.int64)
+            counts = torch.empty(num_segments, dtype=torch.int64, device=_CPU)
             if not is_sorted and lo >= 0 and hi < num_segments and \
                     compiled.index_counts(index, counts):  # (a message-passing index)
                 return cls(kind=Kind.SCATTER, num_segments=num_segments,
@@ -403,7 +405,8 @@ class Segments:
         elif fast:  # one pass over a CPU index (no device sync): stats, and ptr if sorted
             lo, hi, is_sorted, ptr, empty = compiled.index_to_ptr(
                 index, None if num_segments is None else
-                alloc(where, "num_segments", (num_segments + 1,), dtype=torch.int64))
+                alloc(where, "num_segments", (num_segments + 1,), dtype=torch.int64,
+                      device=_CPU))
         elif check_values or num_segments is None:
             stats = torch.stack([index.min(), index.max(),
                                  (index[1:] >= index[:-1]).all().long()]).tolist()
@@ -433,7 +436,8 @@ class Segments:
             sorted = False
         if sorted and fast and ptr is None:  # num_segments was inferred
             _, _, _, ptr, empty = compiled.index_to_ptr(
-                index, alloc(where, "num_segments", (num_segments + 1,), dtype=torch.int64))
+                index, alloc(where, "num_segments", (num_segments + 1,), dtype=torch.int64,
+                      device=_CPU))
         checked = check_values
         if sorted and ptr is not None:  # the ptr is ours; the index is derived on demand
             return cls(kind=Kind.CSR, num_segments=num_segments, num_nodes=n,

@@ -6,6 +6,7 @@ import torch
 
 import graphpool as gp
 from graphpool import GraphpoolError, Segments
+from graphpool.composite import segment_power_mean, segment_std, segment_var
 
 x = torch.randn(4, 3)
 idx = torch.tensor([0, 0, 1, 1])
@@ -58,6 +59,19 @@ CASES = [
      r"'num_graphs'.*dim_size=2"),
     ("unknown readout name", lambda: gp.resolve_readout("medoid"),
      r"'readout'.*'sum', 'mean', 'max', 'min'.*'add'.*'medoid'"),
+    # the statistics check x before any pass, fused kernels included
+    ("power mean: x with too many rows", lambda: segment_power_mean(
+        torch.randn(5, 3), Segments.from_index(idx), 2),
+     r"^segment_power_mean: invalid 'x'.*4 rows on dim -2"),
+    ("power mean: 1-D x", lambda: segment_power_mean(torch.randn(4), Segments.from_index(idx), 3),
+     r"^segment_power_mean: invalid 'x'.*at least 2 dims.*unsqueeze"),
+    ("power mean: sparse x", lambda: segment_power_mean(
+        torch.randn(4, 3).to_sparse(), Segments.from_index(idx), 1),
+     r"^segment_power_mean: invalid 'x'.*dense \(strided\).*to_dense"),
+    ("variance: x with too many rows", lambda: segment_var(
+        torch.randn(5, 3), Segments.from_index(idx)), r"^segment_var: invalid 'x'.*4 rows"),
+    ("std: x on another device", lambda: segment_std(
+        torch.randn(4, 3, device="meta"), Segments.from_index(idx)), r"^segment_std: invalid 'x'"),
     ("unknown backend", lambda: gp.set_backend("cuda"), r"'name'.*'auto', 'native', 'compiled', 'torch_scatter'"),
 ]
 

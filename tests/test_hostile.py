@@ -1040,6 +1040,32 @@ for op in ("sum", "mean", "max", "min"):
             assert diff(out, f(x)) is None, diff(out, f(x))
             torch.testing.assert_close(tangent, fd, atol=1e-6, rtol=1e-6)
             """, OkOrRaises(r"invalid 'x'"), isolate=True))
+for name in ("powermean", "gem", "std", "var", "softmax", "logsumexp"):
+    TRACING.append(case(f"jit_trace-index-num_graphs-{name}", f"""
+        fn = lambda x, b: gp.readout(x.abs() + 0.5, b, {name!r}, num_graphs=3)
+        with warnings.catch_warnings():  # the trace's own check (check_trace) runs it again
+            warnings.simplefilter("ignore")
+            torch.jit.trace(fn, {EXAMPLE})
+        trace_check(fn, {EXAMPLE}, {NEW_BATCHES})
+        """, Ok, isolate=True))
+# jacobian(vectorize=True) runs the backward on gradients batched by the legacy vmap
+# (is_grads_batched): no storage a kernel could read, so torch ops must run there
+for grouping in ("index-sorted", "index-unsorted", "ptr", "uniform"):
+    TRACING.append(case(f"jacobian_vectorize-{grouping}", f"""
+        counts = (2, 0, 3, 1) if {grouping!r} != "uniform" else (2, 2, 2)
+        read = {{op: reader({grouping!r}, counts, op) for op in OPS}}
+        x = rand(6, 3, dtype=torch.float64, grad=False)
+        for name in (*OPS, "std", "powermean", "softmax"):
+            f = read[name] if name in OPS else (
+                lambda x, name=name: gp.readout(x, index_of(counts), name,
+                                                num_graphs=len(counts)))
+            J = torch.autograd.functional.jacobian(f, x, vectorize=True)
+            loop = torch.autograd.functional.jacobian(f, x)
+            # the one-pass kernels and torch's ops round the statistics differently
+            m = diff(J, loop) if name in OPS else close(J, loop)
+            assert m is None, (name, m)
+        """, Ok))
+
 TRACING += [
     case("torch.func.jacrev-max-ptr", """
         ptr = ptr_of((2, 0, 3, 1))
@@ -1778,6 +1804,35 @@ for ename, env, expect in [
         ("GRAPHPOOL_CACHE=unwritable", {"GRAPHPOOL_CACHE": "/proc/graphpool-hostile"}, Names("GRAPHPOOL_CACHE"))]:
     STATE.append(case(f"env-{ename}", ENV_PROBE, expect, isolate=True, fresh_import=True,
                       env=tuple(env.items())))
+STATE.append(case("default_device-meta_cpu_data_still_reads_out", """
+    # torch.set_default_device changes where a bare torch.empty goes; graphpool's CPU
+    # buffers must not follow it (the kernels would refuse them, or worse)
+    counts = (2, 0, 3, 1)
+    x, groups = rand(6, 4), groups_of(counts)
+    sorted_index = index_of(counts)
+    unsorted = torch.tensor([2, 0, 2, 3, 0, 2])
+    want = {op: naive(x, groups, op) for op in OPS}
+    want_u = {op: naive(x, groups_of_index(unsorted, 4), op) for op in OPS}
+    ptr, negated = ptr_of(counts), torch._neg_view(torch.tensor([0, -1, -1]))
+    torch.set_default_device("meta")
+    try:
+        for op in OPS:
+            for b, w in ((sorted_index, want[op]), (unsorted, want_u[op])):
+                CACHE.clear()
+                assert_same(gp.readout(x, b, op, num_graphs=4), w, op)
+            assert_same(gp.readout(x, ptr=ptr, reduce=op), want[op], op)
+        leaf = x.detach().clone().requires_grad_()
+        gp.readout(leaf, unsorted, "max", num_graphs=4).sum().backward()
+        assert leaf.grad.device.type == "cpu"
+        for name in ("std", "powermean", "softmax"):
+            out = gp.readout(x.abs(), sorted_index, name, num_graphs=4)
+            assert out.device.type == "cpu" and out.shape == (4, 4), (name, out)
+        seg = Segments.from_index(negated, 2)  # a negation bit: resolved, not refused
+        assert seg.counts.tolist() == [1, 2], seg.counts
+    finally:
+        torch.set_default_device("cpu")
+    """, Ok, isolate=True))
+
 STATE.append(case("env-GRAPHPOOL_DATA=a_file", """
     from graphpool.datasets import load_tu_dataset
     print(len(load_tu_dataset("MUTAG")))

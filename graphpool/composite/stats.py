@@ -46,8 +46,8 @@ class Passes:
     """
 
     def __init__(self, x: Tensor, segments: Segments, where: str = "readout") -> None:
-        if not isinstance(x, Tensor):
-            segment_reduce(x, segments, "sum", _where=where)  # raises the usual error
+        # x and the grouping checked here, once, before any pass (fused kernels included)
+        check_input(x, segments, "sum", True, 0.0, where)
         if not x.is_floating_point():
             raise GraphpoolError(where, "x", "a floating point tensor for this readout",
                                  f"a {x.dtype} tensor", "convert it with x.float()")
@@ -318,7 +318,9 @@ def _signed_pow_composite(v: Tensor, exponent: Temperature) -> Tensor:
     mag = v.abs()
     nonzero = mag > 0
     powered = torch.where(nonzero, mag, 1) ** exponent
-    return torch.where(nonzero, torch.sign(v) * powered, v * (exponent == 1))
+    # at 0 and nan: v * (e == 1), with a number e as a float (jit.trace has no mul by a bool)
+    at_zero = exponent == 1 if isinstance(exponent, Tensor) else float(exponent == 1)
+    return torch.where(nonzero, torch.sign(v) * powered, v * at_zero)
 
 
 class _SignedPow(torch.autograd.Function):

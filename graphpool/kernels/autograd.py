@@ -16,12 +16,13 @@ from .broadcast import segment_broadcast
 from .reductions import HALF as _HALF, SUM, Reduction, divide_by_count
 
 __all__ = ["SegmentReduce", "SegmentReduceJvp", "plain_torch", "forward_ad", "gradient_rule",
-           "jit_tracing"]
+           "jit_tracing", "one_pass_backward"]
 
 Path = Callable[[Tensor, Segments, Any, torch.dtype], Tensor]
 
 
 _PLAIN = (Tensor, torch.nn.Parameter)
+_legacy_batched = torch._C._functorch.is_legacy_batchedtensor
 
 
 def jit_tracing() -> bool:
@@ -38,6 +39,15 @@ def plain_torch(x: Tensor) -> bool:
         return False
     return (type(x) not in _PLAIN or torch._C._get_tracing_state() is not None
             or torch._C._are_functorch_transforms_active() or dispatch_mode())
+
+
+def one_pass_backward(grad: Tensor) -> bool:
+    """Whether a backward may hand ``grad`` to a one-pass C kernel: no graph of the backward
+    is recorded (``create_graph``), and ``grad`` is not batched by ``is_grads_batched``
+    (``torch.autograd.functional.jacobian(..., vectorize=True)``), whose vmap batches
+    torch ops only (its tensors have no storage to read)."""
+    return not torch.is_grad_enabled() and (torch.compiler.is_compiling()  # (no vmap there)
+                                            or not _legacy_batched(grad))
 
 
 def forward_ad(x: Tensor) -> bool:
@@ -86,11 +96,12 @@ class SegmentReduce(torch.autograd.Function):
             grad_out = grad_out.to(ctx.x_dtype)
         if not torch.compiler.is_compiling() and grad_out.is_neg():  # the C kernels read bytes
             grad_out = grad_out.resolve_neg()
-        if (ctx.rule == "extremum" and not torch.is_grad_enabled() and ctx.runs
+        one_pass = one_pass_backward(grad_out)
+        if (ctx.rule == "extremum" and one_pass and ctx.runs
                 and ctx.path is not compiled.combine):  # a channels-first map's max
             x, out = ctx.saved_tensors
             return compiled.run_extremum_backward(x, out, grad_out), None, None, None, None
-        if ctx.path is compiled.combine and not torch.is_grad_enabled():  # one-pass kernels
+        if ctx.path is compiled.combine and one_pass:  # one-pass kernels
             if ctx.rule != "extremum":
                 return compiled.broadcast(grad_out, seg), None, None, None, None
             x, out = ctx.saved_tensors

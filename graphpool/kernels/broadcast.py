@@ -50,7 +50,8 @@ def segment_broadcast(values: Tensor, segments: Segments) -> Tensor:
     if segments.kind == Kind.UNIFORM:
         expanded = values.unsqueeze(-2).expand(*values.shape[:-1], segments.size,
                                                values.size(-1))
-        return expanded.flatten(-3, -2)
+        # (reshape, not flatten: the legacy vmap of is_grads_batched batches only reshape)
+        return expanded.reshape(*values.shape[:-2], segments.num_nodes, values.size(-1))
     if segments.kind == Kind.CSR:
         segments._checked_ptr("segment_broadcast")
         if (not (values.requires_grad and torch.is_grad_enabled()) and compiled.copies(values)

@@ -33,6 +33,8 @@ from ..segments import Kind, Segments
 from .reductions import MAX, MIN, SUM, Reduction
 
 
+# every buffer a kernel fills is on the CPU, whatever torch.set_default_device says
+_CPU = torch.device("cpu")
 _CSR, _SCATTER = Kind.CSR, Kind.SCATTER  # an Enum member lookup costs a descriptor call
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 OP_CODES = {"sum": 0, "max": 1, "min": 2, "mean": 3}
@@ -79,7 +81,7 @@ def empty(shape: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
     """
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < HUGE_PAGE_BYTES or not _HUGE_PAGES:
-        return torch.empty(shape, dtype=dtype)
+        return torch.empty(shape, dtype=dtype, device=_CPU)
     buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         buffer.madvise(mmap.MADV_HUGEPAGE)
@@ -127,7 +129,7 @@ def _reduce(x: Tensor, ptr: Tensor, how: str, acc_dtype: torch.dtype) -> Tensor:
     # dtype of x) and the dtype of x for max/min: the buffer is always of that type
     kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
         if how in ("sum", "mean") else x.dtype
-    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype)  # ours: right by making
+    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype, device=_CPU)  # ours: right by making
     status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
                                      L, N, F, sL, sN, sF, ptr.data_ptr(), B,
                                      out.data_ptr(), _threads(L * N * F))
@@ -154,7 +156,8 @@ def _scatter(x: Tensor, index: Tensor, num_segments: int, how: str,
     check_buffer(op, "index", index, torch.int64, N)
     kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
         if how in ("sum", "mean") else x.dtype
-    out = torch.empty((*x.shape[:-2], num_segments, F), dtype=kernel_dtype)
+    out = torch.empty((*x.shape[:-2], num_segments, F), dtype=kernel_dtype,
+                      device=_CPU)
     status = library().gp_scatter_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
                                          L, N, F, *x3.stride(), index.data_ptr(),
                                          num_segments, out.data_ptr(), _threads(L * N * F))
@@ -174,7 +177,7 @@ def _order_reduce(x: Tensor, ptr: Tensor, perm: Tensor, how: str,
     check_buffer(op, "perm", perm, torch.int64, N)
     kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
         if how in ("sum", "mean") else x.dtype
-    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype)
+    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype, device=_CPU)
     status = library().gp_order_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
                                        L, N, F, *x3.stride(), ptr.data_ptr(), perm.data_ptr(),
                                        B, out.data_ptr(), _threads(L * N * F))
@@ -262,8 +265,8 @@ def moments(x: Tensor, ptr: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     x3, B = _moments_input("graphpool csr_moments", x, ptr)
     L, N, F = x3.shape
     shape = (*x.shape[:-2], B, F)
-    centre, s1, s2 = (torch.empty(shape, dtype=x.dtype) for _ in range(3))
-    same = torch.empty(shape, dtype=torch.bool)
+    centre, s1, s2 = (torch.empty(shape, dtype=x.dtype, device=_CPU) for _ in range(3))
+    same = torch.empty(shape, dtype=torch.bool, device=_CPU)
     status = library().gp_csr_moments(
         DTYPE_CODES[x.dtype], x3.data_ptr(), L, N, F, *x3.stride(), ptr.data_ptr(), B,
         centre.data_ptr(), s1.data_ptr(), s2.data_ptr(), same.data_ptr(),
@@ -296,7 +299,8 @@ def power_mean(x: Tensor, ptr: Tensor, p: int) -> Tuple[Tensor, Tensor]:
     op = "graphpool csr_power_mean"
     x3, B = _moments_input(op, x, ptr)
     L, N, F = x3.shape
-    inner, scale = (torch.empty((*x.shape[:-2], B, F), dtype=x.dtype) for _ in range(2))
+    inner, scale = (torch.empty((*x.shape[:-2], B, F), dtype=x.dtype, device=_CPU)
+                    for _ in range(2))
     status = library().gp_csr_power_mean(
         DTYPE_CODES[x.dtype], _power(op, p), x3.data_ptr(), L, N, F, *x3.stride(),
         ptr.data_ptr(), B, inner.data_ptr(), scale.data_ptr(), _threads(x3.numel()))
@@ -392,7 +396,8 @@ def _broadcast_to(values: Tensor, ptr: Tensor, num_nodes: int, huge: bool) -> Te
         raise GraphpoolError(op, "values", f"{B} rows on dim -2 (one per set)",
                              f"shape {tuple(values.shape)}", "pass one row per set")
     shape = (*lead, num_nodes, feats)
-    out = empty(shape, values.dtype) if huge else torch.empty(shape, dtype=values.dtype)
+    out = empty(shape, values.dtype) if huge else torch.empty(shape, dtype=values.dtype,
+                                                                     device=_CPU)
     if out.numel() == 0:
         return out
     check_buffer(op, "out", out, values.dtype, math.prod(lead) * num_nodes * feats)
@@ -518,6 +523,7 @@ def copies(values: Tensor) -> bool:
     return (not torch.compiler.is_compiling() and type(values) in _PLAIN and values.is_cpu
             and values.dim() >= 2 and values.element_size() in (2, 4, 8)
             and not values.is_conj() and not values.is_neg()
+            and not torch._C._functorch.is_legacy_batchedtensor(values)
             and torch._C._get_tracing_state() is None
             and not torch._C._are_functorch_transforms_active()
             and not dispatch_mode() and available()

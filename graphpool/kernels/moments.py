@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..segments import Kind, Segments
 from . import compiled, export
-from .autograd import forward_ad, plain_torch
+from .autograd import forward_ad, one_pass_backward, plain_torch
 from .backends import get_backend
 from .broadcast import segment_broadcast
 from .dispatch import segment_reduce
@@ -74,7 +74,7 @@ class _Variance(torch.autograd.Function):
         x, centre, mean1, k, n1 = ctx.saved_tensors
         seg: Segments = ctx.seg
         g2 = (grad * k).masked_fill(k == 0, 0)  # blocked: 0, even for a nan gradient
-        if torch.is_grad_enabled():  # create_graph: differentiable ops, for double backward
+        if not one_pass_backward(grad):  # create_graph: differentiable ops (double backward)
             d = x - segment_broadcast(centre, seg)
             mean1 = segment_reduce(d, seg, "sum", _where="segment_var") / n1
             grad_x = 2 * segment_broadcast(g2, seg) * (d - segment_broadcast(mean1, seg))

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..segments import Segments
 from . import compiled
+from .autograd import one_pass_backward
 from .broadcast import segment_broadcast
 from .moments import fused as _fused_csr
 from .reductions import divide_by_count
@@ -65,7 +66,7 @@ class _PowerMeanCore(torch.autograd.Function):
         x, scale = ctx.saved_tensors
         seg: Segments = ctx.seg
         g = divide_by_count(grad, seg._counts).to(x.dtype)  # the mean's adjoint, per set
-        if torch.is_grad_enabled():  # create_graph: differentiable ops, for double backward
+        if not one_pass_backward(g):  # create_graph: differentiable ops (double backward)
             spread = segment_broadcast(scale, seg)
             return segment_broadcast(g, seg) * slope(x / spread, ctx.p)[0] / spread, None, None
         return compiled.power_mean_backward(x, seg._ptr, scale, g, ctx.p), None, None

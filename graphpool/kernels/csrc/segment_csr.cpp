@@ -808,7 +808,8 @@ void moments_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, i
 // The power mean's core for p = P in {1, 2, 3}, x of float32/float64. Per set and feature:
 // scale = the largest |x| of the column (1 where that is 0, inf or nan, or the set is
 // empty) and inner = the mean of f(x / scale), f(v) = v, v |v| or v v v: the sign of v
-// times |v|^P as ATen's pow computes P = 2 and 3 (a product, a product of three). These
+// times |v|^P as ATen's pow computes P = 2 and 3 (a product, a product of three), the sign
+// copied as the composite's copysign does (so a nan keeps its sign bit too). These
 // are the composite's bits (graphpool.composite.segment_power_mean): its scale from the
 // max/min kernels, torch's division, the power, and the mean kernel's sums (rows in order,
 // in chunks of CHUNK folded in order) divided by the count. Each set is read twice, the
@@ -816,8 +817,8 @@ void moments_backward(const T* x, int64_t L, int64_t N, int64_t F, int64_t sL, i
 template <int P, typename T>
 inline T signed_power(T v) {
   if (P == 1) return v;
-  if (P == 2) return v * std::fabs(v);
-  return v * v * v;
+  const T a = std::fabs(v);
+  return std::copysign(P == 2 ? a * a : a * a * a, v);
 }
 
 template <int P, typename T>
