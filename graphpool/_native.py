@@ -144,6 +144,11 @@ def dispatch_mode() -> bool:
             or _len_torch_dispatch_stack_pre_dispatch() > 0)
 
 
+#: Whether a tensor is batched by PyTorch's legacy vmap (``is_grads_batched``,
+#: ``jacobian(..., vectorize=True)``): a plain-looking tensor with no storage to read.
+legacy_batched = torch._C._functorch.is_legacy_batchedtensor
+
+
 def cpu_index(index: Tensor) -> bool:
     """Whether the index helpers below take ``index`` (a contiguous int64 CPU tensor)."""
     return (type(index) is Tensor and index.is_cpu and index.dtype == torch.int64
@@ -222,14 +227,14 @@ def check_buffer(op: str, name: str, t: Any, dtype: Optional[torch.dtype],
             and (not dims or t.dim() >= dims) and (numel is None or t.numel() == numel)
             and (not contiguous or t.is_contiguous()) and not t.is_neg() and not t.is_conj()
             and not torch._C._functorch.is_functorch_wrapped_tensor(t)
-            and not torch._C._functorch.is_legacy_batchedtensor(t)):
+            and not legacy_batched(t)):
         return  # the common case, in one expression
     problem = None
     if not isinstance(t, Tensor):
         problem = "a tensor"
     elif (t.device.type != "cpu" or type(t) not in (Tensor, torch.nn.Parameter)
           or torch._C._functorch.is_functorch_wrapped_tensor(t)
-          or torch._C._functorch.is_legacy_batchedtensor(t)):
+          or legacy_batched(t)):
         problem = "a plain CPU tensor (no subclass, no torch.func wrapper)"
     elif dtype is not None and t.dtype != dtype:
         problem = f"dtype {dtype}"

@@ -163,7 +163,8 @@ def _agree(where: str, values: Dict[str, Any], group: Any, world: int, device: t
         raise GraphpoolError(where, first[0], first[1], got, first[3]) from failed
     if bool((rows == rows[0]).all()):
         return
-    if bool((~torch.isin(rows[:, 0], torch.tensor([_SENTINEL, _FAILED_LOCAL], device=rows.device))).any()):
+    markers = torch.tensor([_SENTINEL, _FAILED_LOCAL], device=rows.device)
+    if bool((~torch.isin(rows[:, 0], markers)).any()):
         raise GraphpoolError(where, "group", "every rank of the group in the same call of a "
                              "graphpool.distributed readout", "a rank in another collective",
                              "call the distributed readout on every rank, in the same order")

@@ -9,7 +9,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
-from .._native import dispatch_mode
+from .._native import dispatch_mode, legacy_batched
 from ..segments import Segments
 from . import compiled
 from .broadcast import segment_broadcast
@@ -22,7 +22,6 @@ Path = Callable[[Tensor, Segments, Any, torch.dtype], Tensor]
 
 
 _PLAIN = (Tensor, torch.nn.Parameter)
-_legacy_batched = torch._C._functorch.is_legacy_batchedtensor
 
 
 def jit_tracing() -> bool:
@@ -47,7 +46,7 @@ def one_pass_backward(grad: Tensor) -> bool:
     (``torch.autograd.functional.jacobian(..., vectorize=True)``), whose vmap batches
     torch ops only (its tensors have no storage to read)."""
     return not torch.is_grad_enabled() and (torch.compiler.is_compiling()  # (no vmap there)
-                                            or not _legacy_batched(grad))
+                                            or not legacy_batched(grad))
 
 
 def forward_ad(x: Tensor) -> bool:

@@ -27,7 +27,8 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
-from .._native import _PLAIN, available, check_buffer, check_ptr, dispatch_mode, library
+from .._native import (_PLAIN, available, check_buffer, check_ptr, dispatch_mode,
+                       legacy_batched, library)
 from ..errors import GraphpoolError, env_choice
 from ..segments import Kind, Segments
 from .reductions import MAX, MIN, SUM, Reduction
@@ -129,7 +130,7 @@ def _reduce(x: Tensor, ptr: Tensor, how: str, acc_dtype: torch.dtype) -> Tensor:
     # dtype of x) and the dtype of x for max/min: the buffer is always of that type
     kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
         if how in ("sum", "mean") else x.dtype
-    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype, device=_CPU)  # ours: right by making
+    out = torch.empty((*x.shape[:-2], B, F), dtype=kernel_dtype, device=_CPU)
     status = library().gp_csr_reduce(DTYPE_CODES[x.dtype], OP_CODES[how], x3.data_ptr(),
                                      L, N, F, sL, sN, sF, ptr.data_ptr(), B,
                                      out.data_ptr(), _threads(L * N * F))
@@ -523,7 +524,7 @@ def copies(values: Tensor) -> bool:
     return (not torch.compiler.is_compiling() and type(values) in _PLAIN and values.is_cpu
             and values.dim() >= 2 and values.element_size() in (2, 4, 8)
             and not values.is_conj() and not values.is_neg()
-            and not torch._C._functorch.is_legacy_batchedtensor(values)
+            and not legacy_batched(values)
             and torch._C._get_tracing_state() is None
             and not torch._C._are_functorch_transforms_active()
             and not dispatch_mode() and available()
