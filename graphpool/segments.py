@@ -208,13 +208,20 @@ def probe_output(where: str, name: str, x: Tensor, num_segments: int) -> None:
         alloc(where, name, (numel,), dtype=x.dtype, device=x.device)
 
 
-def _outside_transforms(fn):
-    """Build grouping tensors with torch.func transforms switched off: they depend on the
-    grouping only (never on ``x``), so they are plain tensors valid at every transform
-    level (vmap, grad, jvp, hessian nest levels)."""
+def _plain_tensors(fn):
+    """Build grouping tensors with torch.func transforms and inference mode switched off:
+    they depend on the grouping only (never on ``x``), so they are plain tensors, valid at
+    every transform level (vmap, grad, jvp, hessian nest levels) and outside the
+    ``torch.inference_mode`` block that built them (a grouping built or first read in an
+    evaluation pass serves training steps after it, whose backward saves its tensors)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if torch.compiler.is_compiling() or not torch._C._are_functorch_transforms_active():
+        if torch.compiler.is_compiling():
+            return fn(*args, **kwargs)
+        if torch.is_inference_mode_enabled():
+            with torch.inference_mode(False):
+                return wrapper(*args, **kwargs)
+        if not torch._C._are_functorch_transforms_active():
             return fn(*args, **kwargs)
         with torch._C._DisableFuncTorch():
             return fn(*args, **kwargs)
@@ -326,7 +333,7 @@ class Segments:
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    @_outside_transforms
+    @_plain_tensors
     def from_index(cls, index: Tensor, num_segments: Optional[int] = None, *,
                    sorted: Optional[bool] = None, validate: bool = True) -> "Segments":
         r"""Group rows by a set index (PyG's ``batch`` vector): row ``i`` is in set ``index[i]``.
@@ -454,7 +461,7 @@ class Segments:
                    checked=checked)
 
     @classmethod
-    @_outside_transforms
+    @_plain_tensors
     def from_ptr(cls, ptr: Tensor, num_nodes: Optional[int] = None, *,
                  validate: bool = True) -> "Segments":
         r"""Group sorted rows by a CSR pointer: set ``b`` is rows ``ptr[b]:ptr[b+1]``.
@@ -527,7 +534,7 @@ class Segments:
                    size=size, has_empty=size == 0 and num_segments > 0 if known else None)
 
     @classmethod
-    @_outside_transforms
+    @_plain_tensors
     def from_mask(cls, mask: Tensor) -> "Segments":
         r"""A padded batch: ``x`` is ``[*, B, Nmax, F]`` and ``mask[b, i]`` marks real rows.
 
@@ -577,7 +584,7 @@ class Segments:
         return value
 
     @property
-    @_outside_transforms
+    @_plain_tensors
     def _counts(self) -> Tensor:
         if self._c is not None:
             return self._c
@@ -589,7 +596,7 @@ class Segments:
         return self._keep("_c", ptr[1:] - ptr[:-1])
 
     @property
-    @_outside_transforms
+    @_plain_tensors
     def _index(self) -> Tensor:
         if self._i is not None:
             return self._i
@@ -600,7 +607,7 @@ class Segments:
             torch.arange(self.num_segments, device=self.device), self._counts, output_size=n))
 
     @property
-    @_outside_transforms
+    @_plain_tensors
     def _ptr(self) -> Tensor:
         if self._p is not None:
             return self._p
@@ -614,6 +621,7 @@ class Segments:
         return self._keep("_p", torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
 
     @property
+    @_plain_tensors
     def _order(self) -> Optional[Tuple[Tensor, Tensor]]:
         """``(ptr, perm)`` of an unsorted CPU index: its sorted order (a stable counting
         sort, ``O(N + B)``, on first use), which the compiled kernels reduce by; ``None``

@@ -97,6 +97,38 @@ def test_ptr_and_inference_tensors():
     assert len(CACHE) == 1
 
 
+@pytest.mark.parametrize("backend", ["auto", "native", "compiled"])
+@pytest.mark.parametrize("reduce", ["sum", "max", "prod", "var", "logsumexp", "softmax",
+                                    "powermean", "gem"])
+def test_a_grouping_first_used_in_inference_mode_serves_training(backend, reduce):
+    """An evaluation pass under inference_mode first, then training on the same batch: the
+    grouping (cached, or a Segments whose tensors were first read in that pass) holds no
+    inference tensors, which a backward could not save."""
+    batch = torch.tensor([2, 0, 1, 0, 2, 1])
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+
+    def gradients():
+        y = gp.readout(x, batch, reduce)
+        g, = torch.autograd.grad((y * y).sum(), x, create_graph=True)
+        return g, torch.autograd.grad((g * g).sum(), x)[0]
+
+    with gp.use_backend(backend):
+        expected = gradients()
+        CACHE.clear()
+        with torch.inference_mode():
+            gp.readout(x, batch, reduce)
+            seg = gp.Segments.from_index(batch)
+        got = gradients()
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        y = gp.segment_reduce(x, seg, "max")  # a Segments built in that pass
+        torch.autograd.grad(y.sum(), x, create_graph=True)
+        with torch.inference_mode():
+            unread = gp.Segments.from_index(batch)
+            unread_order = unread._order  # the lazily built tensors, read in the pass
+        assert not any(t.is_inference() for t in (*unread_order, unread._counts))
+
+
 def test_the_oldest_entry_leaves_first():
     cache = SegmentsCache(maxsize=2)
     tensors = [torch.tensor([0, i]) for i in range(3)]
