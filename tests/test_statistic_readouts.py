@@ -1435,6 +1435,19 @@ def test_a_list_with_learnable_readouts_takes_in_channels_from_the_resolver():
     assert own(x, batch).shape == (3, 24)
 
 
+def test_to_dense_of_a_mask_grouping_hands_out_a_copy_of_the_mask():
+    """A write into the returned mask (say, to drop a node) leaves the grouping as it was."""
+    from graphpool.composite import to_dense
+    seg = Segments.from_mask(torch.tensor([[True, True, False], [True, False, False]]))
+    x = torch.tensor([[[1.], [3.], [0.]], [[5.], [0.], [0.]]])
+    before = gp.readout(x, seg, "mean")
+    for extra in (None, 4):
+        _, mask = to_dense(x, seg, max_num_nodes=extra)
+        mask[0, 1] = False
+        torch.testing.assert_close(gp.readout(x, seg, "mean"), before, rtol=0, atol=0)
+        assert seg.counts.tolist() == [2, 1]
+
+
 def test_to_dense_fills_the_padding_of_a_mask_grouping_and_keeps_zero_rows_tied_to_x():
     from graphpool.composite import to_dense
     seg = gp.Segments.from_mask(torch.tensor([[True, False]]))

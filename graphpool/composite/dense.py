@@ -47,7 +47,8 @@ def to_dense(x: Tensor, segments: Segments, fill_value: Number = 0.0,
     segment_reduce(x[..., :0], segments, "sum", _where=where)  # the usual checks, no work
     fill_value = check_fill_value(where, fill_value, x.dtype)
     if segments.kind == Kind.MASK:  # already padded: only its padding rows change
-        dense, mask = torch.where(segments._m.unsqueeze(-1), x, fill_value), segments._m
+        # the mask a copy: a write into what the caller got must not change the grouping
+        dense, mask = torch.where(segments._m.unsqueeze(-1), x, fill_value), segments._m.clone()
         if max_num_nodes is None:
             return dense, mask
         size = check_count(where, "max_num_nodes", max_num_nodes)
