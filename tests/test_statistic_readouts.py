@@ -592,6 +592,71 @@ def test_quantile_layout_is_pygs():
 MULTI = ["mean", "max", "std", "softmax", "median"]
 
 
+@pytest.mark.parametrize("mode", ["sum", "mean", "max", "min", "std", "var", "logsumexp"])
+def test_multi_readout_gives_empty_sets_its_fill_value_in_every_stacking_mode(mode):
+    x, batch = torch.tensor([[1.], [3.]]), torch.tensor([0, 0])
+    for fill in (0.0, 5.0, float("nan")):
+        multi = MultiReadout(["mean", "max"], mode=mode, fill_value=fill)
+        out = multi(x, batch, num_graphs=2)
+        full = getattr(torch, {"max": "amax", "min": "amin"}.get(mode, mode))(
+            torch.tensor([[2.], [3.]]), 0)
+        torch.testing.assert_close(out[0], full)
+        torch.testing.assert_close(out[1], torch.tensor([fill]), equal_nan=True)
+        torch.testing.assert_close(gp.readout(x, batch, multi, num_graphs=2), out,
+                                   equal_nan=True)
+
+
+@pytest.mark.parametrize("mode", ["mean", "std", "var", "logsumexp"])
+def test_multi_readout_refuses_integer_results_for_a_floating_mode(mode):
+    x, batch = torch.tensor([[1], [3]]), torch.tensor([0, 0])
+    with pytest.raises(GraphpoolError, match=rf"^MultiReadout: invalid 'x'.*floating point "
+                       rf".*mode='{mode}'.*torch.int64.*x.float\(\)"):
+        MultiReadout(["sum", "max"], mode=mode)(x, batch)
+    for ok in ("cat", "sum", "max", "min"):  # what integers can do
+        assert MultiReadout(["sum", "max"], mode=ok)(x, batch).dtype == torch.int64
+
+
+@pytest.mark.parametrize("build, theirs", [
+    (lambda: MultiReadout(["mean", "max"], mode="proj",
+                          mode_kwargs=dict(in_channels=4, out_channels=3)),
+     lambda: pyg.MultiAggregation(["mean", "max"], mode="proj",
+                                  mode_kwargs=dict(in_channels=4, out_channels=3))),
+    (lambda: MultiReadout(["mean", "max"], mode="attn",
+                          mode_kwargs=dict(in_channels=4, out_channels=4, num_heads=2)),
+     lambda: pyg.MultiAggregation(["mean", "max"], mode="attn",
+                                  mode_kwargs=dict(in_channels=4, out_channels=4,
+                                                   num_heads=2))),
+    (lambda: gp.SoftmaxReadout(t=0.5, learn=True, channels=4),
+     lambda: pyg.SoftmaxAggregation(t=0.5, learn=True, channels=4)),
+    (lambda: gp.GeMReadout(), lambda: pyg.PowerMeanAggregation(p=3.0, learn=True)),
+    (lambda: MultiReadout([gp.PowerMeanReadout(p=2.0, learn=True), "mean"]),
+     lambda: pyg.MultiAggregation([pyg.PowerMeanAggregation(p=2.0, learn=True), "mean"])),
+], ids=["proj", "attn", "softmax", "gem", "inner"])
+def test_reset_parameters_resets_every_learnable_value_as_pyg_does(build, theirs):
+    """What a model's re-initialisation (between folds) calls on its aggregation."""
+    kept = []
+    for module in (build(), theirs()):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(1.0)  # training moved them
+        moved = {n: p.detach().clone() for n, p in module.named_parameters()}
+        module.reset_parameters()
+        kept.append([n for n, p in module.named_parameters() if torch.equal(moved[n], p)])
+        assert len(kept[-1]) < len(moved)
+    # the same left alone (nn.MultiheadAttention's reset keeps out_proj.weight), none else
+    assert kept[0] == kept[1] == (["multihead_attn.out_proj.weight"]
+                                  if "attn" in repr(build()) else [])
+    ours, pygs = build(), theirs()
+    for module in (ours, pygs):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(1.0)
+        module.reset_parameters()
+    for name in ("t", "p"):  # a learnable scalar comes back to its initial value exactly
+        if hasattr(ours, name):
+            assert torch.equal(getattr(ours, name), getattr(pygs, name))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 @pytest.mark.parametrize("mode", ["cat", "proj", "attn", "sum", "mean", "max", "min", "std",
                                   "var", "logsumexp"])
@@ -612,8 +677,9 @@ def test_multi_aggregation_modes_match_pyg(mode, dtype):
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     want, got = theirs(xa, index, dim_size=B), ours(xb, index, dim_size=B)
     assert got.shape == want.shape == (B, ours.out_features(F))
-    if mode in ("proj", "attn"):  # empty sets: fill_value, where PyG's layers give a value
-        empty = (counts == 0).unsqueeze(-1)  # of their own (see the test below)
+    if mode != "cat":  # empty sets: fill_value, where PyG's layers give a value of their
+        empty = (counts == 0).unsqueeze(-1)  # own, and its combination of the readouts'
+        # fills another (logsumexp of zeros is log 5); see the tests below
         assert empty.any() and (got.masked_select(empty) == 0).all()
         want = want.masked_fill(empty, 0)
     n, a = int(counts.max()), float(x.abs().max())

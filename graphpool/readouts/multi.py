@@ -169,13 +169,16 @@ class MultiReadout(Readout):
                 outs.append(passes.finish(passes.reduce(r.reduce), r.fill_value))
             else:
                 outs.append(nn.Module.__call__(r, x, segments))
-        learned = self.mode in ("proj", "attn") and segments.has_empty is not False
-        return self.combine(outs, segments._counts == 0 if learned else None)
+        combined = self.mode != "cat" and (len(outs) > 1 or self.mode in ("proj", "attn"))
+        empty = segments._counts == 0 if combined and segments.has_empty is not False else None
+        return self.combine(outs, empty)
 
     def combine(self, outs: List[Tensor], empty: Optional[Tensor] = None) -> Tensor:
-        """The results of the readouts, combined as :attr:`mode` says; for ``"proj"`` and
-        ``"attn"``, the sets marked in ``empty`` (``[*, B]``) get :attr:`fill_value` (the
-        layers would give them a learned value; no gradient reaches the layers from them)."""
+        """The results of the readouts, combined as :attr:`mode` says. Unless they are
+        concatenated, the sets marked in ``empty`` (``[*, B]``) get :attr:`fill_value`: a
+        combination of the readouts' fills is not one (``logsumexp`` of zeros is
+        ``log R``, ``sum`` adds the fills up), and the layers of ``"proj"`` and ``"attn"``
+        would give them a learned value (no gradient reaches the layers from them)."""
         if len(outs) == 1 and self.mode not in ("proj", "attn"):
             return outs[0]
         if self.mode == "cat":
@@ -200,8 +203,26 @@ class MultiReadout(Readout):
                                  "use mode='cat' for readouts of different widths")
         stacked = torch.stack(outs)
         if self.mode in ("max", "min"):
-            return getattr(torch, "a" + self.mode)(stacked, 0)
-        return getattr(torch, self.mode)(stacked, 0)
+            out = getattr(torch, "a" + self.mode)(stacked, 0)
+        elif self.mode == "sum" or stacked.is_floating_point():
+            out = getattr(torch, self.mode)(stacked, 0)
+        else:
+            raise GraphpoolError(type(self).__name__, "x", f"a floating point tensor for "
+                                 f"mode={self.mode!r}", f"one whose readouts give "
+                                 f"{stacked.dtype}", "convert it with x.float(), or use mode "
+                                 "'cat', 'sum', 'max' or 'min'")
+        return out if empty is None else out.masked_fill(empty.unsqueeze(-1), self.fill_value)
+
+    def reset_parameters(self) -> None:
+        """Every readout's parameters and the layers of ``"proj"`` / ``"attn"``."""
+        for r in self.readouts:
+            r.reset_parameters()
+        if self.mode == "proj":
+            self.lin.reset_parameters()
+        elif self.mode == "attn":
+            for lin in self.lin_heads:
+                lin.reset_parameters()
+            self.multihead_attn._reset_parameters()
 
     def _attend(self, outs: List[Tensor]) -> Tensor:
         """``"attn"``: the readouts of each set attend to each other (a sequence of ``R``),

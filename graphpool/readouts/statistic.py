@@ -106,6 +106,12 @@ def _scalar_or_parameter(where: str, name: str, value: Any, learn: bool, channel
     return nn.Parameter(torch.full((channels,), float(value)))
 
 
+def _reset(value: Union[float, nn.Parameter], initial: float) -> None:
+    if isinstance(value, nn.Parameter):
+        with torch.no_grad():
+            value.fill_(initial)
+
+
 def _check_channels(module: nn.Module, x: Tensor) -> None:
     """``channels`` learnable values are one per feature of ``x`` (or one for all): any other
     count would broadcast to a different width, or silently widen a 1-feature input."""
@@ -138,6 +144,11 @@ class SoftmaxReadout(_Statistic):
         super().__init__(**kwargs)
         self.learn, self.channels = learn, channels
         self.t = _scalar_or_parameter(type(self).__name__, "t", t, learn, channels, False)
+        self._initial = float(t)
+
+    def reset_parameters(self) -> None:
+        """A learnable ``t`` back to its initial value (as PyG's aggregation does)."""
+        _reset(self.t, self._initial)
 
     def forward(self, x, segments, passes=None):
         _check_channels(self, x)
@@ -171,6 +182,11 @@ class PowerMeanReadout(_Statistic):
         super().__init__(**kwargs)
         self.learn, self.channels = learn, channels
         self.p = _scalar_or_parameter(type(self).__name__, "p", p, learn, channels, True)
+        self._initial = float(p)
+
+    def reset_parameters(self) -> None:
+        """A learnable ``p`` back to its initial value (as PyG's aggregation does)."""
+        _reset(self.p, self._initial)
 
     def forward(self, x, segments, passes=None):
         _check_channels(self, x)
