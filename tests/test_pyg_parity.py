@@ -23,6 +23,7 @@ from torch_geometric import EdgeIndex
 from torch_geometric.nn import (GATConv, GINConv, GraphConv, MaxAggregation, MeanAggregation,
                                 MinAggregation, SAGEConv, SumAggregation, global_add_pool,
                                 global_max_pool, global_mean_pool)
+from torch_geometric.nn.aggr import MultiAggregation, QuantileAggregation, StdAggregation
 from torch_geometric.utils import coalesce, remove_self_loops
 
 import graphpool as gp
@@ -117,6 +118,30 @@ def test_dim_semantics_match_pyg(op, shape, dim):
     same_values_and_grads(ours, theirs, x, ptr=PTR, dim=dim)
     same_values_and_grads(ours, theirs, x, INDEX, PTR, dim=dim)
     same_values_and_grads(ours, theirs, x, INDEX, dim=dim, dim_size=5)
+
+
+WIDENING = {  # readouts whose width is a multiple of the input's, against PyG's
+    "quantile": (lambda: gp.QuantileReadout([0.25, 0.5, 0.75]),
+                 lambda: QuantileAggregation([0.25, 0.5, 0.75])),
+    "cat": (lambda: gp.MultiReadout(["mean", "max"]),
+            lambda: MultiAggregation(["mean", "max"])),
+    "cat-quantile": (lambda: gp.MultiReadout(["sum", gp.QuantileReadout([0.1, 0.9])]),
+                     lambda: MultiAggregation(["sum", QuantileAggregation([0.1, 0.9])])),
+    "std": (lambda: gp.StdReadout(), lambda: StdAggregation()),
+}
+
+
+@pytest.mark.parametrize("name", WIDENING)
+@pytest.mark.parametrize("shape,dim", [((6, 2, 3), 0), ((3, 6, 2, 4), 1), ((6, 2, 3, 2), 0),
+                                       ((6, 3), 0), ((6,), 0)])
+def test_readouts_that_widen_restore_several_feature_dims_as_pyg(name, shape, dim):
+    """[E, heads, C] on dim 0 (GATConv) and more: the feature dims come back in PyG's shape."""
+    ours, theirs = (build() for build in WIDENING[name])
+    if name.startswith("cat") and (len(shape) == 1 or name == "cat-quantile"
+                                   and len(shape) > 2 + (dim > 0)):
+        pytest.skip("PyG's MultiAggregation cannot concatenate its results' shapes there")
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(4))
+    same_values_and_grads(ours, theirs, x, INDEX, dim=dim, dim_size=4)
 
 
 @pytest.mark.parametrize("op", OPS)

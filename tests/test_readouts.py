@@ -217,16 +217,23 @@ def test_multi_dim_features_and_1d_x_in_modules():
     assert gp.SumReadout()(values, dim=0).tolist() == [7.0]
 
 
-def test_widening_readout_keeps_its_flat_output_for_multi_dim_features():
+def test_a_widening_readout_gets_several_feature_dims_back_with_its_results_side_by_side():
     class MeanMax(gp.Readout):
         def forward(self, x, segments):
             return torch.cat([gp.readout(x, segments, "mean"), gp.readout(x, segments, "max")],
                              -1)
 
     x = torch.randn(4, 2, 3)
-    out = MeanMax()(x, IDX, dim=0)
-    assert out.shape == (2, 12)   # features of [2, 3] flattened, widened to 2 * 6
-    torch.testing.assert_close(out[:, :6], gp.MeanReadout()(x, IDX, dim=0).flatten(1))
+    out = MeanMax()(x, IDX, dim=0)  # [2, 3] flattened to 6, widened to 2 * 6, restored
+    assert out.shape == (2, 2, 6)   # as the same forward on [N, 2, 3] would concatenate
+    torch.testing.assert_close(out, torch.cat([gp.MeanReadout()(x, IDX, dim=0),
+                                               gp.MaxReadout()(x, IDX, dim=0)], -1))
+
+    class Odd(gp.Readout):  # a width that is no multiple of the features: left flat
+        def forward(self, x, segments):
+            return gp.readout(x, segments, "sum")[..., :5]
+
+    assert Odd()(x, IDX, dim=0).shape == (2, 5)
 
 
 def test_no_index_with_dim_size_pads_like_pyg():

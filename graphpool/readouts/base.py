@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from numbers import Number
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -80,9 +80,25 @@ class Readout(Aggregation):
         _check_nodes(where, x, node_axis, seg, None if dim in (-2, x.dim() - 2) else dim,
                      "index")
         out = torch.nn.Module.__call__(self, flat, seg)
-        if len(trail) != 1 and isinstance(out, Tensor) and out.size(-1) == math.prod(trail):
-            out = out.reshape(*out.shape[:-1], *trail)
+        if len(trail) != 1 and isinstance(out, Tensor):
+            out = self.restore_features(out, tuple(trail))
         return out
+
+    def restore_features(self, out: Tensor, trail: Tuple[int, ...]) -> Tensor:
+        """``out`` (``[*, B, W]``, read out over ``x``'s trailing dims ``trail`` flattened)
+        with ``trail`` restored: the width kept gives ``[*, B, *trail]``; ``k`` results per
+        set (``W = k * prod(trail)``, concatenated) sit side by side on the last axis,
+        ``[*, B, *trail[:-1], k * trail[-1]]``, as PyG's ``MultiAggregation`` concatenates
+        them. Any other width is left as it is."""
+        size = math.prod(trail)
+        k = out.size(-1) // size if size else self.out_features(1)
+        if out.size(-1) != k * size or not trail:
+            return out.reshape(*out.shape[:-1], *trail) if out.size(-1) == 1 == k else out
+        lead = out.shape[:-1]
+        if k == 1:
+            return out.reshape(*lead, *trail)
+        blocks = out.reshape(*lead, k, *trail).movedim(len(lead), -2)
+        return blocks.reshape(*lead, *trail[:-1], k * trail[-1])
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         return segment_reduce(x, segments, self.reduce, fill_value=self.fill_value,

@@ -4,7 +4,7 @@ prod, variance-preserving sum and count — each a module over one function of
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -252,6 +252,13 @@ class QuantileReadout(Readout):
 
     def out_features(self, in_features: int) -> int:
         return len(self._qs) * in_features
+
+    def restore_features(self, out: Tensor, trail: Tuple[int, ...]) -> Tensor:
+        """Several ``q`` over trailing dims ``trail``: the quantiles stack on the first of
+        them, ``[*, B, len(q) * trail[0], *trail[1:]]``, as PyG's aggregation gives."""
+        if len(self._qs) == 1 or not trail:
+            return super().restore_features(out, trail)
+        return out.reshape(*out.shape[:-1], len(self._qs) * trail[0], *trail[1:])
 
     def _extra(self) -> str:
         return "" if self.max_num_nodes is None else f", max_num_nodes={self.max_num_nodes}"
