@@ -150,11 +150,13 @@ def test_tie_policy_splits_gradient_evenly_on_every_path(op, backend):
     assert grads["mask"][~mask].eq(0).all()
 
 
-@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("op", [*OPS, "prod", "vpa"])
 def test_double_backward(op):
-    x = make_x([3, 2], torch.float64, seed=2).requires_grad_()
-    seg = Segments.from_index(torch.tensor([0, 0, 0, 1, 1]))
-    assert torch.autograd.gradgradcheck(lambda t: segment_reduce(t, seg, op) ** 2, (x,))
+    x = make_x([3, 2], torch.float64, seed=2)
+    for name, x_in, seg in groupings(x, [3, 2]):  # prod: torch's autograd of its forms
+        leaf = x_in.detach().requires_grad_()
+        assert torch.autograd.gradgradcheck(lambda t: segment_reduce(t, seg, op) ** 2,
+                                            (leaf,)), name
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -138,7 +138,9 @@ def unregister_reduction(name: str) -> None:
         del ALIASES[alias]
 
 
-PROD = Primitive("prod", lambda dtype: 1, scatter="prod", segment="prod",
+# no segment form: torch.segment_reduce's backward of a product has no derivative of its
+# own (double backward would fail on sorted groupings); scatter_reduce's has
+PROD = Primitive("prod", lambda dtype: 1, scatter="prod",
                  dense=lambda v, dim, keepdim: v.prod(dim, keepdim=keepdim))
 
 
