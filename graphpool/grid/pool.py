@@ -29,7 +29,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ..errors import GraphpoolError
+from ..errors import GraphpoolError, describe
 from ..readouts import (COMBINATIONS, MaxReadout, MinReadout, MultiReadout, Readout,
                         SumReadout, TableReadout, readout_names, resolve_readout)
 from ..kernels import segment_reduce
@@ -229,7 +229,20 @@ class _GlobalPool(nn.Module):
             out = segment_reduce(x, segments, self._direct, _where=where).squeeze(-2)
             return out if self.flatten else _keep_spatial_axes(out, self.layout)
         if self.readout is None:  # timm's pass-through
-            return fmap.flatten(1) if self.flatten else fmap
+            if mask is not None:
+                raise GraphpoolError(where, "mask", "None for the pass-through (pool_type='',"
+                                     " which pools nothing)", describe(mask),
+                                     "pick a pool type to pool the masked maps, or drop mask")
+            if not self.flatten:
+                return fmap
+            if not isinstance(fmap, Tensor) or fmap.dim() < 2:
+                raise GraphpoolError(where, "fmap", "one batched map [B, ...] to flatten in "
+                                     "the pass-through (pool_type='', flatten=True)",
+                                     f"a {type(fmap).__name__} of {len(fmap)} maps"
+                                     if isinstance(fmap, (list, tuple)) else describe(fmap),
+                                     "pass one tensor, or pick a pool type to pool a list "
+                                     "of maps of different sizes")
+            return fmap.flatten(1)
         if is_proxy(fmap) or is_proxy(mask):  # torch.fx.symbolic_trace: a leaf module
             return trace_leaf(self, where, "fmap", fmap, mask)
         check_dtype(where, "fmap", fmap, self.readout)
