@@ -152,7 +152,7 @@ def as_segments(x: Tensor, batch: Any = None, *, ptr: Optional[Tensor] = None,
         if err.where == where:
             raise
         if _is_pyg_data(batch):
-            names = {"index": _batch, "ptr": _batch, "num_segments": _batch}
+            names = {"index": _batch, "ptr": _batch, "num_segments": _batch, "data": _batch}
         else:
             names = {"index": _batch, "num_segments": count, "num_nodes": "x"}
         raise _renamed(err, where, names) from None

@@ -396,7 +396,7 @@ class Segments:
                                  "torch.onnx.export(..., dynamo=True) or torch.compile, "
                                  "which keep it symbolic")
         if num_segments is None and torch.compiler.is_exporting() and n:  # read on each run
-            num_segments = _symbolic_count(index)
+            num_segments = _symbolic_count(where, index)
         fast = _helpers_usable(index)
         unknown = _without_values(index)
         if unknown and num_segments is None:  # make_fx(tracing_mode="fake"), FakeTensorMode
@@ -565,7 +565,20 @@ class Segments:
             >>> Segments.from_pyg(b).counts.tolist()
             [2, 3]
         """
+        where = "Segments.from_pyg"
+        try:
+            from torch_geometric.data import Data
+        except ImportError:  # pragma: no cover - torch_geometric is a runtime dependency
+            Data = ()
+        if not isinstance(data, Data):
+            raise GraphpoolError(where, "data", "a PyG Batch or Data", describe(data),
+                                 "pass the batch of a DataLoader, or build the grouping from "
+                                 "a batch vector with Segments.from_index(batch)")
         num_nodes = data.num_nodes
+        if num_nodes is None:
+            raise GraphpoolError(where, "data", "a PyG Batch or Data whose nodes are known "
+                                 "(x, num_nodes, ptr or batch)", f"{type(data).__name__} "
+                                 "without nodes", "give it x or num_nodes")
         ptr = getattr(data, "ptr", None)
         if ptr is not None:
             return cls.from_ptr(ptr, num_nodes=num_nodes, validate=validate)
@@ -721,9 +734,15 @@ def _asserted_ptr(where: str, ptr: Tensor, num_nodes: Any) -> Tensor:
     return ptr.index_select(0, torch.where(ok, slots, ptr.numel()))
 
 
-def _symbolic_count(index: Tensor) -> int:
-    """``index.max() + 1`` as a size that torch.export reads when the program runs."""
-    count = (index.max() + 1).item()
+def _symbolic_count(where: str, index: Tensor) -> int:
+    """``index.max() + 1`` as a size that torch.export reads when the program runs. The
+    program is traced for at least one set, so an empty index fails its assertion with
+    graphpool's message (onnxruntime, where it does not reach, reads 0 sets)."""
+    torch._assert_async(torch.scalar_tensor(index.numel()) > 0,
+                        f"{where}: invalid 'index': expected at least one row in an exported "
+                        f"program, which reads the number of sets as index.max() + 1, got an "
+                        f"empty index. Fix: pass a ptr for batches that may be empty")
+    count = (torch.cat([index.new_full((1,), -1), index]).max() + 1).item()
     torch._check(count >= 1)
     return count
 

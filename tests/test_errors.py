@@ -11,6 +11,15 @@ from graphpool.composite import segment_power_mean, segment_std, segment_var
 x = torch.randn(4, 3)
 idx = torch.tensor([0, 0, 1, 1])
 
+
+def _empty_data():
+    import warnings
+
+    from torch_geometric.data import Data
+    with warnings.catch_warnings():  # PyG warns that it cannot infer num_nodes
+        warnings.simplefilter("ignore")
+        return Data()
+
 CASES = [
     ("index length != rows of x",
      lambda: gp.readout(x, torch.tensor([0, 0, 1])), r"'x'.*3 rows on dim -2.*one entry per node"),
@@ -34,6 +43,12 @@ CASES = [
     ("num_graphs disagrees with ptr", lambda: gp.readout(x, ptr=torch.tensor([0, 4]), num_graphs=3),
      r"'num_graphs'.*1 \(the grouping's number of sets\).*got 3"),
     ("x with no dim", lambda: gp.readout(torch.tensor(1.0), idx), r"'x'.*at least 1 dim"),
+    ("from_pyg of a batch vector", lambda: Segments.from_pyg(idx),
+     r"^Segments.from_pyg: invalid 'data'.*PyG Batch or Data.*int64 tensor.*from_index"),
+    ("from_pyg of another object", lambda: Segments.from_pyg(object()),
+     r"^Segments.from_pyg: invalid 'data'.*got object"),
+    ("a PyG Data without nodes", lambda: gp.readout(x, _empty_data()),
+     r"^readout: invalid 'batch'.*nodes are known.*Data without nodes.*num_nodes"),
     ("x not a tensor", lambda: gp.readout([[1.0]], torch.tensor([0])), r"'x'.*torch.Tensor"),
     ("bool x", lambda: gp.readout(x > 0, idx), r"'x'.*floating point or integer"),
     ("mask shape mismatch", lambda: gp.segment_reduce(

@@ -635,6 +635,30 @@ def test_the_checked_entry_points_refuse_a_buffer_of_the_wrong_dtype():
     assert out.dtype == torch.float16 and out.tolist() == [[2.0, 2.0], [2.0, 2.0]]
 
 
+OPERATOR_ERRORS = [  # the registered operators called with wrong scalar arguments
+    ("csr_reduce-how", lambda x, idx, ptr: torch.ops.graphpool.csr_reduce(
+        x, ptr, "foo", torch.float32), r"csr_reduce: invalid 'how'.*'sum'.*got 'foo'"),
+    ("scatter_reduce-how", lambda x, idx, ptr: torch.ops.graphpool.scatter_reduce(
+        x, idx, 2, "foo", torch.float32), r"scatter_reduce: invalid 'how'.*got 'foo'"),
+    ("scatter_reduce-count", lambda x, idx, ptr: torch.ops.graphpool.scatter_reduce(
+        x, idx, -1, "max", torch.float32), r"invalid 'num_segments'.*int >= 0.*got -1"),
+    ("csr_broadcast-count", lambda x, idx, ptr: torch.ops.graphpool.csr_broadcast(
+        torch.randn(2, 3), ptr, -1), r"csr_broadcast: invalid 'num_nodes'.*got -1"),
+    ("scatter_extremum_backward-out", lambda x, idx, ptr:
+     torch.ops.graphpool.scatter_extremum_backward(x, idx, torch.randn(6), torch.randn(6)),
+     r"scatter_extremum_backward: invalid 'out'.*at least 2 dims"),
+]
+
+
+@needs_kernels
+@pytest.mark.parametrize("name, call, match", OPERATOR_ERRORS,
+                         ids=[e[0] for e in OPERATOR_ERRORS])
+def test_the_operators_refuse_wrong_scalar_arguments(name, call, match):
+    x, idx, ptr = torch.randn(6, 3), torch.tensor([1, 0, 1, 0, 1, 1]), torch.tensor([0, 2, 6])
+    with pytest.raises(GraphpoolError, match=match):
+        call(x, idx, ptr)
+
+
 def _negated_view(t):
     """``t``'s values in a view with the negation bit set (``z.conj().imag`` of a complex
     ``z``): its bytes hold ``-t``, torch negates on read. Differentiable in ``t``."""

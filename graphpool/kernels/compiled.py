@@ -117,13 +117,25 @@ def _x3(op: str, x: Tensor) -> Tensor:
     return x3
 
 
+def _check_how(op: str, how: Any) -> None:
+    if how not in OP_CODES:
+        raise GraphpoolError(op, "how", f"one of {tuple(OP_CODES)}", repr(how),
+                             "pass a primitive the kernel implements")
+
+
+def _check_size(op: str, name: str, value: Any) -> int:
+    """A count the caller passes beside the buffers (sets, rows): an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GraphpoolError(op, name, "an int >= 0", repr(value),
+                             "pass the grouping's size, as the readout functions do")
+    return value
+
+
 def _reduce(x: Tensor, ptr: Tensor, how: str, acc_dtype: torch.dtype) -> Tensor:
     op = "graphpool::csr_reduce"
     x3 = _x3(op, x)
     B = check_ptr(op, ptr)
-    if how not in OP_CODES:
-        raise GraphpoolError(op, "how", f"one of {tuple(OP_CODES)}", repr(how),
-                             "pass a primitive the kernel implements")
+    _check_how(op, how)
     L, N, F = x3.shape
     sL, sN, sF = x3.stride()
     # the kernel writes its accumulator type for sums (float32 for half types, else the
@@ -155,6 +167,8 @@ def _scatter(x: Tensor, index: Tensor, num_segments: int, how: str,
     x3 = _x3(op, x)
     L, N, F = x3.shape
     check_buffer(op, "index", index, torch.int64, N)
+    _check_how(op, how)
+    num_segments = _check_size(op, "num_segments", num_segments)
     kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
         if how in ("sum", "mean") else x.dtype
     out = torch.empty((*x.shape[:-2], num_segments, F), dtype=kernel_dtype,
@@ -175,6 +189,7 @@ def _order_reduce(x: Tensor, ptr: Tensor, perm: Tensor, how: str,
     x3 = _x3(op, x)
     L, N, F = x3.shape
     B = check_ptr(op, ptr)
+    _check_how(op, how)
     check_buffer(op, "perm", perm, torch.int64, N)
     kernel_dtype = (torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype) \
         if how in ("sum", "mean") else x.dtype
@@ -221,6 +236,7 @@ def _scatter_extremum_backward(x: Tensor, index: Tensor, out: Tensor,
     op = "graphpool scatter_extremum_backward"
     x3 = _x3(op, x)
     L, N, F = x3.shape
+    check_buffer(op, "out", out, None, contiguous=False, dims=2)
     B = out.size(-2)
     check_buffer(op, "index", index, torch.int64, N)
     y, grad = _extremum_inputs(op, x, out, grad_out, L * B * F)
@@ -390,7 +406,7 @@ def _broadcast_to(values: Tensor, ptr: Tensor, num_nodes: int, huge: bool) -> Te
         raise GraphpoolError(op, "values", "elements of 2, 4 or 8 bytes", str(values.dtype),
                              "cast the values to a float type")
     B = check_ptr(op, ptr)
-    num_nodes = int(num_nodes)
+    num_nodes = _check_size(op, "num_nodes", num_nodes)
     values = values.contiguous()
     lead, feats = values.shape[:-2], values.size(-1)
     if values.size(-2) != B:
