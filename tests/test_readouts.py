@@ -385,6 +385,12 @@ INSTANCE_ARGUMENTS = [  # (module, arguments given along with it, accepted)
     (gp.VarReadout(), {"correction": 1}, False),
     (gp.MeanReadout(), {"q": 0.5}, False),  # not an argument it has
     (gp.MultiReadout(["mean", "max"]), {"fill_value": 1.0}, False),
+    (gp.QuantileReadout(q=[0.25, 0.75]), {"q": [0.25, 0.75]}, True),  # a list, as held
+    (gp.QuantileReadout(q=[0.25, 0.75]), {"q": (0.25, 0.75)}, True),
+    (gp.QuantileReadout(q=[0.25, 0.75]), {"q": [0.25, 0.7]}, False),
+    (gp.QuantileReadout(q=[0.25, 0.75]), {"q": [0.25]}, False),
+    (gp.QuantileReadout(q=[0.25, 0.75]), {"q": 0.25}, False),
+    (gp.QuantileReadout(q=0.5), {"q": [0.5]}, False),
 ]
 
 

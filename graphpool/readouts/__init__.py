@@ -177,9 +177,15 @@ def _built(where: str, argument: str, module: Readout, kwargs: Dict[str, Any]) -
 def _same(a: Any, b: Any) -> bool:
     """``a`` and ``b`` as one argument value: equal numbers of the same sign (``nan``
     equals ``nan``; ``0`` and ``0.0`` agree, ``0.0`` and ``-0.0`` do not), or equal
-    strings / bools."""
+    strings / bools, or sequences of such values (a list of quantiles, say) of one length;
+    ``None`` equals only ``None``."""
+    if a is None or b is None:
+        return a is b
     if isinstance(a, (str, bool)) or isinstance(b, (str, bool)):
         return type(a) is type(b) and a == b
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+                and len(a) == len(b) and all(map(_same, a, b)))
     try:
         fa, fb = float(a), float(b)
     except (TypeError, ValueError, RuntimeError):
