@@ -391,6 +391,54 @@ def test_sets_without_rows_export_like_eager(exported):
                 assert max_difference([g], [w]) <= tolerance(name, args[0], w), name
 
 
+def test_one_graph_or_none_over_a_ptr_with_size_oblivious_tracing():
+    """torch.export assumes a dynamic size of at least 2 while tracing, so a ptr program
+    guards ptr.size(0) >= 3 (two sets) and refuses one graph with torch's guard error;
+    traced with backed_size_oblivious (docs/export.md), it takes one graph and none."""
+    from torch.fx.experimental import _config as fx_config
+
+    class Pool(torch.nn.Module):
+        def forward(self, x, ptr):
+            return tuple(gp.readout(x, ptr=ptr, reduce=r, fill_value=FILL)
+                         for r in ("sum", "max", "var"))
+
+    example = (torch.randn(6, F), torch.tensor([0, 2, 4, 6]))
+    plain = torch.export.export(Pool(), example, dynamic_shapes=({0: DYN}, {0: DYN}))
+    one = (torch.randn(5, F), torch.tensor([0, 5]))
+    with pytest.raises(Exception, match=r"ptr.size\(\)\[0\] >= 3"):
+        plain.module()(*one)
+    with fx_config.patch(backed_size_oblivious=True):
+        program = onnx_export(Pool(), example, ({0: DYN}, {0: DYN}))
+    for args in (one, (torch.randn(0, F), torch.tensor([0])),
+                 (torch.empty(0, F), torch.tensor([0, 0])),
+                 (torch.randn(7, F), torch.tensor([0, 3, 3, 7]))):
+        want = Pool()(*args)
+        for got in (run_onnx(program, *args), program.exported_program.module()(*args)):
+            assert [g.shape for g in got] == [w.shape for w in want]
+            assert max_difference(got, want) <= 1e-5
+
+
+def test_an_empty_batch_vector_in_an_exported_program():
+    """B = batch.max() + 1 is read when the program runs, traced for at least one set:
+    an empty batch fails the program's assertion with graphpool's message (not torch's
+    max() of an empty tensor); onnxruntime, where assertions do not reach, reads no set,
+    as eager does."""
+    class Pool(torch.nn.Module):
+        def forward(self, x, batch):
+            return gp.readout(x, batch, "sum"), gp.readout(x, batch, "max")
+
+    example = (torch.randn(6, F), torch.tensor([0, 0, 1, 1, 2, 2]))
+    program = onnx_export(Pool(), example, ({0: DYN}, {0: DYN}))
+    plain = torch.export.export(Pool(), example, dynamic_shapes=({0: DYN}, {0: DYN}))
+    empty = (torch.empty(0, F), torch.empty(0, dtype=torch.long))
+    with pytest.raises(RuntimeError, match=r"invalid 'index': expected at least one row.*"
+                       r"got an empty index. Fix: pass a ptr"):
+        plain.module()(*empty)
+    want = Pool()(*empty)
+    got = run_onnx(program, *empty)
+    assert [g.shape for g in got] == [w.shape for w in want] == [(0, F)] * 2
+
+
 MALFORMED = [("ptr", [0, 3, 1, 5]), ("ptr", [2, 3, 5]), ("ptr", [0, 2, 4]), ("ptr", [0, 2, 7]),
              ("ptr", [0, -1, 5]), ("index", [0, -1, 1, 1, 0]), ("index", [0, 3, 1, 1, 0])]
 
