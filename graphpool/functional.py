@@ -28,7 +28,7 @@ from .kernels import segment_reduce
 from .kernels.reductions import REDUCTIONS
 from .readouts import (DEFAULT_FILL_VALUE, MultiReadout, Readout, readout_key,
                        resolve_readout)
-from .resolve import _check_nodes, _pick_count, as_segments
+from .resolve import _check_nodes, _pick_count, _renamed, as_segments
 
 __all__ = ["readout", "sum_readout", "mean_readout", "max_readout", "min_readout"]
 
@@ -189,7 +189,12 @@ def _readout(x: Any, batch: Any, reduce: str, num_graphs: Any, size: Any,
     if module is None:
         out = segment_reduce(flat, seg, reduce, fill_value=fill_value, _where=where)
     else:
-        out = torch.nn.Module.__call__(module, flat, seg)
+        try:
+            out = torch.nn.Module.__call__(module, flat, seg)
+        except GraphpoolError as err:  # reported as the call the user made
+            if err.where != type(module).__name__:
+                raise
+            raise _renamed(err, where, {"segments": "batch"}) from None
     if x.dim() == 1:
         return out.squeeze(-1)
     if x.dim() >= 3 and batch is None and ptr is None and count is None:

@@ -43,6 +43,20 @@ CASES = [
     ("num_graphs disagrees with ptr", lambda: gp.readout(x, ptr=torch.tensor([0, 4]), num_graphs=3),
      r"'num_graphs'.*1 \(the grouping's number of sets\).*got 3"),
     ("x with no dim", lambda: gp.readout(torch.tensor(1.0), idx), r"'x'.*at least 1 dim"),
+    ("std of integers, by name", lambda: gp.readout(idx.view(4, 1), idx, "std"),
+     r"^readout: invalid 'x'.*floating point"),
+    ("std of integers, module", lambda: gp.StdReadout()(idx.view(4, 1), idx),
+     r"^StdReadout: invalid 'x'"),
+    ("median of integers, module", lambda: gp.MedianReadout()(idx.view(4, 1), idx),
+     r"^MedianReadout: invalid 'x'"),
+    ("logsumexp fill_value beyond float16", lambda: gp.LogSumExpReadout(fill_value=1e10)(
+        x.half(), idx, num_graphs=3), r"^LogSumExpReadout: invalid 'fill_value'.*float16"),
+    ("softmax fill_value beyond float16, by name", lambda: gp.readout(
+        x.half(), idx, "softmax", fill_value=1e10, num_graphs=3),
+     r"^readout: invalid 'fill_value'.*float16"),
+    ("count fill_value beyond float16", lambda: gp.readout(
+        x.half(), idx, "count", fill_value=1e10, num_graphs=3),
+     r"^readout: invalid 'fill_value'.*float16"),
     ("from_pyg of a batch vector", lambda: Segments.from_pyg(idx),
      r"^Segments.from_pyg: invalid 'data'.*PyG Batch or Data.*int64 tensor.*from_index"),
     ("from_pyg of another object", lambda: Segments.from_pyg(object()),

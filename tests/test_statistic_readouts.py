@@ -1501,6 +1501,22 @@ def test_a_list_with_learnable_readouts_takes_in_channels_from_the_resolver():
     assert own(x, batch).shape == (3, 24)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int32])
+def test_count_gives_empty_sets_its_fill_value_like_every_readout(dtype):
+    x, batch = torch.ones(3, 2, dtype=dtype), torch.tensor([0, 0, 2])
+    want = torch.tensor([[2, 2], [0, 0], [1, 1]])
+    out_dtype = dtype if dtype.is_floating_point else torch.int64
+    assert gp.readout(x, batch, "count", num_graphs=4).dtype == out_dtype
+    for fill in (0, 5, -1):
+        expected = want.masked_fill(want == 0, fill)[:, :1]
+        expected = torch.cat([expected, torch.full((1, 1), fill)]).to(out_dtype)
+        for out in (gp.readout(x, batch, "count", fill_value=fill, num_graphs=4),
+                    gp.CountReadout(fill_value=fill)(x, batch, dim_size=4)):
+            assert torch.equal(out, expected), (fill, out)
+    multi = gp.readout(x.float(), batch, ["count", "mean"], fill_value=3.0, num_graphs=4)
+    assert multi[1].tolist() == [3.0, 3.0, 3.0] and multi[0].tolist() == [2.0, 1.0, 1.0]
+
+
 def test_to_dense_of_a_mask_grouping_hands_out_a_copy_of_the_mask():
     """A write into the returned mask (say, to drop a node) leaves the grouping as it was."""
     from graphpool.composite import to_dense

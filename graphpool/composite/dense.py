@@ -122,7 +122,8 @@ def _check_q(where: str, q: Union[float, Sequence[float]]) -> Tuple[list, bool]:
 
 def segment_quantile(x: Tensor, segments: Segments, q: Union[float, Sequence[float]] = 0.5,
                      interpolation: str = "linear", *, fill_value: Number = 0.0,
-                     max_num_nodes: Optional[int] = None) -> Tensor:
+                     max_num_nodes: Optional[int] = None, _where: Optional[str] = None
+                     ) -> Tensor:
     r"""The ``q``-quantile of each set, feature by feature (PyG ``QuantileAggregation``).
 
     With the set's values sorted, :math:`x_{(0)} \le \dots \le x_{(n_b - 1)}`, and
@@ -146,7 +147,7 @@ def segment_quantile(x: Tensor, segments: Segments, q: Union[float, Sequence[flo
         >>> segment_quantile(x, seg, [0.0, 1.0]).tolist()
         [[1.0, 3.0], [5.0, 5.0]]
     """
-    where = "segment_quantile"
+    where = _where or "segment_quantile"
     qs, _ = _check_q(where, q)
     if interpolation not in INTERPOLATIONS:
         raise GraphpoolError(where, "interpolation", f"one of {INTERPOLATIONS}",

@@ -158,7 +158,8 @@ def segment_softmax(src: Tensor, segments: Segments) -> Tensor:
 
 
 def segment_var(x: Tensor, segments: Segments, *, correction: int = 0,
-                fill_value: Number = 0.0, passes: Optional[Passes] = None) -> Tensor:
+                fill_value: Number = 0.0, passes: Optional[Passes] = None,
+                _where: Optional[str] = None) -> Tensor:
     r"""Variance of each set, feature by feature:
 
     .. math::
@@ -179,8 +180,8 @@ def segment_var(x: Tensor, segments: Segments, *, correction: int = 0,
         >>> segment_var(torch.tensor([[1.], [3.], [7.]]), seg).flatten().tolist()
         [1.0, 0.0]
     """
-    p = _passes(x, segments, passes, "segment_var")
-    return p.finish(_var(p, _check_correction(correction, "segment_var")), fill_value)
+    p = _passes(x, segments, passes, _where or "segment_var")
+    return p.finish(_var(p, _check_correction(correction, p.where)), fill_value)
 
 
 def _check_correction(correction: object, where: str) -> int:
@@ -211,7 +212,8 @@ def _var(p: Passes, correction: int) -> Tensor:
 
 
 def segment_std(x: Tensor, segments: Segments, *, correction: int = 0,
-                fill_value: Number = 0.0, passes: Optional[Passes] = None) -> Tensor:
+                fill_value: Number = 0.0, passes: Optional[Passes] = None,
+                _where: Optional[str] = None) -> Tensor:
     r"""Standard deviation :math:`\sqrt{\mathrm{var}_b}` (see :func:`segment_var`).
 
     At zero variance (constant sets, one-node sets) the value is 0 and the gradient is 0:
@@ -226,14 +228,14 @@ def segment_std(x: Tensor, segments: Segments, *, correction: int = 0,
         >>> segment_std(torch.tensor([[1.], [3.]]), seg).item()
         1.0
     """
-    p = _passes(x, segments, passes, "segment_std")
-    var = _var(p, _check_correction(correction, "segment_std"))
+    p = _passes(x, segments, passes, _where or "segment_std")
+    var = _var(p, _check_correction(correction, p.where))
     zero = var <= 0  # (nan is not: it stays nan)
     return p.finish(var.masked_fill(zero, 1).sqrt().masked_fill(zero, 0), fill_value)
 
 
 def segment_logsumexp(x: Tensor, segments: Segments, *, fill_value: Number = 0.0,
-                      passes: Optional[Passes] = None) -> Tensor:
+                      passes: Optional[Passes] = None, _where: Optional[str] = None) -> Tensor:
     r"""Stable :math:`\log\sum_{v \in \mathcal{V}_b} e^{x_v}
     = m_b + \log\sum_v e^{x_v - m_b}` with :math:`m_b` the set's maximum (no overflow;
     :math:`\max \le \mathrm{lse} \le \max + \log n_b`). Sets of ``-inf`` give ``-inf``;
@@ -247,7 +249,7 @@ def segment_logsumexp(x: Tensor, segments: Segments, *, fill_value: Number = 0.0
         >>> round(segment_logsumexp(x, seg).item(), 4)
         1000.6931
     """
-    p = _passes(x, segments, passes, "segment_logsumexp")
+    p = _passes(x, segments, passes, _where or "segment_logsumexp")
     shift = p.shift()
     e = torch.exp(p.x - p.broadcast(shift))
     if p.valid is not None:
@@ -257,7 +259,8 @@ def segment_logsumexp(x: Tensor, segments: Segments, *, fill_value: Number = 0.0
 
 
 def segment_softmax_sum(x: Tensor, segments: Segments, t: Temperature = 1.0, *,
-                        fill_value: Number = 0.0, passes: Optional[Passes] = None) -> Tensor:
+                        fill_value: Number = 0.0, passes: Optional[Passes] = None,
+                        _where: Optional[str] = None) -> Tensor:
     r"""Softmax-weighted sum (PyG ``SoftmaxAggregation``), feature by feature:
 
     .. math::
@@ -281,7 +284,7 @@ def segment_softmax_sum(x: Tensor, segments: Segments, t: Temperature = 1.0, *,
         >>> segment_softmax_sum(x, seg, 0.0).item(), segment_softmax_sum(x, seg, 100.).item()
         (2.0, 3.0)
     """
-    p = _passes(x, segments, passes, "segment_softmax_sum")
+    p = _passes(x, segments, passes, _where or "segment_softmax_sum")
     t = _check_per_feature(p.where, "t", t, p.x) if isinstance(t, Tensor) else t
     # sum_v e_v x_v / sum_v e_v with e = exp(t x - m): the weights are never formed row by
     # row (two passes over N x F fewer than softmax, then a weighted sum)
@@ -352,7 +355,8 @@ class _SignedPow(torch.autograd.Function):
 
 
 def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
-                       fill_value: Number = 0.0, passes: Optional[Passes] = None) -> Tensor:
+                       fill_value: Number = 0.0, passes: Optional[Passes] = None,
+                       _where: Optional[str] = None) -> Tensor:
     r"""Power mean (generalised mean; GeM pooling for :math:`p = 3`), sign-safe:
 
     .. math::
@@ -380,12 +384,12 @@ def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
         >>> round(segment_power_mean(-x, seg, 2.0).item(), 6)
         -1.581139
     """
-    pw = _passes(x, segments, passes, "segment_power_mean")
+    pw = _passes(x, segments, passes, _where or "segment_power_mean")
     if isinstance(p, Tensor):
         p = _check_per_feature(pw.where, "p", p, pw.x)
     elif isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0 \
             or not math.isfinite(p):
-        raise GraphpoolError("segment_power_mean", "p", "a finite number > 0 (or a tensor)",
+        raise GraphpoolError(pw.where, "p", "a finite number > 0 (or a tensor)",
                              repr(p), "pass p=1 for the mean, p=3 for GeM")
     if "absmax" not in pw._done and powermean.fused(pw.x, segments, p):  # the same bits
         inner, pw._done["absmax"] = powermean.power_mean_core(pw.x, segments, p)
@@ -400,9 +404,11 @@ def segment_power_mean(x: Tensor, segments: Segments, p: Temperature = 1.0, *,
     return pw.finish(_signed_pow(inner, 1 / p) * scale, fill_value)
 
 
-def segment_count(x: Tensor, segments: Segments) -> Tensor:
+def segment_count(x: Tensor, segments: Segments, fill_value: Number = 0.0, *,
+                  _where: Optional[str] = None) -> Tensor:
     r"""The number of rows of each set, :math:`n_b`, as ``[*, B, 1]`` of the type of ``x``
-    (float types; ``int64`` for integer ``x``). No gradient flows to ``x``.
+    (float types; ``int64`` for integer ``x``); empty sets get ``fill_value`` like every
+    readout's (by default 0, their count). No gradient flows to ``x``.
 
     Example:
         >>> import torch
@@ -410,9 +416,12 @@ def segment_count(x: Tensor, segments: Segments) -> Tensor:
         >>> segment_count(torch.ones(3, 2), Segments.from_index(torch.tensor([0, 1, 1]))).tolist()
         [[1.0], [2.0]]
     """
-    check_input(x, segments, "count", True, 0, "segment_count")
-    probe = segment_reduce(x[..., :1] if x.size(-1) else x.new_zeros(*x.shape[:-1], 1),
-                           segments, "sum", _where="segment_count")  # output shape
     dtype = x.dtype if x.is_floating_point() else torch.int64
+    where = _where or "segment_count"
+    fill_value = check_input(x, segments, "count", True, fill_value, where)
+    probe = segment_reduce(x[..., :1] if x.size(-1) else x.new_zeros(*x.shape[:-1], 1),
+                           segments, "sum", _where=where)  # output shape
     counts = segments._counts.unsqueeze(-1).to(dtype)
+    if segments.has_empty is not False and fill_value != 0:
+        counts = counts.masked_fill(counts == 0, fill_value)
     return counts.expand(probe.shape).clone()

@@ -53,7 +53,7 @@ class VarReadout(_Statistic):
 
     def forward(self, x, segments, passes=None):
         return segment_var(x, segments, correction=self.correction,
-                           fill_value=self.fill_value, passes=passes)
+                           fill_value=self.fill_value, passes=passes, _where=type(self).__name__)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(correction={self.correction})"
@@ -71,7 +71,7 @@ class StdReadout(VarReadout):
 
     def forward(self, x, segments, passes=None):
         return segment_std(x, segments, correction=self.correction,
-                           fill_value=self.fill_value, passes=passes)
+                           fill_value=self.fill_value, passes=passes, _where=type(self).__name__)
 
 
 class LogSumExpReadout(_Statistic):
@@ -85,7 +85,8 @@ class LogSumExpReadout(_Statistic):
     """
 
     def forward(self, x, segments, passes=None):
-        return segment_logsumexp(x, segments, fill_value=self.fill_value, passes=passes)
+        return segment_logsumexp(x, segments, fill_value=self.fill_value, passes=passes,
+                                 _where=type(self).__name__)
 
 
 def _scalar_or_parameter(where: str, name: str, value: Any, learn: bool, channels: Any,
@@ -153,7 +154,7 @@ class SoftmaxReadout(_Statistic):
     def forward(self, x, segments, passes=None):
         _check_channels(self, x)
         return segment_softmax_sum(x, segments, self.t, fill_value=self.fill_value,
-                                   passes=passes)
+                                   passes=passes, _where=type(self).__name__)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learn={self.learn})"
@@ -191,7 +192,8 @@ class PowerMeanReadout(_Statistic):
     def forward(self, x, segments, passes=None):
         _check_channels(self, x)
         p = self.p.clamp(min=0.01) if isinstance(self.p, Tensor) else self.p
-        return segment_power_mean(x, segments, p, fill_value=self.fill_value, passes=passes)
+        return segment_power_mean(x, segments, p, fill_value=self.fill_value, passes=passes,
+                                  _where=type(self).__name__)
 
     def __repr__(self) -> str:
         p = f"{self.p:g}" if not isinstance(self.p, Tensor) else "learnable"
@@ -248,7 +250,8 @@ class QuantileReadout(Readout):
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
         return segment_quantile(x, segments, self.q, self.interpolation,
-                                fill_value=self.fill_value, max_num_nodes=self.max_num_nodes)
+                                fill_value=self.fill_value, max_num_nodes=self.max_num_nodes,
+                                _where=type(self).__name__)
 
     def out_features(self, in_features: int) -> int:
         return len(self._qs) * in_features
@@ -328,7 +331,8 @@ class CountReadout(Readout):
     """
 
     def forward(self, x: Tensor, segments: Segments) -> Tensor:
-        return segment_count(x, segments)
+        return segment_count(x, segments, fill_value=self.fill_value,
+                             _where=type(self).__name__)
 
     def out_features(self, in_features: int) -> int:
         return 1
