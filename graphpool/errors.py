@@ -54,7 +54,11 @@ def describe(t: Any) -> str:
 
     if isinstance(t, torch.Tensor):
         return f"a {t.dtype} tensor of shape {tuple(t.shape)} on {t.device}"
-    return f"{type(t).__name__} {t!r}"
+    if isinstance(t, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in t):
+        items = "; ".join(describe(v) for v in t[:2]) + ("; ..." if len(t) > 2 else "")
+        return f"a {type(t).__name__} of {len(t)} ({items})"  # never the tensors' values
+    text = repr(t)
+    return f"{type(t).__name__} {text if len(text) <= 120 else text[:117] + '...'}"
 
 
 def env_choice(name: str, choices: tuple, default: str) -> str:

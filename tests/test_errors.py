@@ -57,6 +57,8 @@ CASES = [
     ("count fill_value beyond float16", lambda: gp.readout(
         x.half(), idx, "count", fill_value=1e10, num_graphs=3),
      r"^readout: invalid 'fill_value'.*float16"),
+    ("a list of tensors described, not printed", lambda: gp.readout(x, [idx, idx]),
+     r"'batch'.*got a list of 2 \(a torch.int64 tensor of shape \(4,\) on cpu; a torch"),
     ("from_pyg of a batch vector", lambda: Segments.from_pyg(idx),
      r"^Segments.from_pyg: invalid 'data'.*PyG Batch or Data.*int64 tensor.*from_index"),
     ("from_pyg of another object", lambda: Segments.from_pyg(object()),

@@ -293,7 +293,8 @@ ERRORS = [
     ("sparse-mask", lambda: GlobalPool2d("mean")(torch.randn(2, 3, 4, 4), torch.ones(
         2, 4, 4, dtype=torch.bool).to_sparse()), r"'mask'.*dense \(strided\).*sparse_coo"),
     ("passthrough-list", lambda: GlobalPool2d(pool_type="")([torch.randn(3, 2, 2)] * 2),
-     r"'fmap'.*one batched map.*pass-through.*got a list of 2 maps.*pick a pool type"),
+     r"'fmap'.*one batched map.*pass-through.*got a list of 2 \(a torch.float32 tensor"
+     r".*pick a pool type"),
     ("passthrough-none", lambda: GlobalPool2d(pool_type="")(None), r"'fmap'.*NoneType"),
     ("passthrough-mask", lambda: GlobalPool2d(pool_type="")(
         torch.randn(2, 3, 4, 4), torch.ones(2, 4, 4, dtype=torch.bool)),

@@ -238,10 +238,8 @@ class _GlobalPool(nn.Module):
             if not isinstance(fmap, Tensor) or fmap.dim() < 2:
                 raise GraphpoolError(where, "fmap", "one batched map [B, ...] to flatten in "
                                      "the pass-through (pool_type='', flatten=True)",
-                                     f"a {type(fmap).__name__} of {len(fmap)} maps"
-                                     if isinstance(fmap, (list, tuple)) else describe(fmap),
-                                     "pass one tensor, or pick a pool type to pool a list "
-                                     "of maps of different sizes")
+                                     describe(fmap), "pass one tensor, or pick a pool type "
+                                     "to pool a list of maps of different sizes")
             return fmap.flatten(1)
         if is_proxy(fmap) or is_proxy(mask):  # torch.fx.symbolic_trace: a leaf module
             return trace_leaf(self, where, "fmap", fmap, mask)
