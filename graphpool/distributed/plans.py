@@ -137,11 +137,11 @@ def _table(local: Local, reduce: str, fill_value: Any) -> Step:
     return local.finish(m if x.is_floating_point() else m.to(x.dtype), nonempty, fill_value)
 
 
-def _count(local: Local) -> Step:
-    check_input(local.x, local.seg, "count", True, 0, local.where)  # x's type, as in one
-    dtype = local.dtype if local.dtype.is_floating_point else torch.int64  # process
+def _count(local: Local, fill_value: Any = 0) -> Step:
+    check_input(local.x, local.seg, "count", True, fill_value, local.where)  # x's type, as
+    dtype = local.dtype if local.dtype.is_floating_point else torch.int64  # in one process
     n = yield "sum", local.counts(dtype)
-    return n.clone()
+    return local.finish(n, n > 0, fill_value)
 
 
 def _var(local: Local, correction: int, std: bool, fill_value: Any) -> Step:
@@ -255,12 +255,12 @@ def build(r: Readout, local: Local) -> Tuple[List[Step], Finish]:
             spans.append((len(plans), len(plans) + len(sub_plans)))
             plans += sub_plans
             finishes.append(finish)
-        learned = r.mode in ("proj", "attn")  # the sets empty on every rank get fill_value
-        if learned:
+        masks = r.fills_empty_sets  # the sets empty on every rank get fill_value
+        if masks:
             plans.append(_count(local))
 
         def combine(outs: List[Tensor]) -> Tensor:
-            empty = (outs[-1] == 0).squeeze(-1) if learned else None
+            empty = (outs[-1] == 0).squeeze(-1) if masks else None
             return _combine(r, [f(outs[a:b]) for f, (a, b) in zip(finishes, spans)], empty,
                             local.world)
         return plans, combine
@@ -305,7 +305,7 @@ def _plan(r: Readout, local: Local) -> Step:
     if type(r) is AttentionalReadout:
         return _attention(local, r)
     if type(r) is CountReadout:
-        return _count(local)
+        return _count(local, r.fill_value)
     if r.reduce is not None and type(r).forward is Readout.forward:
         return _table(local, r.reduce, r.fill_value)
     raise GraphpoolError(local.where, "reduce", f"a readout with a distributed form "

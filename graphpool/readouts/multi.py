@@ -169,9 +169,14 @@ class MultiReadout(Readout):
                 outs.append(passes.finish(passes.reduce(r.reduce), r.fill_value))
             else:
                 outs.append(nn.Module.__call__(r, x, segments))
-        combined = self.mode != "cat" and (len(outs) > 1 or self.mode in ("proj", "attn"))
-        empty = segments._counts == 0 if combined and segments.has_empty is not False else None
-        return self.combine(outs, empty)
+        masks = self.fills_empty_sets and segments.has_empty is not False
+        return self.combine(outs, segments._counts == 0 if masks else None)
+
+    @property
+    def fills_empty_sets(self) -> bool:
+        """Whether :meth:`combine` gives empty sets :attr:`fill_value` itself (every mode
+        that combines several results, and the layers of ``"proj"`` / ``"attn"``)."""
+        return self.mode != "cat" and (len(self.readouts) > 1 or self.mode in ("proj", "attn"))
 
     def combine(self, outs: List[Tensor], empty: Optional[Tensor] = None) -> Tensor:
         """The results of the readouts, combined as :attr:`mode` says. Unless they are
