@@ -596,11 +596,14 @@ class Segments:
             setattr(self, name, value)
         return value
 
+    # (each property returns its kept tensor before any check: the hot path; the builders
+    # run with transforms and inference mode off)
     @property
-    @_plain_tensors
     def _counts(self) -> Tensor:
-        if self._c is not None:
-            return self._c
+        return self._c if self._c is not None else self._build_counts()
+
+    @_plain_tensors
+    def _build_counts(self) -> Tensor:
         if self.kind == Kind.UNIFORM:
             return self._keep("_c", torch.full((self.num_segments,), self.size,
                                                dtype=torch.long, device=self.device))
@@ -609,10 +612,11 @@ class Segments:
         return self._keep("_c", ptr[1:] - ptr[:-1])
 
     @property
-    @_plain_tensors
     def _index(self) -> Tensor:
-        if self._i is not None:
-            return self._i
+        return self._i if self._i is not None else self._build_index()
+
+    @_plain_tensors
+    def _build_index(self) -> Tensor:
         n = self.num_nodes if self.kind != Kind.MASK else None
         if n is not None and torch.compiler.is_exporting():  # ONNX has no repeat_interleave
             return _rows_of_ptr(self._checked_ptr("Segments"), n)
@@ -620,10 +624,11 @@ class Segments:
             torch.arange(self.num_segments, device=self.device), self._counts, output_size=n))
 
     @property
-    @_plain_tensors
     def _ptr(self) -> Tensor:
-        if self._p is not None:
-            return self._p
+        return self._p if self._p is not None else self._build_ptr()
+
+    @_plain_tensors
+    def _build_ptr(self) -> Tensor:
         if self.kind == Kind.SCATTER:
             raise GraphpoolError(
                 "Segments.ptr", "segments", "sorted segments (kind 'csr', 'uniform' or "
@@ -634,14 +639,17 @@ class Segments:
         return self._keep("_p", torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
 
     @property
-    @_plain_tensors
     def _order(self) -> Optional[Tuple[Tensor, Tensor]]:
         """``(ptr, perm)`` of an unsorted CPU index: its sorted order (a stable counting
         sort, ``O(N + B)``, on first use), which the compiled kernels reduce by; ``None``
         for ids outside ``[0, num_segments)`` (only unchecked ids), which they report."""
         if self._o is None:
-            self._o = compiled.index_order(self._index, self.num_segments)
+            self._o = self._build_order()
         return self._o
+
+    @_plain_tensors
+    def _build_order(self) -> Optional[Tuple[Tensor, Tensor]]:
+        return compiled.index_order(self._index, self.num_segments)
 
     def _checked_ptr(self, where: str = "segment_reduce") -> Tensor:
         """The ptr, after checking its values if no one has yet (``validate=False``): a
