@@ -91,7 +91,10 @@ class Readout(Aggregation):
         ``[*, B, *trail[:-1], k * trail[-1]]``, as PyG's ``MultiAggregation`` concatenates
         them. Any other width is left as it is."""
         size = math.prod(trail)
-        k = out.size(-1) // size if size else self.out_features(1)
+        try:  # (a zero-width feature dim: the width the readout gives one feature)
+            k = out.size(-1) // size if size else self.out_features(1)
+        except GraphpoolError:  # a width it cannot tell without its layers' sizes
+            return out
         if out.size(-1) != k * size or not trail:
             return out.reshape(*out.shape[:-1], *trail) if out.size(-1) == 1 == k else out
         lead = out.shape[:-1]

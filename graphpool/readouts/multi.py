@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..composite import Passes
 from ..errors import GraphpoolError, describe
+from ..kernels.checks import check_fill_value
 from ..segments import Segments
 from .base import Readout
 
@@ -216,7 +217,10 @@ class MultiReadout(Readout):
                                  f"mode={self.mode!r}", f"one whose readouts give "
                                  f"{stacked.dtype}", "convert it with x.float(), or use mode "
                                  "'cat', 'sum', 'max' or 'min'")
-        return out if empty is None else out.masked_fill(empty.unsqueeze(-1), self.fill_value)
+        if empty is None:
+            return out
+        fill = check_fill_value(type(self).__name__, self.fill_value, out.dtype)
+        return out.masked_fill(empty.unsqueeze(-1), fill)
 
     def reset_parameters(self) -> None:
         """Every readout's parameters and the layers of ``"proj"`` / ``"attn"``."""
