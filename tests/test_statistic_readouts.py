@@ -614,6 +614,11 @@ def test_multi_readout_refuses_integer_results_for_a_floating_mode(mode):
         MultiReadout(["sum", "max"], mode=mode)(x, batch)
     for ok in ("cat", "sum", "max", "min"):  # what integers can do
         assert MultiReadout(["sum", "max"], mode=ok)(x, batch).dtype == torch.int64
+    built = [gp.SumReadout(), gp.MaxReadout()]  # their own fill; the Multi's must fit too
+    with pytest.raises(GraphpoolError, match=r"^MultiReadout: invalid 'fill_value'.*integer"):
+        MultiReadout(built, mode="sum", fill_value=2.5)(x, batch, dim_size=2)
+    assert MultiReadout(built, mode="sum", fill_value=2)(x, batch, dim_size=2).tolist() == [
+        [7], [2]]
 
 
 @pytest.mark.parametrize("build, theirs", [
