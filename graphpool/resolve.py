@@ -16,19 +16,11 @@ import torch
 from torch import Tensor
 
 from .errors import GraphpoolError, describe, refuse_fx
-from .segments import (UNPROBED_SETS, Kind, Segments, check_count, check_nodes_tensor,
-                       probe_output)
+from .segments import (UNPROBED_SETS, Kind, Segments, _is_pyg_data, check_count,
+                       check_nodes_tensor, probe_output)
 from .segments_cache import CACHE
 
 __all__ = ["as_segments"]
-
-
-def _is_pyg_data(obj: Any) -> bool:
-    try:
-        from torch_geometric.data import Data
-    except ImportError:  # pragma: no cover - torch_geometric is a runtime dependency
-        return False
-    return isinstance(obj, Data)
 
 
 def _plain(t: Any) -> Any:

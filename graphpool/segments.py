@@ -208,6 +208,14 @@ def probe_output(where: str, name: str, x: Tensor, num_segments: int) -> None:
         alloc(where, name, (numel,), dtype=x.dtype, device=x.device)
 
 
+def _is_pyg_data(obj: Any) -> bool:
+    try:
+        from torch_geometric.data import Data
+    except ImportError:  # pragma: no cover - torch_geometric is a runtime dependency
+        return False
+    return isinstance(obj, Data)
+
+
 def _plain_tensors(fn):
     """Build grouping tensors with torch.func transforms and inference mode switched off:
     they depend on the grouping only (never on ``x``), so they are plain tensors, valid at
@@ -566,11 +574,7 @@ class Segments:
             [2, 3]
         """
         where = "Segments.from_pyg"
-        try:
-            from torch_geometric.data import Data
-        except ImportError:  # pragma: no cover - torch_geometric is a runtime dependency
-            Data = ()
-        if not isinstance(data, Data):
+        if not _is_pyg_data(data):
             raise GraphpoolError(where, "data", "a PyG Batch or Data", describe(data),
                                  "pass the batch of a DataLoader, or build the grouping from "
                                  "a batch vector with Segments.from_index(batch)")
