@@ -144,6 +144,54 @@ def test_readouts_that_widen_restore_several_feature_dims_as_pyg(name, shape, di
     same_values_and_grads(ours, theirs, x, INDEX, dim=dim, dim_size=4)
 
 
+COMBINING = ["cat", "sum", "mean", "max", "min", "std", "logsumexp"]
+
+
+@pytest.mark.parametrize("mode", [*COMBINING, "proj"])
+@pytest.mark.parametrize("shape,dim", [((6, 2, 3), 0), ((3, 6, 2, 4), 1), ((6, 2, 3, 2), 0)])
+def test_multi_readout_combines_along_the_last_feature_axis_as_pyg(mode, shape, dim):
+    """Several feature dims ([E, heads, C] on dim 0 and more): "proj"'s layer maps the last
+    axis of the concatenated results, as PyG's (in_channels is that axis' width); the other
+    modes combine the results in PyG's shape. Every set is non-empty (an empty set gets
+    fill_value, where PyG's layer gives it the bias)."""
+    names = ["mean", "max"]
+    kwargs = dict(in_channels=shape[-1], out_channels=5) if mode == "proj" else None
+    ours = gp.MultiReadout(names, mode=mode, mode_kwargs=kwargs)
+    theirs = MultiAggregation(names, mode=mode, mode_kwargs=kwargs)
+    if mode == "proj":
+        ours.lin.load_state_dict(theirs.lin.state_dict())
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+    out = same_values_and_grads(ours, theirs, x, INDEX, dim=dim)
+    width = {"cat": 2 * shape[-1], "proj": 5}.get(mode, shape[-1])
+    assert out.shape[-1] == width and out.shape[dim + 1:-1] == shape[dim + 1:-1]
+
+
+@pytest.mark.parametrize("mode", ["proj", "attn"])
+def test_multi_readout_layers_over_several_feature_dims_act_per_position(mode):
+    """"proj" / "attn" over [N, H, C] (PyG's attention takes only [N, C]): the layers map
+    the last axis and every position of the other feature dims is combined on its own,
+    exactly as the same module on each slice x[:, h]; an empty set gets fill_value."""
+    torch.manual_seed(0)
+    readout = gp.MultiReadout(["sum", "max"], mode=mode, fill_value=-1.0, mode_kwargs=dict(
+        in_channels=3, out_channels=4, **({"num_heads": 2} if mode == "attn" else {})))
+    x = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(6))
+    index = torch.tensor([0, 0, 1, 1, 1, 3])  # set 2 is empty
+    out = readout(x, index, dim=0, dim_size=4)
+    per_slice = torch.stack([readout(x[:, h], index, dim_size=4) for h in range(2)], dim=1)
+    assert out.shape == (4, 2, 4)
+    torch.testing.assert_close(out, per_slice)
+    assert out[2].eq(-1).all() and out[[0, 1, 3]].ne(-1).all()
+
+
+def test_multi_readout_of_results_that_do_not_line_up_names_them():
+    """"sum" of a mean and a quantile pair over [N, H, C]: the quantiles stack on H, so the
+    results cannot be added; the error names the readouts and both shapes."""
+    readout = gp.MultiReadout(["mean", gp.QuantileReadout([0.2, 0.8])], mode="sum")
+    with pytest.raises(gp.GraphpoolError, match="readouts of one width") as err:
+        readout(torch.randn(6, 2, 3), INDEX, dim=0)
+    assert "(3, 2, 3)" in str(err.value) and "(3, 4, 3)" in str(err.value)
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_non_contiguous_input_with_node_dim_first(op):
     x = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(3)).permute(2, 0, 1)

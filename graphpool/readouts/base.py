@@ -51,6 +51,10 @@ class Readout(Aggregation):
     shares_passes: ClassVar[bool] = False
     #: usable by name in :func:`~graphpool.readout` (no weights that need training)
     functional: ClassVar[bool] = True
+    #: ``forward(x, segments, trail=...)`` restores several trailing feature dims ``trail``
+    #: itself (``x`` arrives as ``[*, N, prod(trail)]``), instead of :meth:`restore_features`
+    #: on its result: a readout that combines results along the last feature axis.
+    restores_features: ClassVar[bool] = False
 
     def __init__(self, *, fill_value: Number = 0.0, validate: bool = True) -> None:
         super().__init__()
@@ -79,6 +83,8 @@ class Readout(Aggregation):
                                  dim, "leave dim at its default for padded batches")
         _check_nodes(where, x, node_axis, seg, None if dim in (-2, x.dim() - 2) else dim,
                      "index")
+        if len(trail) > 1 and self.restores_features:
+            return torch.nn.Module.__call__(self, flat, seg, trail=tuple(trail))
         out = torch.nn.Module.__call__(self, flat, seg)
         if len(trail) != 1 and isinstance(out, Tensor):
             out = self.restore_features(out, tuple(trail))

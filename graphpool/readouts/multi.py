@@ -2,7 +2,7 @@ r"""Several readouts of one input at once (PyG ``MultiAggregation``; timm's ``ca
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +47,9 @@ class MultiReadout(Readout):
             ``readouts_kwargs`` may give another); :class:`Readout` instances keep their own.
 
     The output width is :meth:`out_features`; ``mode="cat"`` gives the sum of the readouts'
-    widths.
+    widths. Several feature dims (``[N, H, C]`` on ``dim=0``) combine along the last one,
+    as in PyG: ``"cat"`` gives ``[B, H, 2C]`` for two readouts, and the layers of
+    ``"proj"`` and ``"attn"`` map the last axis (``in_channels=C``).
 
     Example:
         >>> import torch
@@ -158,7 +160,14 @@ class MultiReadout(Readout):
         self.functional = mode not in ("proj", "attn") and all(r.functional
                                                                for r in self.readouts)
 
-    def forward(self, x: Tensor, segments: Segments) -> Tensor:
+    restores_features = True
+
+    def forward(self, x: Tensor, segments: Segments,
+                trail: Optional[Tuple[int, ...]] = None) -> Tensor:
+        """The readouts' results combined; ``trail``: the trailing feature dims of an
+        ``x`` of several (flattened here to one): each result is restored to them first, so
+        ``"cat"`` concatenates and the layers of ``"proj"`` and ``"attn"`` act along the
+        last feature axis, as in PyG's ``MultiAggregation``."""
         share = x.is_floating_point() and sum(
             r.shares_passes or _basic(r) for r in self.readouts) > 1
         passes = Passes(x, segments, type(self).__name__) if share else None
@@ -171,7 +180,18 @@ class MultiReadout(Readout):
             else:
                 outs.append(nn.Module.__call__(r, x, segments))
         masks = self.fills_empty_sets and segments.has_empty is not False
-        return self.combine(outs, segments._counts == 0 if masks else None)
+        empty = segments._counts == 0 if masks else None
+        if trail is None:
+            return self.combine(outs, empty)
+        restored = [r.restore_features(o, trail) for r, o in zip(self.readouts, outs)]
+        if len({o.shape[:-1] for o in restored}) == 1 or (
+                self.mode not in ("cat", "proj", "attn") and len({o.dim() for o in restored}) == 1):
+            if empty is not None:  # one set per entry of the dim before the features
+                empty = empty.reshape(*empty.shape, *[1] * (len(trail) - 1))
+            return self.combine(restored, empty)  # (results of two shapes: an error there)
+        # results that do not line up once restored (a quantile stacks its q on the first
+        # feature dim, a readout of unknown width stays flat): combined flat, then restored
+        return self.restore_features(self.combine(outs, empty), trail)
 
     @property
     def fills_empty_sets(self) -> bool:
@@ -202,10 +222,11 @@ class MultiReadout(Readout):
             out = self.lin(torch.cat(outs, dim=-1)) if self.mode == "proj" else self._attend(outs)
             return out if empty is None else out.masked_fill(empty.unsqueeze(-1),
                                                              self.fill_value)
-        widths = {o.size(-1) for o in outs}
-        if len(widths) != 1:
+        if len({o.shape for o in outs}) != 1:
+            shapes = sorted({tuple(o.shape) for o in outs})
             raise GraphpoolError(type(self).__name__, "readouts", f"readouts of one width for "
-                                 f"mode={self.mode!r}", f"widths {sorted(widths)}",
+                                 f"mode={self.mode!r}", f"widths {[s[-1] for s in shapes]}"
+                                 f" (result shapes {shapes})",
                                  "use mode='cat' for readouts of different widths")
         stacked = torch.stack(outs)
         if self.mode in ("max", "min"):
