@@ -185,11 +185,11 @@ def test_multi_readout_layers_over_several_feature_dims_act_per_position(mode):
 
 def test_multi_readout_of_results_that_do_not_line_up_names_them():
     """"sum" of a mean and a quantile pair over [N, H, C]: the quantiles stack on H, so the
-    results cannot be added; the error names the readouts and both shapes."""
+    results cannot be added; the error names the readouts and both feature shapes."""
     readout = gp.MultiReadout(["mean", gp.QuantileReadout([0.2, 0.8])], mode="sum")
-    with pytest.raises(gp.GraphpoolError, match="readouts of one width") as err:
+    with pytest.raises(gp.GraphpoolError, match="readouts of one shape") as err:
         readout(torch.randn(6, 2, 3), INDEX, dim=0)
-    assert "(3, 2, 3)" in str(err.value) and "(3, 4, 3)" in str(err.value)
+    assert "(2, 3)" in str(err.value) and "(4, 3)" in str(err.value)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -184,11 +184,19 @@ class MultiReadout(Readout):
         if trail is None:
             return self.combine(outs, empty)
         restored = [r.restore_features(o, trail) for r, o in zip(self.readouts, outs)]
-        if len({o.shape[:-1] for o in restored}) == 1 or (
-                self.mode not in ("cat", "proj", "attn") and len({o.dim() for o in restored}) == 1):
-            if empty is not None:  # one set per entry of the dim before the features
-                empty = empty.reshape(*empty.shape, *[1] * (len(trail) - 1))
-            return self.combine(restored, empty)  # (results of two shapes: an error there)
+        # the feature dims of each result (static sizes: sets and leading dims may be
+        # symbolic under torch.export, so only these are compared)
+        feats = [tuple(o.shape[o.dim() - len(trail):]) for o in restored]
+        if all(o.dim() == restored[0].dim() for o in restored):
+            if all(f[:-1] == feats[0][:-1] for f in feats):
+                if empty is not None:  # one set per entry of the dim before the features
+                    empty = empty.reshape(*empty.shape, *[1] * (len(trail) - 1))
+                return self.combine(restored, empty)
+            if self.mode not in ("cat", "proj", "attn"):
+                raise GraphpoolError(type(self).__name__, "readouts", f"readouts of one "
+                                     f"shape for mode={self.mode!r}", f"results of feature "
+                                     f"shapes {feats}", "use mode='cat' for readouts of "
+                                     "different widths")
         # results that do not line up once restored (a quantile stacks its q on the first
         # feature dim, a readout of unknown width stays flat): combined flat, then restored
         return self.restore_features(self.combine(outs, empty), trail)
@@ -222,11 +230,10 @@ class MultiReadout(Readout):
             out = self.lin(torch.cat(outs, dim=-1)) if self.mode == "proj" else self._attend(outs)
             return out if empty is None else out.masked_fill(empty.unsqueeze(-1),
                                                              self.fill_value)
-        if len({o.shape for o in outs}) != 1:
-            shapes = sorted({tuple(o.shape) for o in outs})
+        widths = {o.size(-1) for o in outs}
+        if len(widths) != 1:
             raise GraphpoolError(type(self).__name__, "readouts", f"readouts of one width for "
-                                 f"mode={self.mode!r}", f"widths {[s[-1] for s in shapes]}"
-                                 f" (result shapes {shapes})",
+                                 f"mode={self.mode!r}", f"widths {sorted(widths)}",
                                  "use mode='cat' for readouts of different widths")
         stacked = torch.stack(outs)
         if self.mode in ("max", "min"):
