@@ -398,8 +398,8 @@ def _broadcast(values: Tensor, ptr: Tensor, num_nodes: int) -> Tensor:
 def _broadcast_to(values: Tensor, ptr: Tensor, num_nodes: int, huge: bool) -> Tensor:
     """The broadcast kernel; ``huge``: a large output in huge pages (see :func:`empty`:
     right for a gradient, which outlives the call; a temporary of a composite's forward
-    is freed at once, and re-mapping huge pages for it each call can stall on the
-    kernel's compaction)."""
+    is freed at once, and fresh huge pages for it each call can stall: see
+    docs/performance.md on what a fresh huge page costs on a VM)."""
     op = "graphpool::csr_broadcast"
     check_buffer(op, "values", values, None, contiguous=False, dims=2)
     if values.element_size() not in (2, 4, 8):
