@@ -183,11 +183,64 @@ def test_multi_readout_layers_over_several_feature_dims_act_per_position(mode):
     assert out[2].eq(-1).all() and out[[0, 1, 3]].ne(-1).all()
 
 
+def test_multi_readout_inside_a_multi_readout_combines_along_the_last_axis_as_pyg():
+    """A "proj" MultiReadout inside a "cat" one over [N, H, C]: the inner layer maps C, as
+    PyG's nested MultiAggregation does."""
+    kwargs = dict(in_channels=3, out_channels=5)
+    ours = gp.MultiReadout([gp.MultiReadout(["mean", "max"], mode="proj", mode_kwargs=kwargs),
+                            "sum"])
+    theirs = MultiAggregation([MultiAggregation(["mean", "max"], mode="proj",
+                                                mode_kwargs=kwargs), "sum"])
+    ours.readouts[0].lin.load_state_dict(theirs.aggrs[0].lin.state_dict())
+    x = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(7))
+    assert same_values_and_grads(ours, theirs, x, INDEX, dim=0).shape == (3, 2, 8)
+
+
+@pytest.mark.parametrize("mode", ["sum", "max", "cat"])
+@pytest.mark.parametrize("shape,dim", [((6, 2, 3), 0), ((2, 6, 2, 3), 1)])
+def test_multi_readout_of_flat_results_over_several_feature_dims_fills_the_empty_sets(
+        mode, shape, dim):
+    """Counts stay one column per set whatever the feature dims: their combination is
+    [*, B, 1] and only the empty sets (2 and 4) get fill_value, against a per-set count."""
+    index = torch.tensor([0, 0, 1, 1, 1, 3])
+    readout = gp.MultiReadout(["count", "count"], mode=mode, fill_value=-1.0)
+    out = readout(torch.randn(shape), index, dim=dim, dim_size=5)
+    counts = torch.bincount(index, minlength=5).float()
+    per_set = {"sum": 2 * counts, "max": counts, "cat": counts}[mode]
+    expected = torch.where(counts > 0, per_set, -1.0).unsqueeze(-1)  # (cat: each count's fill)
+    expected = expected.expand(5, 2) if mode == "cat" else expected
+    torch.testing.assert_close(out, expected.expand(*out.shape[:-2], *expected.shape))
+
+
+def test_a_multi_readout_subclass_with_its_own_forward_is_restored_after_it():
+    """A subclass whose forward takes (x, segments) only: its result is restored to the
+    feature dims after it, as for every readout (never a surprise keyword argument)."""
+    class Shifted(gp.MultiReadout):
+        def forward(self, x, segments):
+            return super().forward(x, segments) + 1
+
+    x = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(8))
+    plain = gp.MultiReadout(["mean", "max"])
+    torch.testing.assert_close(Shifted(["mean", "max"])(x, INDEX, dim=0),
+                               plain(x, INDEX, dim=0) + 1)
+
+
+@pytest.mark.parametrize("mode", ["proj", "attn"])
+def test_multi_readout_layers_refuse_results_that_do_not_keep_the_feature_dims(mode):
+    """A mean and a quantile pair over [N, H, C] restore to [H, C] and [2H, C]: no last axis
+    to map for "proj" / "attn" (never a layer across the flattened features)."""
+    readout = gp.MultiReadout(["mean", gp.QuantileReadout([0.2, 0.8])], mode=mode,
+                              mode_kwargs=dict(in_channels=[6, 12], out_channels=6))
+    with pytest.raises(gp.GraphpoolError, match="keep the feature dims") as err:
+        readout(torch.randn(6, 2, 3), INDEX, dim=0)
+    assert "(2, 3)" in str(err.value) and "(4, 3)" in str(err.value)
+
+
 def test_multi_readout_of_results_that_do_not_line_up_names_them():
     """"sum" of a mean and a quantile pair over [N, H, C]: the quantiles stack on H, so the
     results cannot be added; the error names the readouts and both feature shapes."""
     readout = gp.MultiReadout(["mean", gp.QuantileReadout([0.2, 0.8])], mode="sum")
-    with pytest.raises(gp.GraphpoolError, match="readouts of one shape") as err:
+    with pytest.raises(gp.GraphpoolError, match="keep the feature dims") as err:
         readout(torch.randn(6, 2, 3), INDEX, dim=0)
     assert "(2, 3)" in str(err.value) and "(4, 3)" in str(err.value)
 

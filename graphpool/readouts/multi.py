@@ -48,8 +48,9 @@ class MultiReadout(Readout):
 
     The output width is :meth:`out_features`; ``mode="cat"`` gives the sum of the readouts'
     widths. Several feature dims (``[N, H, C]`` on ``dim=0``) combine along the last one,
-    as in PyG: ``"cat"`` gives ``[B, H, 2C]`` for two readouts, and the layers of
-    ``"proj"`` and ``"attn"`` map the last axis (``in_channels=C``).
+    as in PyG: ``"cat"`` gives ``[B, H, 2C]`` for two readouts that keep the width, and the
+    layers of ``"proj"`` and ``"attn"`` map the last axis (``in_channels=C``; see
+    docs/readouts.md for readouts that widen on another axis).
 
     Example:
         >>> import torch
@@ -160,7 +161,9 @@ class MultiReadout(Readout):
         self.functional = mode not in ("proj", "attn") and all(r.functional
                                                                for r in self.readouts)
 
-    restores_features = True
+    @property
+    def restores_features(self) -> bool:  # (a subclass with its own forward: restored after)
+        return type(self).forward is MultiReadout.forward
 
     def forward(self, x: Tensor, segments: Segments,
                 trail: Optional[Tuple[int, ...]] = None) -> Tensor:
@@ -172,8 +175,12 @@ class MultiReadout(Readout):
             r.shares_passes or _basic(r) for r in self.readouts) > 1
         passes = Passes(x, segments, type(self).__name__) if share else None
         outs: List[Tensor] = []
+        done: List[bool] = []  # results that come with the feature dims already restored
         for r in self.readouts:
-            if passes is not None and r.shares_passes:
+            done.append(trail is not None and r.restores_features)
+            if done[-1]:  # a MultiReadout inside: it combines along the last axis too
+                outs.append(nn.Module.__call__(r, x, segments, trail=trail))
+            elif passes is not None and r.shares_passes:
                 outs.append(nn.Module.__call__(r, x, segments, passes=passes))
             elif passes is not None and _basic(r):
                 outs.append(passes.finish(passes.reduce(r.reduce), r.fill_value))
@@ -183,23 +190,27 @@ class MultiReadout(Readout):
         empty = segments._counts == 0 if masks else None
         if trail is None:
             return self.combine(outs, empty)
-        restored = [r.restore_features(o, trail) for r, o in zip(self.readouts, outs)]
-        # the feature dims of each result (static sizes: sets and leading dims may be
-        # symbolic under torch.export, so only these are compared)
-        feats = [tuple(o.shape[o.dim() - len(trail):]) for o in restored]
-        if all(o.dim() == restored[0].dim() for o in restored):
-            if all(f[:-1] == feats[0][:-1] for f in feats):
-                if empty is not None:  # one set per entry of the dim before the features
-                    empty = empty.reshape(*empty.shape, *[1] * (len(trail) - 1))
-                return self.combine(restored, empty)
-            if self.mode not in ("cat", "proj", "attn"):
-                raise GraphpoolError(type(self).__name__, "readouts", f"readouts of one "
-                                     f"shape for mode={self.mode!r}", f"results of feature "
-                                     f"shapes {feats}", "use mode='cat' for readouts of "
-                                     "different widths")
-        # results that do not line up once restored (a quantile stacks its q on the first
-        # feature dim, a readout of unknown width stays flat): combined flat, then restored
-        return self.restore_features(self.combine(outs, empty), trail)
+        restored = [o if d else r.restore_features(o, trail)
+                    for r, o, d in zip(self.readouts, outs, done)]
+        # the feature dims of each result, after the sets (static sizes: the sets and
+        # leading dims may be symbolic under torch.export, so only these are compared)
+        feats = [tuple(o.shape[x.dim() - 1:]) for o in restored]
+        gained = all(len(f) == len(trail) for f in feats)
+        if gained and all(f[:-1] == feats[0][:-1] for f in feats):
+            if empty is not None:  # one set per entry of the dim before the features
+                empty = empty.reshape(*empty.shape, *[1] * (len(trail) - 1))
+            return self.combine(restored, empty)
+        if self.mode not in ("proj", "attn") and not any(done) and not (
+                gained and self.mode != "cat"):
+            # flat results (a count, a readout of unknown width) or a quantile's stacked
+            # on the first feature dim beside others: combined flat, then restored
+            return self.restore_features(self.combine(outs, empty), trail)
+        raise GraphpoolError(type(self).__name__, "readouts", f"readouts whose results keep "
+                             f"the feature dims {trail} of x but the last, for "
+                             f"mode={self.mode!r}", f"results of feature shapes {feats}",
+                             "combine readouts that keep the feature dims (several quantiles "
+                             "stack on the first), or read out x with its feature dims "
+                             "flattened into one")
 
     @property
     def fills_empty_sets(self) -> bool:
@@ -230,10 +241,10 @@ class MultiReadout(Readout):
             out = self.lin(torch.cat(outs, dim=-1)) if self.mode == "proj" else self._attend(outs)
             return out if empty is None else out.masked_fill(empty.unsqueeze(-1),
                                                              self.fill_value)
-        widths = {o.size(-1) for o in outs}
-        if len(widths) != 1:
+        if any(o.size(-1) != outs[0].size(-1) for o in outs[1:]):  # (no set: sizes may be
+            widths = sorted({int(o.size(-1)) for o in outs})       # symbolic, unhashable)
             raise GraphpoolError(type(self).__name__, "readouts", f"readouts of one width for "
-                                 f"mode={self.mode!r}", f"widths {sorted(widths)}",
+                                 f"mode={self.mode!r}", f"widths {widths}",
                                  "use mode='cat' for readouts of different widths")
         stacked = torch.stack(outs)
         if self.mode in ("max", "min"):
