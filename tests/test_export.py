@@ -544,6 +544,32 @@ def test_torch_export_without_onnx(grouping):
             assert max_difference([g], [w]) <= tolerance(name, args[0], w), name
 
 
+@pytest.mark.parametrize("mode", ["sum", "cat", "proj"])
+def test_multi_readout_over_several_feature_dims_exports(mode):
+    """[N, H, C] on dim 0 (GATConv's layout), the nodes and the channels dynamic: the
+    MultiReadout's combination along the last axis compares no symbolic size."""
+    torch.manual_seed(0)
+    kwargs = dict(in_channels=3, out_channels=4) if mode == "proj" else None
+
+    class Heads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.r = MultiReadout(["mean", "max"], mode=mode, mode_kwargs=kwargs,
+                                  validate=False)
+
+        def forward(self, x, index):
+            return self.r(x, index, dim=0, dim_size=4)
+
+    model = Heads().eval()
+    nodes = torch.export.Dim("nodes", min=2)
+    dims = {0: nodes} if mode == "proj" else {0: nodes, 2: torch.export.Dim("C", min=2)}
+    ep = torch.export.export(model, (torch.randn(6, 2, 3), torch.tensor([0, 0, 1, 1, 1, 3])),
+                             dynamic_shapes=(dims, {0: nodes}))
+    x = torch.randn(9, 2, 3 if mode == "proj" else 5)
+    index = torch.tensor([0, 0, 0, 1, 1, 1, 1, 3, 3])  # set 2 empty
+    torch.testing.assert_close(ep.module()(x, index), model(x, index))
+
+
 def test_eager_still_takes_the_compiled_kernels():
     from graphpool.kernels import compiled, dispatch
     x, seg = torch.randn(5, 2), Segments.from_ptr(torch.tensor([0, 2, 5]))
