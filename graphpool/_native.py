@@ -96,6 +96,7 @@ def library() -> Optional[ctypes.CDLL]:
     lib.gp_csr_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64, _i64,
                                              _vp, _i64, _vp, _vp, _vp, _int]
     lib.gp_csr_broadcast.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
+    lib.gp_csr_broadcast_mean.argtypes = [_int, _vp, _i64, _i64, _i64, _vp, _i64, _vp, _int]
     lib.gp_scatter_reduce.argtypes = [_int, _int, _vp, _i64, _i64, _i64, _i64, _i64, _i64,
                                       _vp, _i64, _vp, _int]
     lib.gp_scatter_extremum_backward.argtypes = [_int, _vp, _i64, _i64, _i64, _i64, _i64,

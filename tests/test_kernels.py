@@ -635,6 +635,65 @@ def test_the_checked_entry_points_refuse_a_buffer_of_the_wrong_dtype():
     assert out.dtype == torch.float16 and out.tolist() == [[2.0, 2.0], [2.0, 2.0]]
 
 
+MEAN_BROADCASTS = [  # (name, rows per set, leading dims, features): both thread layouts
+    ("many-sets", [3, 0, 5, 1, 0], (), 4),
+    ("leading-dims", [2, 7, 0], (2, 3), 5),
+    ("one-set-rows-split", [70000], (), 1),  # >= 2**16 elements, fewer sets than tasks
+    ("few-sets-empty", [40000, 0, 30000], (), 3),
+    ("count-above-2**24-rounds-as-torch", [2 ** 24 + 1], (), 1),
+    ("no-rows", [0, 0], (), 3),
+]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name, counts, lead, features", MEAN_BROADCASTS,
+                         ids=[c[0] for c in MEAN_BROADCASTS])
+def test_the_fused_mean_broadcast_has_the_bits_of_divide_then_broadcast(
+        name, counts, lead, features, dtype):
+    """The mean's backward kernel divides on the way: the same bits as torch's division
+    by the counts (nan, inf and zero rows included), then the copy; half types take
+    torch's division."""
+    from graphpool.kernels.reductions import divide_by_count
+
+    if name.startswith("count-above") and dtype != torch.float32:
+        pytest.skip("the rounding of a count only shows in float32")
+    seg = Segments.from_ptr(torch.tensor([0, *counts]).cumsum(0))
+    g = torch.Generator().manual_seed(len(counts))
+    values = (torch.randn(*lead, len(counts), features, generator=g) * 1e3).to(dtype)
+    values.view(-1)[0], values.view(-1)[-1] = float("nan"), float("-inf")
+    got = compiled.broadcast_mean(values, seg)
+    expected = compiled.broadcast(divide_by_count(values, seg._counts), seg)
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[dtype.itemsize]
+    assert got.shape == expected.shape == (*lead, sum(counts), features)
+    assert torch.equal(got.view(bits), expected.view(bits))
+
+
+@needs_kernels
+def test_the_mean_broadcast_kernel_refuses_values_it_cannot_divide():
+    ptr = torch.tensor([0, 2, 4])
+    with pytest.raises(GraphpoolError, match=r"'values'.*float32 or float64.*torch.int64"):
+        compiled._broadcast_to(torch.ones(2, 3, dtype=torch.long), ptr, 4, False, mean=True)
+    with pytest.raises(GraphpoolError, match=r"out-of-range or decreasing ptr"):  # read nothing
+        compiled._broadcast_to(torch.ones(2, 3), torch.tensor([0, 2, 9]), 4, False, mean=True)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mean_gradients_of_the_compiled_path_equal_the_native_bits(dtype):
+    counts = [5, 0, 3, 7, 1]
+    x = make_x(counts, dtype, seed=9, features=6)
+    seed = torch.randn(len(counts), 6, generator=torch.Generator().manual_seed(3)).to(dtype)
+    grads = {}
+    for backend in ["native", "compiled"]:
+        with graphpool.use_backend(backend):
+            leaf = x.clone().requires_grad_()
+            seg = Segments.from_ptr(torch.tensor([0, *counts]).cumsum(0))
+            segment_reduce(leaf, seg, "mean").backward(seed)
+            grads[backend] = leaf.grad
+    assert torch.equal(grads["compiled"], grads["native"])
+
+
 OPERATOR_ERRORS = [  # the registered operators called with wrong scalar arguments
     ("csr_reduce-how", lambda x, idx, ptr: torch.ops.graphpool.csr_reduce(
         x, ptr, "foo", torch.float32), r"csr_reduce: invalid 'how'.*'sum'.*got 'foo'"),

@@ -89,23 +89,30 @@ class SegmentReduce(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         seg: Segments = ctx.seg
-        if ctx.rule == "mean":  # fused by the path: the adjoint of sum, scaled per set
-            grad_out = divide_by_count(grad_out, seg._counts)
-        if ctx.rule != "extremum":  # a broadcast copies: cast the [*, B, F] side first
+        rule = ctx.rule
+        # mean (fused by the path): the adjoint of sum, scaled per set; in the type of the
+        # output gradient, so a wider one is divided before the cast
+        if rule == "mean" and grad_out.dtype != ctx.x_dtype:
+            grad_out, rule = divide_by_count(grad_out, seg._counts), "broadcast"
+        if rule != "extremum":  # a broadcast copies: cast the [*, B, F] side first
             grad_out = grad_out.to(ctx.x_dtype)
         if not torch.compiler.is_compiling() and grad_out.is_neg():  # the C kernels read bytes
             grad_out = grad_out.resolve_neg()
         one_pass = one_pass_backward(grad_out)
-        if (ctx.rule == "extremum" and one_pass and ctx.runs
+        if (rule == "extremum" and one_pass and ctx.runs
                 and ctx.path is not compiled.combine):  # a channels-first map's max
             x, out = ctx.saved_tensors
             return compiled.run_extremum_backward(x, out, grad_out), None, None, None, None
         if ctx.path is compiled.combine and one_pass:  # one-pass kernels
-            if ctx.rule != "extremum":
+            if rule == "mean":  # the division fused into the copy
+                return compiled.broadcast_mean(grad_out, seg), None, None, None, None
+            if rule != "extremum":
                 return compiled.broadcast(grad_out, seg), None, None, None, None
             x, out = ctx.saved_tensors
             return compiled.extremum_backward(x, seg, out, grad_out), None, None, None, None
-        if ctx.rule != "extremum":
+        if rule == "mean":
+            grad_out = divide_by_count(grad_out, seg._counts)
+        if rule != "extremum":
             hit = seg._m.unsqueeze(-1) if seg._m is not None else None
             share = segment_broadcast(grad_out, seg)
         else:

@@ -13,6 +13,8 @@
 // gp_csr_moments(_backward): the centred first and second moments of each set (the
 // variance readouts), float32/float64.
 // gp_csr_power_mean(_backward): the power mean's scale and inner mean for p = 1, 2, 3.
+// gp_csr_broadcast(_mean): each set's row to the rows of the set (the adjoint of a sum),
+// divided by the set's row count for the mean.
 #include <omp.h>
 
 #include <algorithm>
@@ -307,6 +309,42 @@ void broadcast(const T* values, int64_t L, int64_t N, int64_t F, const int64_t* 
     const int64_t l = i / N, r = i % N;
     const int64_t b = std::upper_bound(ptr, ptr + B + 1, r) - ptr - 1;
     std::memcpy(out + i * F, values + (l * B + b) * F, F * sizeof(T));
+  }
+}
+
+// One row of the mean's adjoint, float32/float64: dst = src / n, the bits of torch's
+// division by the count converted to T (half types are not taken: torch converts the
+// count to the half type, which rounds it, or multiplies by a reciprocal).
+template <typename T>
+inline void divide_row(const T* src, int64_t n, int64_t F, T* dst) {
+  const T d = static_cast<T>(n);
+  for (int64_t f = 0; f < F; ++f) dst[f] = src[f] / d;
+}
+
+// out[r] = values[b] / n_b for every row r of set b (the adjoint of a mean; sets without
+// rows write nothing): each set's quotient is computed once, into its first row.
+template <typename T>
+void broadcast_mean(const T* values, int64_t L, int64_t N, int64_t F, const int64_t* ptr,
+                    int64_t B, T* out, int nthreads) {
+  if (L * B >= 4 * nthreads) {  // many sets: one set per task, its rows in order
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t s = 0; s < L * B; ++s) {
+      const int64_t l = s / B, b = s % B;
+      if (ptr[b + 1] == ptr[b]) continue;
+      T* first = out + (l * N + ptr[b]) * F;
+      divide_row(values + s * F, ptr[b + 1] - ptr[b], F, first);
+      T* o = first + F;
+      for (int64_t r = ptr[b] + 1; r < ptr[b + 1]; ++r, o += F)
+        std::memcpy(o, first, F * sizeof(T));
+    }
+    return;
+  }
+  const int64_t rows = L * N;  // few sets: the rows go to the threads
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t l = i / N, r = i % N;
+    const int64_t b = std::upper_bound(ptr, ptr + B + 1, r) - ptr - 1;
+    divide_row(values + (l * B + b) * F, ptr[b + 1] - ptr[b], F, out + i * F);
   }
 }
 
@@ -941,6 +979,20 @@ int gp_csr_extremum_backward(int dtype, const void* x, int64_t L, int64_t N, int
                          static_cast<T*>(grad_x), nthreads);                                 \
     return 0;
   switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) GP_CASE(2, _Float16) GP_CASE(3, BF16) }
+#undef GP_CASE
+  return 1;
+}
+
+// Return codes: 0 done, 1 not float32/float64, 2 ptr out of bounds (nothing was read).
+int gp_csr_broadcast_mean(int dtype, const void* values, int64_t L, int64_t N, int64_t F,
+                          const int64_t* ptr, int64_t B, void* out, int nthreads) {
+  if (!valid_ptr(ptr, B, N)) return 2;
+#define GP_CASE(code, T)                                                                  \
+  case code:                                                                              \
+    broadcast_mean(static_cast<const T*>(values), L, N, F, ptr, B, static_cast<T*>(out), \
+                   nthreads);                                                             \
+    return 0;
+  switch (dtype) { GP_CASE(0, float) GP_CASE(1, double) }
 #undef GP_CASE
   return 1;
 }
